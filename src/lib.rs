@@ -1,0 +1,15 @@
+//! AlexNet (Krizhevsky, Sutskever, Hinton, NIPS 2012) in Rust.
+//!
+//! Native-first: everything here runs under plain `cargo test`; `wasm` is the only module
+//! that knows about JavaScript.
+
+pub mod error;
+pub mod model;
+pub mod net;
+pub mod shape;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use model::Arch;
+pub use net::Model;
+pub use tensor::Tensor;
