@@ -4,6 +4,7 @@
 //! that knows about JavaScript.
 
 pub mod error;
+pub mod io;
 pub mod model;
 pub mod net;
 pub mod shape;
