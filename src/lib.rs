@@ -5,8 +5,10 @@
 
 pub mod error;
 pub mod io;
+pub mod labels;
 pub mod model;
 pub mod net;
+pub mod preprocess;
 pub mod shape;
 pub mod tensor;
 
