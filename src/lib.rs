@@ -3,6 +3,7 @@
 //! Native-first: everything here runs under plain `cargo test`; `wasm` is the only module
 //! that knows about JavaScript.
 
+pub mod cpu;
 pub mod error;
 pub mod io;
 pub mod labels;
