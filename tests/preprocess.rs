@@ -208,6 +208,30 @@ fn real_photos_decode() {
     }
 }
 
+#[test]
+fn exif_orientation_is_applied() {
+    use image::codecs::png::PngEncoder;
+    use image::ImageEncoder;
+    // A big-endian TIFF block with one IFD entry: Orientation (0x0112), SHORT, 1 value, 6 =
+    // "rotate 90 degrees clockwise to display" (a phone held upright).
+    let exif: Vec<u8> = [
+        &b"MM\x00\x2a\x00\x00\x00\x08"[..],
+        &[0, 1],
+        &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    let img = card();
+    let mut png = Vec::new();
+    let mut enc = PngEncoder::new(&mut png);
+    enc.set_exif_metadata(exif).unwrap();
+    enc.write_image(img.as_raw(), 40, 30, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let out = pp::decode(&png).unwrap();
+    assert_eq!(out.dimensions(), (30, 40));
+    assert_eq!(out, image::imageops::rotate90(&img));
+}
+
 /// CRC-32 (IEEE) for hand-made PNG chunks.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
