@@ -8,6 +8,7 @@ use alexnet::model::{self, Arch, Family, Labels, Layer, LrnAlpha, Pads};
 use alexnet::shape::Rounding;
 use alexnet::tensor::Rng;
 use alexnet::{Error, Model};
+use npyz::WriterBuilder;
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -36,14 +37,17 @@ fn mini_bvlc_fixture_imports_with_caffe_layers() {
     assert_eq!(
         names(a),
         [
-            "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3", "relu3", "conv4",
-            "relu4", "conv5", "relu5", "pool5", "flatten", "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8",
-            "prob"
+            "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3",
+            "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "flatten", "fc6", "relu6",
+            "drop6", "fc7", "relu7", "drop7", "fc8", "prob"
         ]
     );
     assert_eq!(a.input, [3, 36, 36]);
     assert_eq!(a.family, Family::Custom);
-    assert_eq!(a.labels, Labels::Custom((0..10).map(|i| format!("class {i}")).collect()));
+    assert_eq!(
+        a.labels,
+        Labels::Custom((0..10).map(|i| format!("class {i}")).collect())
+    );
     assert_eq!(shape_of(a, "conv1"), [8, 16, 16]);
     assert_eq!(shape_of(a, "pool1"), [8, 8, 8], "ceil_mode=1: 16 -> 8");
     assert_eq!(shape_of(a, "pool2"), [16, 4, 4]);
@@ -62,12 +66,23 @@ fn mini_bvlc_fixture_imports_with_caffe_layers() {
     match &a.layers[14] {
         Layer::MaxPool(p) => {
             assert_eq!(p.rounding, Rounding::Floor);
-            assert_eq!(p.pads, Pads { top: 0, left: 0, bottom: 1, right: 1 });
+            assert_eq!(
+                p.pads,
+                Pads {
+                    top: 0,
+                    left: 0,
+                    bottom: 1,
+                    right: 1
+                }
+            );
         }
         other => panic!("pool5 is {other:?}"),
     }
     match &a.layers[4] {
-        Layer::Conv(c) => assert_eq!((c.groups, c.in_channels, c.out_channels, c.kernel), (2, 8, 16, [5, 5])),
+        Layer::Conv(c) => assert_eq!(
+            (c.groups, c.in_channels, c.out_channels, c.kernel),
+            (2, 8, 16, [5, 5])
+        ),
         other => panic!("conv2 is {other:?}"),
     }
     match &a.layers[18] {
@@ -87,8 +102,9 @@ fn mini_torchvision_fixture_imports_with_torch_layers() {
     assert_eq!(
         names(a),
         [
-            "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4", "relu4", "conv5",
-            "relu5", "pool5", "avgpool", "flatten", "fc6", "relu6", "fc7", "relu7", "fc8"
+            "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4",
+            "relu4", "conv5", "relu5", "pool5", "avgpool", "flatten", "fc6", "relu6", "fc7",
+            "relu7", "fc8"
         ]
     );
     assert_eq!(a.input, [3, 48, 48]);
@@ -135,7 +151,10 @@ fn float16_weights_are_widened() {
         assert_eq!(t16.shape, t32.shape);
         for (i, (a, b)) in t16.data.iter().zip(&t32.data).enumerate() {
             let want = half::f16::from_f32(*b).to_f32();
-            assert_eq!(*a, want, "{k}[{i}]: f16 value {a} != round_to_f16({b}) = {want}");
+            assert_eq!(
+                *a, want,
+                "{k}[{i}]: f16 value {a} != round_to_f16({b}) = {want}"
+            );
             n += 1;
         }
     }
@@ -159,7 +178,9 @@ fn zoo_bvlcalexnet_is_recognised_as_bvlc() {
     // pool1/pool2 (opset 9 has no ceil_mode) and pads pool5 [0,0,1,1].
     for (x, y) in a.layers.iter().zip(&b.layers) {
         match (x, y) {
-            (Layer::MaxPool(p), Layer::MaxPool(q)) => assert_eq!((p.kernel, p.stride), (q.kernel, q.stride)),
+            (Layer::MaxPool(p), Layer::MaxPool(q)) => {
+                assert_eq!((p.kernel, p.stride), (q.kernel, q.stride))
+            }
             _ => assert_eq!(x, y),
         }
     }
@@ -184,7 +205,10 @@ fn bad_files_give_named_errors() {
         };
         let msg = err.to_string();
         let contains = want["contains"].as_str().unwrap();
-        assert!(msg.contains(contains), "{file}: error {msg:?} should mention {contains:?}");
+        assert!(
+            msg.contains(contains),
+            "{file}: error {msg:?} should mention {contains:?}"
+        );
         match (want["error"].as_str().unwrap(), &err) {
             ("OnnxNode", Error::OnnxNode { node, op, .. }) => {
                 assert_eq!(node, want["node"].as_str().unwrap(), "{file}: {msg}");
@@ -203,7 +227,10 @@ fn garbage_and_truncations_are_errors_not_panics() {
     onnx::import(&good).unwrap();
     // Every strict prefix of a valid file.
     for len in 0..good.len() {
-        assert!(onnx::import(&good[..len]).is_err(), "prefix of {len} bytes imported");
+        assert!(
+            onnx::import(&good[..len]).is_err(),
+            "prefix of {len} bytes imported"
+        );
     }
     // Random bytes, and random bytes after a plausible ModelProto key.
     let mut rng = Rng::new(7);
@@ -227,8 +254,40 @@ fn garbage_and_truncations_are_errors_not_panics() {
     }
 }
 
+/// With `ALEXNET_EXPORT_DIR` set, exported models are also written there with an input and
+/// our forward output (`{name}.onnx`, `{name}-input.npy`, `{name}-output.npy`), so that
+/// `tools/check_export.py DIR` can run them through onnxruntime.
+fn dump_export(name: &str, m: &Model, bytes: &[u8]) {
+    let Some(dir) = std::env::var_os("ALEXNET_EXPORT_DIR").map(PathBuf::from) else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.onnx")), bytes).unwrap();
+    let [c, h, w] = m.arch.input;
+    let mut x = alexnet::Tensor::zeros(&[2, c, h, w]);
+    Rng::new(99).fill_normal(&mut x.data, 1.0);
+    let y = m.forward(&x).unwrap();
+    let npy = |t: &alexnet::Tensor| {
+        let mut out = Vec::new();
+        let shape: Vec<u64> = t.shape.iter().map(|d| *d as u64).collect();
+        let mut wr = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
+        wr.extend(t.data.iter().copied()).unwrap();
+        wr.finish().unwrap();
+        out
+    };
+    std::fs::write(dir.join(format!("{name}-input.npy")), npy(&x)).unwrap();
+    std::fs::write(dir.join(format!("{name}-output.npy")), npy(&y)).unwrap();
+}
+
 fn round_trip(m: &Model) -> Model {
     let bytes = onnx::export(m).unwrap();
+    let name = format!("{}-{}", m.arch.family.as_str(), m.arch.param_count());
+    dump_export(&name, m, &bytes);
     let back = onnx::import(&bytes).unwrap_or_else(|e| panic!("{:?}: {e}", m.arch.family));
     assert_eq!(back.arch, m.arch, "architecture changed in the round trip");
     assert_eq!(back.params.len(), m.params.len());
@@ -256,14 +315,26 @@ fn round_trip_mini_and_small_paper_and_bvlc_shapes() {
         match l {
             Layer::Lrn(s) => s.alpha_mode = LrnAlpha::Raw,
             Layer::MaxPool(p) => p.rounding = Rounding::Ceil,
-            Layer::Conv(c) if c.name == "conv1" => c.pads = Pads { top: 1, left: 1, bottom: 2, right: 3 },
+            Layer::Conv(c) if c.name == "conv1" => {
+                c.pads = Pads {
+                    top: 1,
+                    left: 1,
+                    bottom: 2,
+                    right: 3,
+                }
+            }
             _ => {}
         }
     }
-    a.layers.push(Layer::Softmax { name: "prob".into() });
+    a.layers.push(Layer::Softmax {
+        name: "prob".into(),
+    });
     let flat = a.shapes().map(|_| ()).err().map(|_| {
         let i = a.layer_index("flatten").unwrap();
-        let prefix = Arch { layers: a.layers[..=i].to_vec(), ..a.clone() };
+        let prefix = Arch {
+            layers: a.layers[..=i].to_vec(),
+            ..a.clone()
+        };
         prefix.shapes().unwrap()[i][0]
     });
     if let (Some(f), Ok(i)) = (flat, a.layer_index("fc6")) {
@@ -278,7 +349,11 @@ fn round_trip_mini_and_small_paper_and_bvlc_shapes() {
     // Without metadata the graph is recognised as the mini builtin (Dropout restored).
     let m = Model::random(model::mini(), 3).unwrap();
     let back = onnx::import(&strip_metadata(&onnx::export(&m).unwrap())).unwrap();
-    assert_eq!(back.arch, model::mini(), "recognised as the mini builtin, dropouts restored");
+    assert_eq!(
+        back.arch,
+        model::mini(),
+        "recognised as the mini builtin, dropouts restored"
+    );
     assert!(back.params == m.params);
 }
 
@@ -290,7 +365,10 @@ fn round_trip_full_torchvision_and_bvlc_recognised_without_metadata() {
         round_trip(&m);
         let bytes = strip_metadata(&onnx::export(&m).unwrap());
         let back = onnx::import(&bytes).unwrap();
-        assert_eq!(back.arch, arch, "{family:?} graph without metadata (and without Dropout nodes)");
+        assert_eq!(
+            back.arch, arch,
+            "{family:?} graph without metadata (and without Dropout nodes)"
+        );
         assert!(back.params == m.params);
     }
 }
@@ -303,13 +381,20 @@ fn edited_metadata_is_rejected() {
     if let Layer::Conv(c) = &mut a.layers[0] {
         c.stride = [2, 2];
     }
-    p.metadata_props.iter_mut().find(|e| e.key == ARCH_KEY).unwrap().value = serde_json::to_string(&a).unwrap();
+    p.metadata_props
+        .iter_mut()
+        .find(|e| e.key == ARCH_KEY)
+        .unwrap()
+        .value = serde_json::to_string(&a).unwrap();
     match onnx::import(&p.encode_to_vec()) {
         Err(Error::Onnx(msg)) => assert!(msg.contains(ARCH_KEY), "{msg}"),
         other => panic!("expected an Onnx error, got {other:?}"),
     }
     p.metadata_props[0].value = "{not json".into();
-    assert!(matches!(onnx::import(&p.encode_to_vec()), Err(Error::Onnx(_))));
+    assert!(matches!(
+        onnx::import(&p.encode_to_vec()),
+        Err(Error::Onnx(_))
+    ));
 }
 
 #[test]
@@ -317,7 +402,13 @@ fn uneven_adaptive_pool_cannot_be_exported() {
     let mut a = model::mini();
     // pool5 gives 3x3; adaptive pooling to 2x2 has overlapping windows.
     let i = a.layer_index("flatten").unwrap();
-    a.layers.insert(i, Layer::AdaptiveAvgPool(model::AvgPoolSpec { name: "avgpool".into(), out: [2, 2] }));
+    a.layers.insert(
+        i,
+        Layer::AdaptiveAvgPool(model::AvgPoolSpec {
+            name: "avgpool".into(),
+            out: [2, 2],
+        }),
+    );
     if let Layer::Linear(l) = &mut a.layers[i + 2] {
         l.in_features = 128 * 4;
     }

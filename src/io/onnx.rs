@@ -184,12 +184,19 @@ impl Importer {
             .collect();
         let vi = match data_inputs.as_slice() {
             [one] => *one,
-            [] => return Err(Error::Onnx("the graph has no input (every input is an initializer)".into())),
+            [] => {
+                return Err(Error::Onnx(
+                    "the graph has no input (every input is an initializer)".into(),
+                ))
+            }
             many => {
                 return Err(Error::Onnx(format!(
                     "the graph has {} inputs ({}); AlexNet takes one image tensor",
                     many.len(),
-                    many.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )))
             }
         };
@@ -219,12 +226,20 @@ impl Importer {
             if !(node.domain.is_empty() || node.domain == "ai.onnx") {
                 return Err(node_err(
                     node,
-                    format!("operator domain {:?} is not supported (only the default ONNX domain)", node.domain),
+                    format!(
+                        "operator domain {:?} is not supported (only the default ONNX domain)",
+                        node.domain
+                    ),
                 ));
             }
             match node.op_type.as_str() {
                 "Constant" => self.constant(node)?,
-                "ConstantOfShape" if node.input.first().is_some_and(|i| self.consts.contains_key(i)) => {
+                "ConstantOfShape"
+                    if node
+                        .input
+                        .first()
+                        .is_some_and(|i| self.consts.contains_key(i)) =>
+                {
                     self.constant_of_shape(node)?
                 }
                 _ => self.compute(node)?,
@@ -233,7 +248,7 @@ impl Importer {
         if self.layers.is_empty() {
             return Err(Error::Onnx("the graph has no layers we can run".into()));
         }
-        if !self.graph_outputs.iter().any(|o| *o == self.cur) {
+        if !self.graph_outputs.contains(&self.cur) {
             return Err(Error::Onnx(format!(
                 "the chain of layers ends in {:?}, which is not a graph output (outputs: {:?}); \
                  the graph must be a single chain from {:?} to its output",
@@ -245,25 +260,47 @@ impl Importer {
     }
 
     fn constant(&mut self, node: &NodeProto) -> Result<()> {
-        let out = node.output.first().ok_or_else(|| node_err(node, "has no output"))?;
-        let a = node.attribute.first().ok_or_else(|| node_err(node, "has no value attribute"))?;
+        let out = node
+            .output
+            .first()
+            .ok_or_else(|| node_err(node, "has no output"))?;
+        let a = node
+            .attribute
+            .first()
+            .ok_or_else(|| node_err(node, "has no value attribute"))?;
         let mut t = match a.name.as_str() {
-            "value" => a.t.clone().ok_or_else(|| node_err(node, "value attribute holds no tensor"))?,
-            "value_float" => TensorProto { data_type: data_type::FLOAT, float_data: vec![a.f], ..Default::default() },
+            "value" => {
+                a.t.clone()
+                    .ok_or_else(|| node_err(node, "value attribute holds no tensor"))?
+            }
+            "value_float" => TensorProto {
+                data_type: data_type::FLOAT,
+                float_data: vec![a.f],
+                ..Default::default()
+            },
             "value_floats" => TensorProto {
                 data_type: data_type::FLOAT,
                 dims: vec![a.floats.len() as i64],
                 float_data: a.floats.clone(),
                 ..Default::default()
             },
-            "value_int" => TensorProto { data_type: data_type::INT64, int64_data: vec![a.i], ..Default::default() },
+            "value_int" => TensorProto {
+                data_type: data_type::INT64,
+                int64_data: vec![a.i],
+                ..Default::default()
+            },
             "value_ints" => TensorProto {
                 data_type: data_type::INT64,
                 dims: vec![a.ints.len() as i64],
                 int64_data: a.ints.clone(),
                 ..Default::default()
             },
-            other => return Err(node_err(node, format!("attribute {other:?} is not supported"))),
+            other => {
+                return Err(node_err(
+                    node,
+                    format!("attribute {other:?} is not supported"),
+                ))
+            }
         };
         t.name = out.clone();
         self.consts.insert(out.clone(), t);
@@ -271,16 +308,25 @@ impl Importer {
     }
 
     fn constant_of_shape(&mut self, node: &NodeProto) -> Result<()> {
-        let out = node.output.first().ok_or_else(|| node_err(node, "has no output"))?;
+        let out = node
+            .output
+            .first()
+            .ok_or_else(|| node_err(node, "has no output"))?;
         let dims = self.ints_input(node, 0)?;
-        let n = checked_len(&dims).ok_or_else(|| node_err(node, format!("invalid shape {dims:?}")))?;
+        let n =
+            checked_len(&dims).ok_or_else(|| node_err(node, format!("invalid shape {dims:?}")))?;
         if n > MAX_CONST_ELEMS {
-            return Err(node_err(node, format!("shape {dims:?} is too large ({n} elements)")));
+            return Err(node_err(
+                node,
+                format!("shape {dims:?} is too large ({n} elements)"),
+            ));
         }
         let (dt, v) = match attr(node, "value") {
             None => (data_type::FLOAT, 0.0),
             Some(a) => {
-                let t = a.t.as_ref().ok_or_else(|| node_err(node, "value attribute holds no tensor"))?;
+                let t =
+                    a.t.as_ref()
+                        .ok_or_else(|| node_err(node, "value attribute holds no tensor"))?;
                 let v = tensor_f32(t, "value").map_err(|e| node_err(node, e))?;
                 match v.as_slice() {
                     [x] => (t.data_type, *x),
@@ -289,27 +335,53 @@ impl Importer {
             }
         };
         let t = if dt == data_type::INT64 || dt == data_type::INT32 {
-            TensorProto { data_type: data_type::INT64, dims, int64_data: vec![v as i64; n], ..Default::default() }
+            TensorProto {
+                data_type: data_type::INT64,
+                dims,
+                int64_data: vec![v as i64; n],
+                ..Default::default()
+            }
         } else {
-            TensorProto { data_type: data_type::FLOAT, dims, float_data: vec![v; n], ..Default::default() }
+            TensorProto {
+                data_type: data_type::FLOAT,
+                dims,
+                float_data: vec![v; n],
+                ..Default::default()
+            }
         };
-        self.consts.insert(out.clone(), TensorProto { name: out.clone(), ..t });
+        self.consts.insert(
+            out.clone(),
+            TensorProto {
+                name: out.clone(),
+                ..t
+            },
+        );
         Ok(())
     }
 
     /// A constant integer input (shapes), by input index.
     fn ints_input(&self, node: &NodeProto, i: usize) -> Result<Vec<i64>> {
-        let name = node.input.get(i).filter(|s| !s.is_empty()).ok_or_else(|| node_err(node, format!("missing input {i}")))?;
-        let t = self
-            .consts
-            .get(name)
-            .ok_or_else(|| node_err(node, format!("input {name:?} must be a constant (initializer or Constant node)")))?;
+        let name = node
+            .input
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| node_err(node, format!("missing input {i}")))?;
+        let t = self.consts.get(name).ok_or_else(|| {
+            node_err(
+                node,
+                format!("input {name:?} must be a constant (initializer or Constant node)"),
+            )
+        })?;
         tensor_i64(t).map_err(|e| node_err(node, e))
     }
 
     /// A constant float input (weights), by input index; `None` for an absent optional input.
     /// Returns the dims and the values, and removes the tensor (weights are used once).
-    fn float_input(&mut self, node: &NodeProto, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+    fn float_input(
+        &mut self,
+        node: &NodeProto,
+        i: usize,
+    ) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
         let Some(name) = node.input.get(i).filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
@@ -319,7 +391,8 @@ impl Importer {
                 format!("input {name:?} must be a constant (initializer or Constant node); computed or shared weights are not supported"),
             )
         })?;
-        let dims = dims_usize(&t.dims).map_err(|e| node_err(node, format!("tensor {name:?}: {e}")))?;
+        let dims =
+            dims_usize(&t.dims).map_err(|e| node_err(node, format!("tensor {name:?}: {e}")))?;
         let data = tensor_f32(&t, name).map_err(|e| node_err(node, e))?;
         Ok(Some((dims, data)))
     }
@@ -336,7 +409,9 @@ impl Importer {
     }
 
     fn push(&mut self, node: &NodeProto, layer: Layer) -> Result<()> {
-        self.shape = layer.output_shape(&self.shape).map_err(|e| node_err(node, e.to_string()))?;
+        self.shape = layer
+            .output_shape(&self.shape)
+            .map_err(|e| node_err(node, e.to_string()))?;
         self.layers.push(layer);
         Ok(())
     }
@@ -344,14 +419,21 @@ impl Importer {
     fn chw(&self, node: &NodeProto) -> Result<[usize; 3]> {
         match self.shape.as_slice() {
             [c, h, w] => Ok([*c, *h, *w]),
-            s => Err(node_err(node, format!("needs an (N, C, H, W) input, got per-image shape {s:?}"))),
+            s => Err(node_err(
+                node,
+                format!("needs an (N, C, H, W) input, got per-image shape {s:?}"),
+            )),
         }
     }
 
     fn compute(&mut self, node: &NodeProto) -> Result<()> {
         let op = node.op_type.as_str();
         // The data input: for Add (a bias after MatMul) it may be either operand.
-        let data_ix = if op == "Add" && node.input.get(1) == Some(&self.cur) { 1 } else { 0 };
+        let data_ix = if op == "Add" && node.input.get(1) == Some(&self.cur) {
+            1
+        } else {
+            0
+        };
         match node.input.get(data_ix) {
             Some(i) if *i == self.cur => {}
             Some(i) => {
@@ -424,7 +506,10 @@ impl Importer {
         // Extra outputs (Dropout's mask, MaxPool's indices) must not be used by anyone.
         for extra in node.output.iter().skip(1).filter(|o| !o.is_empty()) {
             if self.graph_outputs.contains(extra) {
-                return Err(node_err(node, format!("its second output {extra:?} is a graph output; not supported")));
+                return Err(node_err(
+                    node,
+                    format!("its second output {extra:?} is a graph output; not supported"),
+                ));
             }
         }
         self.cur = out;
@@ -435,22 +520,38 @@ impl Importer {
         let [c, _, _] = self.chw(node)?;
         check_auto_pad(node)?;
         check_ones(node, "dilations")?;
-        let (wd, w) = self.float_input(node, 1)?.ok_or_else(|| node_err(node, "has no weight input"))?;
+        let (wd, w) = self
+            .float_input(node, 1)?
+            .ok_or_else(|| node_err(node, "has no weight input"))?;
         let [m, cg, kh, kw] = match wd.as_slice() {
             [m, cg, kh, kw] => [*m, *cg, *kh, *kw],
-            d => return Err(node_err(node, format!("weight must be 4-D (M, C/group, kH, kW), got {d:?}"))),
+            d => {
+                return Err(node_err(
+                    node,
+                    format!("weight must be 4-D (M, C/group, kH, kW), got {d:?}"),
+                ))
+            }
         };
         let group = attr_int(node, "group")?.unwrap_or(1);
-        let group = usize::try_from(group).ok().filter(|g| *g >= 1).ok_or_else(|| node_err(node, format!("invalid group {group}")))?;
+        let group = usize::try_from(group)
+            .ok()
+            .filter(|g| *g >= 1)
+            .ok_or_else(|| node_err(node, format!("invalid group {group}")))?;
         if cg * group != c {
             return Err(node_err(
                 node,
-                format!("weight {wd:?} with group {group} expects {} input channels, the input has {c}", cg * group),
+                format!(
+                    "weight {wd:?} with group {group} expects {} input channels, the input has {c}",
+                    cg * group
+                ),
             ));
         }
         if let Some(ks) = attr_ints(node, "kernel_shape")? {
             if ks != [kh as i64, kw as i64] {
-                return Err(node_err(node, format!("kernel_shape {ks:?} does not match the weight {wd:?}")));
+                return Err(node_err(
+                    node,
+                    format!("kernel_shape {ks:?} does not match the weight {wd:?}"),
+                ));
             }
         }
         let stride = pair(node, "strides", [1, 1])?;
@@ -458,7 +559,10 @@ impl Importer {
         let b = match self.float_input(node, 2)? {
             Some((bd, b)) => {
                 if b.len() != m {
-                    return Err(node_err(node, format!("bias has shape {bd:?}, expected [{m}]")));
+                    return Err(node_err(
+                        node,
+                        format!("bias has shape {bd:?}, expected [{m}]"),
+                    ));
                 }
                 b
             }
@@ -470,7 +574,15 @@ impl Importer {
         self.add_params(&name, Tensor::new(&wd, w)?, Tensor::new(&[m], b)?);
         self.push(
             node,
-            Layer::Conv(ConvSpec { name, in_channels: c, out_channels: m, kernel: [kh, kw], stride, pads, groups: group }),
+            Layer::Conv(ConvSpec {
+                name,
+                in_channels: c,
+                out_channels: m,
+                kernel: [kh, kw],
+                stride,
+                pads,
+                groups: group,
+            }),
         )
     }
 
@@ -481,8 +593,12 @@ impl Importer {
 
     fn lrn(&mut self, node: &NodeProto) -> Result<()> {
         self.chw(node)?;
-        let size = attr_int(node, "size")?.ok_or_else(|| node_err(node, "the size attribute is required"))?;
-        let size = usize::try_from(size).ok().filter(|s| *s >= 1).ok_or_else(|| node_err(node, format!("invalid size {size}")))?;
+        let size = attr_int(node, "size")?
+            .ok_or_else(|| node_err(node, "the size attribute is required"))?;
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or_else(|| node_err(node, format!("invalid size {size}")))?;
         let name = self.unique(format!("norm{}", self.last.number()));
         let layer = Layer::Lrn(LrnSpec {
             name,
@@ -502,7 +618,10 @@ impl Importer {
         check_ones(node, "dilations")?;
         if let Some(so) = attr_int(node, "storage_order")? {
             if so != 0 {
-                return Err(node_err(node, format!("storage_order {so} is not supported (only 0)")));
+                return Err(node_err(
+                    node,
+                    format!("storage_order {so} is not supported (only 0)"),
+                ));
             }
         }
         if node.output.get(1).is_some_and(|o| !o.is_empty()) {
@@ -520,7 +639,16 @@ impl Importer {
             c => return Err(node_err(node, format!("invalid ceil_mode {c}"))),
         };
         let name = self.unique(format!("pool{}", self.last.number()));
-        self.push(node, Layer::MaxPool(PoolSpec { name, kernel, stride, pads, rounding }))
+        self.push(
+            node,
+            Layer::MaxPool(PoolSpec {
+                name,
+                kernel,
+                stride,
+                pads,
+                rounding,
+            }),
+        )
     }
 
     /// AveragePool is imported only as what torch exports for AdaptiveAvgPool2d when the
@@ -545,7 +673,13 @@ impl Importer {
             ));
         }
         let name = self.unique("avgpool".into());
-        self.push(node, Layer::AdaptiveAvgPool(AvgPoolSpec { name, out: [h / kernel[0], w / kernel[1]] }))
+        self.push(
+            node,
+            Layer::AdaptiveAvgPool(AvgPoolSpec {
+                name,
+                out: [h / kernel[0], w / kernel[1]],
+            }),
+        )
     }
 
     fn flatten(&mut self, node: &NodeProto) -> Result<()> {
@@ -563,7 +697,9 @@ impl Importer {
         let ok = match target.as_slice() {
             // (N, F) with N copied (0), inferred (-1) or 1 (the zoo's batch-1 graphs: per image
             // that is the same flatten).
-            [n, x] => (*n == -1 || *n == 1 || (*n == 0 && !allowzero)) && (*x == -1 || *x == f as i64),
+            [n, x] => {
+                (*n == -1 || *n == 1 || (*n == 0 && !allowzero)) && (*x == -1 || *x == f as i64)
+            }
             _ => false,
         };
         if !ok {
@@ -578,7 +714,10 @@ impl Importer {
     fn flat_features(&self, node: &NodeProto) -> Result<usize> {
         match self.shape.as_slice() {
             [f] => Ok(*f),
-            s => Err(node_err(node, format!("needs a flat (N, F) input, got per-image shape {s:?}"))),
+            s => Err(node_err(
+                node,
+                format!("needs a flat (N, F) input, got per-image shape {s:?}"),
+            )),
         }
     }
 
@@ -589,7 +728,14 @@ impl Importer {
         self.last = Last::Fc(k);
         let name = self.unique(format!("fc{k}"));
         self.add_params(&name, w, Tensor::new(&[outf], b)?);
-        self.push(node, Layer::Linear(LinearSpec { name, in_features: inf, out_features: outf }))
+        self.push(
+            node,
+            Layer::Linear(LinearSpec {
+                name,
+                in_features: inf,
+                out_features: outf,
+            }),
+        )
     }
 
     fn gemm(&mut self, node: &NodeProto) -> Result<()> {
@@ -600,14 +746,22 @@ impl Importer {
         let trans_b = attr_int(node, "transB")?.unwrap_or(0) != 0;
         let alpha = attr_float(node, "alpha")?.unwrap_or(1.0);
         let beta = attr_float(node, "beta")?.unwrap_or(1.0);
-        let (bd, mut w) = self.float_input(node, 1)?.ok_or_else(|| node_err(node, "has no B input"))?;
+        let (bd, mut w) = self
+            .float_input(node, 1)?
+            .ok_or_else(|| node_err(node, "has no B input"))?;
         let (r, c) = match bd.as_slice() {
             [r, c] => (*r, *c),
             d => return Err(node_err(node, format!("B must be 2-D, got {d:?}"))),
         };
         let (outf, k) = if trans_b { (r, c) } else { (c, r) };
         if k != inf {
-            return Err(node_err(node, format!("B {bd:?} (transB {}) expects {k} inputs, got {inf}", trans_b as u8)));
+            return Err(node_err(
+                node,
+                format!(
+                    "B {bd:?} (transB {}) expects {k} inputs, got {inf}",
+                    trans_b as u8
+                ),
+            ));
         }
         if !trans_b {
             w = transpose(&w, r, c);
@@ -627,10 +781,17 @@ impl Importer {
 
     fn matmul(&mut self, node: &NodeProto) -> Result<()> {
         let inf = self.flat_features(node)?;
-        let (bd, w) = self.float_input(node, 1)?.ok_or_else(|| node_err(node, "has no B input"))?;
+        let (bd, w) = self
+            .float_input(node, 1)?
+            .ok_or_else(|| node_err(node, "has no B input"))?;
         let (r, c) = match bd.as_slice() {
             [r, c] if *r == inf => (*r, *c),
-            d => return Err(node_err(node, format!("B must be a constant ({inf}, out) matrix, got {d:?}"))),
+            d => {
+                return Err(node_err(
+                    node,
+                    format!("B must be a constant ({inf}, out) matrix, got {d:?}"),
+                ))
+            }
         };
         let w = transpose(&w, r, c);
         self.new_fc(node, inf, Tensor::new(&[c, r], w)?, vec![0.0; c])?;
@@ -640,13 +801,21 @@ impl Importer {
 
     fn add_bias(&mut self, node: &NodeProto, data_ix: usize) -> Result<()> {
         let Some(ix) = self.matmul_fc.take() else {
-            return Err(node_err(node, "Add is only supported as the bias of a preceding MatMul"));
+            return Err(node_err(
+                node,
+                "Add is only supported as the bias of a preceding MatMul",
+            ));
         };
         let name = self.layers[ix].name().to_string();
         let outf = self.shape.first().copied().unwrap_or(0);
-        let (cd, cv) = self.float_input(node, 1 - data_ix)?.ok_or_else(|| node_err(node, "needs two inputs"))?;
+        let (cd, cv) = self
+            .float_input(node, 1 - data_ix)?
+            .ok_or_else(|| node_err(node, "needs two inputs"))?;
         let add = broadcast_bias(&cd, cv, outf).map_err(|m| node_err(node, m))?;
-        let bias = self.params.get_mut(&format!("{name}.bias")).ok_or_else(|| node_err(node, "internal: fc bias missing"))?;
+        let bias = self
+            .params
+            .get_mut(&format!("{name}.bias"))
+            .ok_or_else(|| node_err(node, "internal: fc bias missing"))?;
         bias.data.iter_mut().zip(add).for_each(|(b, a)| *b += a);
         Ok(())
     }
@@ -654,14 +823,25 @@ impl Importer {
     fn dropout(&mut self, node: &NodeProto) -> Result<()> {
         let mut p = attr_float(node, "ratio")?.unwrap_or(0.5);
         if node.input.get(1).is_some_and(|s| !s.is_empty()) {
-            let (_, r) = self.float_input(node, 1)?.ok_or_else(|| node_err(node, "ratio input missing"))?;
-            p = *r.first().ok_or_else(|| node_err(node, "ratio input is empty"))?;
+            let (_, r) = self
+                .float_input(node, 1)?
+                .ok_or_else(|| node_err(node, "ratio input missing"))?;
+            p = *r
+                .first()
+                .ok_or_else(|| node_err(node, "ratio input is empty"))?;
         }
         if let Some(tm) = node.input.get(2).filter(|s| !s.is_empty()) {
-            let t = self.consts.get(tm).ok_or_else(|| node_err(node, "training_mode must be a constant"))?;
-            let v = tensor_f32(t, tm).or_else(|_| tensor_i64(t).map(|v| v.iter().map(|x| *x as f32).collect()));
+            let t = self
+                .consts
+                .get(tm)
+                .ok_or_else(|| node_err(node, "training_mode must be a constant"))?;
+            let v = tensor_f32(t, tm)
+                .or_else(|_| tensor_i64(t).map(|v| v.iter().map(|x| *x as f32).collect()));
             if v.map_or(true, |v| v.iter().any(|x| *x != 0.0)) {
-                return Err(node_err(node, "training_mode = true is not supported (inference graphs only)"));
+                return Err(node_err(
+                    node,
+                    "training_mode = true is not supported (inference graphs only)",
+                ));
             }
         }
         if !(0.0..1.0).contains(&p) {
@@ -692,7 +872,11 @@ fn name_dropouts(layers: &mut [Layer]) {
         }
         let next = layers[i + 1..].iter().find_map(fc_num);
         let prev = layers[..i].iter().rev().find_map(fc_num);
-        let num = if before_first { next.or(prev) } else { prev.or(next) };
+        let num = if before_first {
+            next.or(prev)
+        } else {
+            prev.or(next)
+        };
         let base = format!("drop{}", num.unwrap_or_default());
         let mut name = base.clone();
         let mut k = 2;
@@ -717,14 +901,20 @@ fn transpose(w: &[f32], r: usize, c: usize) -> Vec<f32> {
     t
 }
 
-fn broadcast_bias(dims: &[usize], v: Vec<f32>, outf: usize) -> std::result::Result<Vec<f32>, String> {
+fn broadcast_bias(
+    dims: &[usize],
+    v: Vec<f32>,
+    outf: usize,
+) -> std::result::Result<Vec<f32>, String> {
     let batchless = dims.len() <= 1 || dims[..dims.len() - 1].iter().all(|d| *d == 1);
     if batchless && v.len() == outf {
         Ok(v)
     } else if v.len() == 1 {
         Ok(vec![v[0]; outf])
     } else {
-        Err(format!("bias of shape {dims:?} cannot be broadcast to ({outf}) per image"))
+        Err(format!(
+            "bias of shape {dims:?} cannot be broadcast to ({outf}) per image"
+        ))
     }
 }
 
@@ -736,11 +926,21 @@ fn input_shape(vi: &ValueInfoProto) -> Result<[usize; 3]> {
         .and_then(|t| t.tensor_type.as_ref())
         .ok_or_else(|| err("is not a tensor".into()))?;
     if tt.elem_type != data_type::FLOAT && tt.elem_type != data_type::FLOAT16 {
-        return Err(err(format!("element type {} is not supported (float32)", data_type::name(tt.elem_type))));
+        return Err(err(format!(
+            "element type {} is not supported (float32)",
+            data_type::name(tt.elem_type)
+        )));
     }
-    let dims = &tt.shape.as_ref().ok_or_else(|| err("has no shape".into()))?.dim;
+    let dims = &tt
+        .shape
+        .as_ref()
+        .ok_or_else(|| err("has no shape".into()))?
+        .dim;
     if dims.len() != 4 {
-        return Err(err(format!("must be 4-D (N, C, H, W), has {} dimensions", dims.len())));
+        return Err(err(format!(
+            "must be 4-D (N, C, H, W), has {} dimensions",
+            dims.len()
+        )));
     }
     let mut chw = [0; 3];
     for (i, d) in dims[1..].iter().enumerate() {
@@ -748,14 +948,21 @@ fn input_shape(vi: &ValueInfoProto) -> Result<[usize; 3]> {
             .dim_value
             .filter(|v| *v > 0)
             .map(|v| v as usize)
-            .ok_or_else(|| err(format!("dimension {} (C, H, W) must be a fixed size, got {:?}", i + 1, d.dim_param)))?;
+            .ok_or_else(|| {
+                err(format!(
+                    "dimension {} (C, H, W) must be a fixed size, got {:?}",
+                    i + 1,
+                    d.dim_param
+                ))
+            })?;
     }
     Ok(chw)
 }
 
 fn checked_len(dims: &[i64]) -> Option<usize> {
-    dims.iter()
-        .try_fold(1usize, |acc, d| usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d)))
+    dims.iter().try_fold(1usize, |acc, d| {
+        usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
+    })
 }
 
 fn dims_usize(dims: &[i64]) -> std::result::Result<Vec<usize>, String> {
@@ -774,22 +981,43 @@ fn tensor_f32(t: &TensorProto, name: &str) -> std::result::Result<Vec<f32>, Stri
              (onnx.save(model, path, save_as_external_data=False))"
         ));
     }
-    let n = checked_len(&t.dims).ok_or_else(|| format!("tensor {name:?}: invalid dims {:?}", t.dims))?;
+    let n = checked_len(&t.dims)
+        .ok_or_else(|| format!("tensor {name:?}: invalid dims {:?}", t.dims))?;
     let v: Vec<f32> = match t.data_type {
         data_type::FLOAT if !t.raw_data.is_empty() => {
             if t.raw_data.len() != n * 4 {
-                return Err(format!("tensor {name:?}: raw_data has {} bytes, dims {:?} need {}", t.raw_data.len(), t.dims, n * 4));
+                return Err(format!(
+                    "tensor {name:?}: raw_data has {} bytes, dims {:?} need {}",
+                    t.raw_data.len(),
+                    t.dims,
+                    n * 4
+                ));
             }
-            t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            t.raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
         }
         data_type::FLOAT => t.float_data.clone(),
         data_type::FLOAT16 if !t.raw_data.is_empty() => {
             if t.raw_data.len() != n * 2 {
-                return Err(format!("tensor {name:?}: raw_data has {} bytes, dims {:?} need {}", t.raw_data.len(), t.dims, n * 2));
+                return Err(format!(
+                    "tensor {name:?}: raw_data has {} bytes, dims {:?} need {}",
+                    t.raw_data.len(),
+                    t.dims,
+                    n * 2
+                ));
             }
-            t.raw_data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            t.raw_data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect()
         }
-        data_type::FLOAT16 => t.int32_data.iter().map(|b| half::f16::from_bits(*b as u16).to_f32()).collect(),
+        data_type::FLOAT16 => t
+            .int32_data
+            .iter()
+            .map(|b| half::f16::from_bits(*b as u16).to_f32())
+            .collect(),
         other => {
             return Err(format!(
                 "tensor {name:?} has element type {}; only FLOAT and FLOAT16 weights are supported",
@@ -798,7 +1026,11 @@ fn tensor_f32(t: &TensorProto, name: &str) -> std::result::Result<Vec<f32>, Stri
         }
     };
     if v.len() != n {
-        return Err(format!("tensor {name:?}: {} values for dims {:?} ({n})", v.len(), t.dims));
+        return Err(format!(
+            "tensor {name:?}: {} values for dims {:?} ({n})",
+            v.len(),
+            t.dims
+        ));
     }
     Ok(v)
 }
@@ -807,24 +1039,43 @@ fn tensor_i64(t: &TensorProto) -> std::result::Result<Vec<i64>, String> {
     let name = &t.name;
     let v: Vec<i64> = match t.data_type {
         data_type::INT64 if !t.raw_data.is_empty() => {
-            if t.raw_data.len() % 8 != 0 {
-                return Err(format!("tensor {name:?}: raw_data is not a whole number of int64"));
+            if !t.raw_data.len().is_multiple_of(8) {
+                return Err(format!(
+                    "tensor {name:?}: raw_data is not a whole number of int64"
+                ));
             }
-            t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect()
+            t.raw_data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                .collect()
         }
         data_type::INT64 => t.int64_data.clone(),
         data_type::INT32 if !t.raw_data.is_empty() => {
-            if t.raw_data.len() % 4 != 0 {
-                return Err(format!("tensor {name:?}: raw_data is not a whole number of int32"));
+            if !t.raw_data.len().is_multiple_of(4) {
+                return Err(format!(
+                    "tensor {name:?}: raw_data is not a whole number of int32"
+                ));
             }
-            t.raw_data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect()
+            t.raw_data
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+                .collect()
         }
         data_type::INT32 => t.int32_data.iter().map(|v| *v as i64).collect(),
-        other => return Err(format!("tensor {name:?} has element type {}, expected INT64", data_type::name(other))),
+        other => {
+            return Err(format!(
+                "tensor {name:?} has element type {}, expected INT64",
+                data_type::name(other)
+            ))
+        }
     };
     match checked_len(&t.dims) {
         Some(n) if n == v.len() => Ok(v),
-        _ => Err(format!("tensor {name:?}: {} values for dims {:?}", v.len(), t.dims)),
+        _ => Err(format!(
+            "tensor {name:?}: {} values for dims {:?}",
+            v.len(),
+            t.dims
+        )),
     }
 }
 
@@ -852,7 +1103,10 @@ fn attr_ints(node: &NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
     match attr(node, name) {
         None => Ok(None),
         Some(a) if a.r#type == attr_type::INTS || a.r#type == 0 => Ok(Some(a.ints.clone())),
-        Some(_) => Err(node_err(node, format!("attribute {name} must be a list of ints"))),
+        Some(_) => Err(node_err(
+            node,
+            format!("attribute {name} must be a list of ints"),
+        )),
     }
 }
 
@@ -862,7 +1116,10 @@ fn pair(node: &NodeProto, name: &str, default: [usize; 2]) -> Result<[usize; 2]>
         None => Ok(default),
         Some(v) => match v.as_slice() {
             [a, b] if *a >= 1 && *b >= 1 => Ok([*a as usize, *b as usize]),
-            _ => Err(node_err(node, format!("{name} {v:?} is not supported (2-D, positive)"))),
+            _ => Err(node_err(
+                node,
+                format!("{name} {v:?} is not supported (2-D, positive)"),
+            )),
         },
     }
 }
@@ -877,7 +1134,10 @@ fn pads(node: &NodeProto) -> Result<Pads> {
                 bottom: *b as usize,
                 right: *r as usize,
             }),
-            _ => Err(node_err(node, format!("pads {v:?} is not supported ([top, left, bottom, right], non-negative)"))),
+            _ => Err(node_err(
+                node,
+                format!("pads {v:?} is not supported ([top, left, bottom, right], non-negative)"),
+            )),
         },
     }
 }
@@ -885,7 +1145,10 @@ fn pads(node: &NodeProto) -> Result<Pads> {
 fn check_ones(node: &NodeProto, name: &str) -> Result<()> {
     if let Some(v) = attr_ints(node, name)? {
         if v.iter().any(|d| *d != 1) {
-            return Err(node_err(node, format!("{name} {v:?} is not supported (only 1)")));
+            return Err(node_err(
+                node,
+                format!("{name} {v:?} is not supported (only 1)"),
+            ));
         }
     }
     Ok(())
@@ -915,7 +1178,10 @@ fn check_auto_pad(node: &NodeProto) -> Result<()> {
 
 /// Layers without Dropout (identity at inference).
 fn compute_layers(layers: &[Layer]) -> Vec<&Layer> {
-    layers.iter().filter(|l| !matches!(l, Layer::Dropout(_))).collect()
+    layers
+        .iter()
+        .filter(|l| !matches!(l, Layer::Dropout(_)))
+        .collect()
 }
 
 /// How strictly two layer lists are compared.
@@ -976,8 +1242,24 @@ fn pools_equivalent(p: &PoolSpec, q: &PoolSpec, shape: &[usize]) -> bool {
         return false;
     }
     let out = |s: &PoolSpec| -> Option<(usize, usize)> {
-        let oh = shape::pool_out(h, s.kernel[0], s.stride[0], s.pads.top, s.pads.bottom, s.rounding).ok()?;
-        let ow = shape::pool_out(w, s.kernel[1], s.stride[1], s.pads.left, s.pads.right, s.rounding).ok()?;
+        let oh = shape::pool_out(
+            h,
+            s.kernel[0],
+            s.stride[0],
+            s.pads.top,
+            s.pads.bottom,
+            s.rounding,
+        )
+        .ok()?;
+        let ow = shape::pool_out(
+            w,
+            s.kernel[1],
+            s.stride[1],
+            s.pads.left,
+            s.pads.right,
+            s.rounding,
+        )
+        .ok()?;
         Some((oh, ow))
     };
     out(p).is_some() && out(p) == out(q)
@@ -995,8 +1277,11 @@ fn dropouts(layers: &[Layer]) -> Vec<&DropoutSpec> {
 
 fn recognise(input: [usize; 3], layers: Vec<Layer>, meta: Option<&str>) -> Result<Arch> {
     if let Some(json) = meta {
-        let arch: Arch = serde_json::from_str(json)
-            .map_err(|e| Error::Onnx(format!("metadata {ARCH_KEY} is not a valid architecture: {e}")))?;
+        let arch: Arch = serde_json::from_str(json).map_err(|e| {
+            Error::Onnx(format!(
+                "metadata {ARCH_KEY} is not a valid architecture: {e}"
+            ))
+        })?;
         if arch.input != input || !layers_match(&arch.layers, &layers, input, Match::Equivalent) {
             return Err(Error::Onnx(format!(
                 "metadata {ARCH_KEY} describes a different network than the graph (input {:?} vs {input:?}); \
@@ -1006,7 +1291,10 @@ fn recognise(input: [usize; 3], layers: Vec<Layer>, meta: Option<&str>) -> Resul
         }
         return Ok(arch);
     }
-    let builtins: Vec<Arch> = Arch::BUILTINS.iter().filter_map(|n| Arch::builtin(n).ok()).collect();
+    let builtins: Vec<Arch> = Arch::BUILTINS
+        .iter()
+        .filter_map(|n| Arch::builtin(n).ok())
+        .collect();
     let candidates = || builtins.iter().filter(|b| b.input == input);
     if let Some(b) = candidates().find(|b| b.layers == layers) {
         return Ok(b.clone());
@@ -1017,8 +1305,13 @@ fn recognise(input: [usize; 3], layers: Vec<Layer>, meta: Option<&str>) -> Resul
     }) {
         return Ok(b.clone());
     }
-    if let Some(b) = candidates().find(|b| layers_match(&b.layers, &layers, input, Match::Structure)) {
-        return Ok(Arch { layers, ..b.clone() });
+    if let Some(b) =
+        candidates().find(|b| layers_match(&b.layers, &layers, input, Match::Structure))
+    {
+        return Ok(Arch {
+            layers,
+            ..b.clone()
+        });
     }
     let mut arch = Arch {
         family: Family::Custom,
@@ -1040,11 +1333,21 @@ fn recognise(input: [usize; 3], layers: Vec<Layer>, meta: Option<&str>) -> Resul
 // export
 
 fn a_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), i, r#type: attr_type::INT, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: attr_type::INT,
+        ..Default::default()
+    }
 }
 
 fn a_float(name: &str, f: f32) -> AttributeProto {
-    AttributeProto { name: name.into(), f, r#type: attr_type::FLOAT, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        f,
+        r#type: attr_type::FLOAT,
+        ..Default::default()
+    }
 }
 
 fn a_ints(name: &str, v: &[usize]) -> AttributeProto {
@@ -1061,12 +1364,21 @@ fn pads_attr(p: &Pads) -> AttributeProto {
 }
 
 fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
-    let mut dim = vec![Dimension { dim_param: Some("N".into()), ..Default::default() }];
-    dim.extend(shape.iter().map(|d| Dimension { dim_value: Some(*d as i64), ..Default::default() }));
+    let mut dim = vec![Dimension {
+        dim_param: Some("N".into()),
+        ..Default::default()
+    }];
+    dim.extend(shape.iter().map(|d| Dimension {
+        dim_value: Some(*d as i64),
+        ..Default::default()
+    }));
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor { elem_type: data_type::FLOAT, shape: Some(TensorShapeProto { dim }) }),
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: data_type::FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -1091,7 +1403,10 @@ fn f32_initializer(name: &str, t: &Tensor) -> TensorProto {
 pub fn export(model: &Model) -> Result<Vec<u8>> {
     let arch = &model.arch;
     let shapes = arch.shapes()?;
-    let last = arch.layers.iter().rposition(|l| !matches!(l, Layer::Dropout(_)));
+    let last = arch
+        .layers
+        .iter()
+        .rposition(|l| !matches!(l, Layer::Dropout(_)));
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
     let mut cur = "input".to_string();
@@ -1099,7 +1414,11 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
     for (i, layer) in arch.layers.iter().enumerate() {
         let out_shape = &shapes[i];
         let name = layer.name().to_string();
-        let out = if Some(i) == last { "output".to_string() } else { name.clone() };
+        let out = if Some(i) == last {
+            "output".to_string()
+        } else {
+            name.clone()
+        };
         let node = |op: &str, inputs: Vec<String>, attribute: Vec<AttributeProto>| NodeProto {
             input: inputs,
             output: vec![out.clone()],
@@ -1145,10 +1464,13 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
                 vec![cur.clone()],
                 vec![
                     // ONNX divides alpha by size.
-                    a_float("alpha", match l.alpha_mode {
-                        LrnAlpha::OverN => l.alpha,
-                        LrnAlpha::Raw => l.alpha * l.size as f32,
-                    }),
+                    a_float(
+                        "alpha",
+                        match l.alpha_mode {
+                            LrnAlpha::OverN => l.alpha,
+                            LrnAlpha::Raw => l.alpha * l.size as f32,
+                        },
+                    ),
                     a_float("beta", l.beta),
                     a_float("bias", l.k),
                     a_int("size", l.size as i64),
@@ -1167,7 +1489,11 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
             Layer::AdaptiveAvgPool(p) => {
                 let (h, w) = match in_shape.as_slice() {
                     [_, h, w] => (*h, *w),
-                    s => return Err(Error::Onnx(format!("layer {name:?}: input shape {s:?} is not (C, H, W)"))),
+                    s => {
+                        return Err(Error::Onnx(format!(
+                            "layer {name:?}: input shape {s:?} is not (C, H, W)"
+                        )))
+                    }
                 };
                 if h % p.out[0] != 0 || w % p.out[1] != 0 {
                     return Err(Error::Onnx(format!(
@@ -1180,7 +1506,11 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
                 node(
                     "AveragePool",
                     vec![cur.clone()],
-                    vec![a_ints("kernel_shape", &k), pads_attr(&Pads::default()), a_ints("strides", &k)],
+                    vec![
+                        a_ints("kernel_shape", &k),
+                        pads_attr(&Pads::default()),
+                        a_ints("strides", &k),
+                    ],
                 )
             }
             Layer::Flatten { .. } => node("Flatten", vec![cur.clone()], vec![a_int("axis", 1)]),
@@ -1190,7 +1520,12 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
                 node(
                     "Gemm",
                     inputs,
-                    vec![a_float("alpha", 1.0), a_float("beta", 1.0), a_int("transA", 0), a_int("transB", 1)],
+                    vec![
+                        a_float("alpha", 1.0),
+                        a_float("beta", 1.0),
+                        a_int("transA", 0),
+                        a_int("transB", 1),
+                    ],
                 )
             }
             Layer::Softmax { .. } => node("Softmax", vec![cur.clone()], vec![a_int("axis", 1)]),
@@ -1208,8 +1543,12 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
             ..Default::default()
         });
     }
-    let out_shape = shapes.last().cloned().unwrap_or_else(|| arch.input.to_vec());
-    let json = serde_json::to_string(arch).map_err(|e| Error::Other(format!("serialising the architecture: {e}")))?;
+    let out_shape = shapes
+        .last()
+        .cloned()
+        .unwrap_or_else(|| arch.input.to_vec());
+    let json = serde_json::to_string(arch)
+        .map_err(|e| Error::Other(format!("serialising the architecture: {e}")))?;
     let m = ModelProto {
         ir_version: EXPORT_IR_VERSION,
         producer_name: "alexnet-web".into(),
@@ -1222,8 +1561,14 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
             output: vec![value_info("output", &out_shape)],
             ..Default::default()
         }),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: EXPORT_OPSET }],
-        metadata_props: vec![StringStringEntryProto { key: ARCH_KEY.into(), value: json }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: EXPORT_OPSET,
+        }],
+        metadata_props: vec![StringStringEntryProto {
+            key: ARCH_KEY.into(),
+            value: json,
+        }],
         ..Default::default()
     };
     Ok(m.encode_to_vec())
@@ -1250,8 +1595,22 @@ mod tests {
     #[test]
     fn pool_encodings() {
         // The zoo's pool5: floor with pads [0,0,1,1] on 12x12 == ceil without pads.
-        let p = |pads: Pads, rounding| PoolSpec { name: "p".into(), kernel: [3, 3], stride: [2, 2], pads, rounding };
-        let zoo = p(Pads { top: 0, left: 0, bottom: 1, right: 1 }, Rounding::Floor);
+        let p = |pads: Pads, rounding| PoolSpec {
+            name: "p".into(),
+            kernel: [3, 3],
+            stride: [2, 2],
+            pads,
+            rounding,
+        };
+        let zoo = p(
+            Pads {
+                top: 0,
+                left: 0,
+                bottom: 1,
+                right: 1,
+            },
+            Rounding::Floor,
+        );
         let ceil = p(Pads::default(), Rounding::Ceil);
         assert!(pools_equivalent(&zoo, &ceil, &[256, 12, 12]));
         assert!(pools_equivalent(&zoo, &ceil, &[256, 13, 13]));
@@ -1262,6 +1621,9 @@ mod tests {
 
     #[test]
     fn transpose_is_right() {
-        assert_eq!(transpose(&[1., 2., 3., 4., 5., 6.], 2, 3), vec![1., 4., 2., 5., 3., 6.]);
+        assert_eq!(
+            transpose(&[1., 2., 3., 4., 5., 6.], 2, 3),
+            vec![1., 4., 2., 5., 3., 6.]
+        );
     }
 }
