@@ -27,7 +27,11 @@ pub enum Error {
     #[error("ONNX: {0}")]
     Onnx(String),
     #[error("ONNX node {node:?} ({op}): {msg}")]
-    OnnxNode { node: String, op: String, msg: String },
+    OnnxNode {
+        node: String,
+        op: String,
+        msg: String,
+    },
     #[error("image: {0}")]
     Image(String),
     #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels; refusing to decode it")]

@@ -3,6 +3,7 @@
 //! Native-first: everything here runs under plain `cargo test`; `wasm` is the only module
 //! that knows about JavaScript.
 
+pub mod classify;
 pub mod cpu;
 pub mod error;
 pub mod io;
@@ -17,3 +18,9 @@ pub use error::{Error, Result};
 pub use model::Arch;
 pub use net::Model;
 pub use tensor::Tensor;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod npy;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;

@@ -190,9 +190,7 @@ impl Layer {
                         c.name, c.in_channels
                     )));
                 }
-                if c.groups == 0
-                    || c.in_channels % c.groups != 0
-                    || c.out_channels % c.groups != 0
+                if c.groups == 0 || c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0
                 {
                     return Err(Error::Arch(format!(
                         "conv {:?}: groups {} must divide {} input and {} output channels",
@@ -213,22 +211,41 @@ impl Layer {
             }
             Layer::MaxPool(p) => {
                 let [c, h, w] = chw("maxpool")?;
-                if p.pads.top >= p.kernel[0] || p.pads.bottom >= p.kernel[0]
-                    || p.pads.left >= p.kernel[1] || p.pads.right >= p.kernel[1]
+                if p.pads.top >= p.kernel[0]
+                    || p.pads.bottom >= p.kernel[0]
+                    || p.pads.left >= p.kernel[1]
+                    || p.pads.right >= p.kernel[1]
                 {
                     return Err(Error::Arch(format!(
                         "maxpool {:?}: padding must be smaller than the kernel",
                         p.name
                     )));
                 }
-                let oh = shape::pool_out(h, p.kernel[0], p.stride[0], p.pads.top, p.pads.bottom, p.rounding)?;
-                let ow = shape::pool_out(w, p.kernel[1], p.stride[1], p.pads.left, p.pads.right, p.rounding)?;
+                let oh = shape::pool_out(
+                    h,
+                    p.kernel[0],
+                    p.stride[0],
+                    p.pads.top,
+                    p.pads.bottom,
+                    p.rounding,
+                )?;
+                let ow = shape::pool_out(
+                    w,
+                    p.kernel[1],
+                    p.stride[1],
+                    p.pads.left,
+                    p.pads.right,
+                    p.rounding,
+                )?;
                 Ok(vec![c, oh, ow])
             }
             Layer::AdaptiveAvgPool(p) => {
                 let [c, _, _] = chw("avgpool")?;
                 if p.out[0] == 0 || p.out[1] == 0 {
-                    return Err(Error::Arch(format!("avgpool {:?}: output size must be >= 1", p.name)));
+                    return Err(Error::Arch(format!(
+                        "avgpool {:?}: output size must be >= 1",
+                        p.name
+                    )));
                 }
                 Ok(vec![c, p.out[0], p.out[1]])
             }
@@ -366,7 +383,10 @@ impl Arch {
             }
             if let Layer::Dropout(d) = l {
                 if !(0.0..1.0).contains(&d.p) {
-                    return Err(Error::Arch(format!("dropout {:?}: p must be in [0, 1)", d.name)));
+                    return Err(Error::Arch(format!(
+                        "dropout {:?}: p must be in [0, 1)",
+                        d.name
+                    )));
                 }
             }
         }
@@ -377,7 +397,9 @@ impl Arch {
     pub fn num_classes(&self) -> Result<usize> {
         match self.shapes()?.last().map(|s| s.as_slice()) {
             Some([n]) => Ok(*n),
-            other => Err(Error::Arch(format!("the last layer's output is not a vector: {other:?}"))),
+            other => Err(Error::Arch(format!(
+                "the last layer's output is not a vector: {other:?}"
+            ))),
         }
     }
 
@@ -446,7 +468,15 @@ impl Arch {
 
 // ---- builders used by the configs below ----
 
-fn conv(name: &str, cin: usize, cout: usize, k: usize, s: usize, pads: Pads, groups: usize) -> Layer {
+fn conv(
+    name: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    s: usize,
+    pads: Pads,
+    groups: usize,
+) -> Layer {
     Layer::Conv(ConvSpec {
         name: name.into(),
         in_channels: cin,
@@ -492,11 +522,16 @@ fn fc(name: &str, i: usize, o: usize) -> Layer {
 }
 
 fn dropout(name: &str) -> Layer {
-    Layer::Dropout(DropoutSpec { name: name.into(), p: 0.5 })
+    Layer::Dropout(DropoutSpec {
+        name: name.into(),
+        p: 0.5,
+    })
 }
 
 fn flatten() -> Layer {
-    Layer::Flatten { name: "flatten".into() }
+    Layer::Flatten {
+        name: "flatten".into(),
+    }
 }
 
 /// The paper's five conv layers (with the 2-tower grouping on conv2/4/5), LRN after the
@@ -519,7 +554,15 @@ fn alexnet_layers(
         relu("relu1"),
         lrn("norm1", lrn_k, alpha_mode),
         maxpool("pool1", rounding),
-        conv("conv2", ch[0], ch[1], conv2_kernel, 1, Pads::same(conv2_kernel / 2), 2),
+        conv(
+            "conv2",
+            ch[0],
+            ch[1],
+            conv2_kernel,
+            1,
+            Pads::same(conv2_kernel / 2),
+            2,
+        ),
         relu("relu2"),
         lrn("norm2", lrn_k, alpha_mode),
         maxpool("pool2", rounding),
@@ -545,7 +588,12 @@ fn alexnet_layers(
 /// arithmetic gives the paper's 55x55; LRN k=2 with alpha NOT divided by n; floor pooling;
 /// ends in softmax. Preprocessing: RGB, mean pixel subtracted, no scaling.
 pub fn paper() -> Arch {
-    let pads = Pads { top: 1, left: 1, bottom: 2, right: 2 };
+    let pads = Pads {
+        top: 1,
+        left: 1,
+        bottom: 2,
+        right: 2,
+    };
     let mut layers = alexnet_layers(
         [96, 256, 384, 384, 256],
         (11, 4, pads),
@@ -557,7 +605,9 @@ pub fn paper() -> Arch {
         4096,
         1000,
     );
-    layers.push(Layer::Softmax { name: "prob".into() });
+    layers.push(Layer::Softmax {
+        name: "prob".into(),
+    });
     Arch {
         family: Family::Paper,
         input: [3, 224, 224],
@@ -588,7 +638,9 @@ pub fn bvlc() -> Arch {
         4096,
         1000,
     );
-    layers.push(Layer::Softmax { name: "prob".into() });
+    layers.push(Layer::Softmax {
+        name: "prob".into(),
+    });
     Arch {
         family: Family::Bvlc,
         input: [3, 224, 224],
@@ -622,7 +674,10 @@ pub fn torchvision() -> Arch {
         conv("conv5", 256, 256, 3, 1, Pads::same(1), 1),
         relu("relu5"),
         maxpool("pool5", Rounding::Floor),
-        Layer::AdaptiveAvgPool(AvgPoolSpec { name: "avgpool".into(), out: [6, 6] }),
+        Layer::AdaptiveAvgPool(AvgPoolSpec {
+            name: "avgpool".into(),
+            out: [6, 6],
+        }),
         flatten(),
         dropout("drop6"),
         fc("fc6", 256 * 6 * 6, 4096),

@@ -22,7 +22,10 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
     }
     // ModelProto fields: ir_version (1, varint -> 0x08), opset_import (8 -> 0x42),
     // producer_name (2 -> 0x12), graph (7 -> 0x3a), ...
-    if matches!(bytes.first(), Some(0x08 | 0x12 | 0x1a | 0x22 | 0x2a | 0x32 | 0x3a | 0x42)) {
+    if matches!(
+        bytes.first(),
+        Some(0x08 | 0x12 | 0x1a | 0x22 | 0x2a | 0x32 | 0x3a | 0x42)
+    ) {
         return Ok(Format::Onnx);
     }
     Err(Error::Weights(

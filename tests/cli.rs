@@ -1,0 +1,229 @@
+//! The `alexnet` binary end to end: every subcommand, on the fixture photos, with
+//! torchvision-shaped and bvlc-shaped weight files, and its error behaviour (one line,
+//! non-zero exit, no panic).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PHOTOS: [&str; 6] = [
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "grace_hopper.jpg",
+    "motorcycle_left.png",
+    "rocket.jpg",
+];
+
+fn alexnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .output()
+        .expect("the alexnet binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("alexnet-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn photo(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/photos")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A user error: exit status 1, exactly one line on stderr starting with the program name,
+/// and never a panic.
+fn assert_one_line_error(o: &Output, pattern: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic reached the user: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
+    assert!(err.starts_with("alexnet: error: "), "stderr: {err}");
+    assert!(err.contains(pattern), "expected {pattern:?} in {err}");
+}
+
+#[test]
+fn info_prints_the_known_numbers() {
+    let o = alexnet(&["info", "--model", "bvlc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("parameters: 60,965,224"), "{out}");
+    assert!(out.contains("conv1      conv     96x54x54"), "{out}");
+    assert!(out.contains("(0.721 G)"), "{out}");
+    assert!(out.contains("Bgr order"), "{out}");
+    let o = alexnet(&["info", "--model", "torchvision"]);
+    assert!(
+        stdout(&o).contains("parameters: 61,100,840"),
+        "{}",
+        stdout(&o)
+    );
+    let o = alexnet(&["info", "--model", "paper"]);
+    assert!(
+        stdout(&o).contains("conv1      conv     96x55x55"),
+        "{}",
+        stdout(&o)
+    );
+    let o = alexnet(&["info", "--model", "mini"]);
+    assert!(
+        stdout(&o).contains("parameters: 1,463,690"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn classify_photos_with_bvlc_and_torchvision_shaped_files() {
+    let dir = scratch("classify");
+    for (config, extra) in [("bvlc", None), ("torchvision", Some("--torchvision-keys"))] {
+        let file = dir.join(format!("{config}.safetensors"));
+        let file_s = file.display().to_string();
+        let mut args = vec![
+            "export", "--model", config, "--seed", "11", "--out", &file_s,
+        ];
+        args.extend(extra);
+        let o = alexnet(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+
+        // The file says what it is.
+        let o = alexnet(&["info", "--model", &file_s]);
+        assert!(
+            stdout(&o).contains(&format!("family: {config}")),
+            "{}",
+            stdout(&o)
+        );
+
+        let mut args = vec!["classify".to_string(), "--model".into(), file_s.clone()];
+        args.extend(PHOTOS.iter().map(|p| photo(p)));
+        let o = alexnet(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        // Six images, five ranked lines each, probabilities that parse and descend.
+        let ranked: Vec<f32> = out
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .map(|l| l.trim().split('%').next().unwrap().trim().parse().unwrap())
+            .collect();
+        assert_eq!(ranked.len(), 30, "{out}");
+        for five in ranked.chunks(5) {
+            assert!(five.windows(2).all(|w| w[0] >= w[1]), "{out}");
+            assert!(five.iter().all(|p| (0.0..=100.0).contains(p)), "{out}");
+        }
+    }
+    // The paper's 10-crop averaging on one photo and --top.
+    let file = dir.join("bvlc.safetensors").display().to_string();
+    let o = alexnet(&[
+        "classify",
+        "--model",
+        &file,
+        "--tta",
+        "--top",
+        "3",
+        &photo("chelsea.png"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("  ")).count(),
+        3
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_writes_any_layer_as_npy() {
+    let dir = scratch("run");
+    let x = alexnet::tensor::Tensor::zeros(&[2, 3, 32, 32]);
+    let input = dir.join("x.npy");
+    std::fs::write(&input, alexnet::npy::write(&x).unwrap()).unwrap();
+    let output = dir.join("y.npy");
+    let (i, o) = (input.display().to_string(), output.display().to_string());
+    let r = alexnet(&[
+        "run", "--model", "mini", "--seed", "3", "--input", &i, "--output", &o, "--layer", "fc7",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let y = alexnet::npy::read(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!(y.shape, vec![2, 512]);
+    let r = alexnet(&[
+        "run", "--model", "mini", "--seed", "3", "--input", &i, "--output", &o,
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let y = alexnet::npy::read(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!(y.shape, vec![2, 10]);
+
+    let r = alexnet(&[
+        "run", "--model", "mini", "--seed", "3", "--input", &i, "--output", &o, "--layer", "fc9",
+    ]);
+    assert_one_line_error(&r, "no layer named \"fc9\"");
+    // Input of the wrong size for the network.
+    let bad = dir.join("bad.npy");
+    std::fs::write(
+        &bad,
+        alexnet::npy::write(&alexnet::tensor::Tensor::zeros(&[1, 3, 31, 32])).unwrap(),
+    )
+    .unwrap();
+    let r = alexnet(&[
+        "run",
+        "--model",
+        "mini",
+        "--seed",
+        "3",
+        "--input",
+        &bad.display().to_string(),
+        "--output",
+        &o,
+    ]);
+    assert_one_line_error(&r, "shape");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn errors_are_one_line() {
+    let dir = scratch("errors");
+    assert_one_line_error(&alexnet(&["info", "--model", "vgg16"]), "unknown model");
+    assert_one_line_error(
+        &alexnet(&["classify", "--model", "bvlc", &photo("coffee.png")]),
+        "--seed",
+    );
+    let junk = dir.join("junk.onnx");
+    std::fs::write(&junk, b"\x08\x07\xff\xff\xff\xff").unwrap();
+    assert_one_line_error(
+        &alexnet(&["info", "--model", &junk.display().to_string()]),
+        "ONNX",
+    );
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"\xff\xff\xff\xff\x00\x00\x00\x00{}").unwrap();
+    assert_one_line_error(
+        &alexnet(&["info", "--model", &junk.display().to_string()]),
+        "safetensors",
+    );
+
+    // A bad image among good ones: the good ones are still classified, the status is 1.
+    let not_image = dir.join("not-an-image.png");
+    std::fs::write(&not_image, b"hello").unwrap();
+    let o = alexnet(&[
+        "classify",
+        "--model",
+        "mini",
+        "--seed",
+        "1",
+        &not_image.display().to_string(),
+        &photo("coffee.png"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("coffee.png"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not-an-image.png"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+    std::fs::remove_dir_all(&dir).ok();
+}

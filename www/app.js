@@ -1,0 +1,131 @@
+// Page logic: talks to the worker, never runs the network on the main thread.
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+let nextId = 1;
+const pending = new Map();
+worker.onmessage = (ev) => {
+  const { id, ok, error } = ev.data;
+  const p = pending.get(id);
+  pending.delete(id);
+  if (error !== undefined) p.reject(new Error(error)); else p.resolve(ok);
+};
+worker.onerror = (ev) => {
+  $('wasm-status').textContent = `failed to start the worker: ${ev.message || 'unknown error'}`;
+};
+function call(type, args = {}, transfer = []) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, type, ...args }, transfer);
+  });
+}
+
+const fmt = (n) => n.toLocaleString('en-US');
+
+function showError(msg) {
+  const e = $('error');
+  e.textContent = msg;
+  e.hidden = false;
+}
+function clearError() { $('error').hidden = true; }
+
+function describe(info, what) {
+  return `${what} — ${info.family} variant, ${fmt(info.params)} parameters, ` +
+    `${(info.macs / 1e9).toFixed(3)} G multiply-adds, ${info.classes} classes`;
+}
+
+async function checkWebGpu() {
+  const el = $('webgpu');
+  if (!navigator.gpu) { el.textContent = 'not available (the CPU path is used)'; return; }
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) { el.textContent = 'navigator.gpu exists but no adapter was found'; return; }
+    const i = adapter.info || {};
+    const name = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') || 'unnamed adapter';
+    const software = i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
+    el.textContent = `${name}${software ? ' (a software adapter: a CPU emulating a GPU)' : ''}; ` +
+      'WebGPU kernels arrive with the next milestone';
+  } catch (e) {
+    el.textContent = `error asking for an adapter: ${e.message}`;
+  }
+}
+
+async function classify(file) {
+  clearError();
+  const bytes = await file.arrayBuffer();
+  const img = $('preview');
+  try {
+    const { preds, ms } = await call('classify', { bytes, top: 5, tta: $('tta-toggle').checked }, [bytes]);
+    img.src = URL.createObjectURL(file);
+    img.hidden = false;
+    const ol = $('top5');
+    ol.replaceChildren(...preds.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = `${p.label} — ${(p.probability * 100).toFixed(2)}%`;
+      const bar = document.createElement('div');
+      bar.className = 'bar';
+      bar.style.width = `${Math.max(1, p.probability * 100)}%`;
+      li.append(bar);
+      return li;
+    }));
+    $('time').textContent = `${ms.toFixed(0)} ms in the worker`;
+  } catch (e) {
+    showError(`${file.name}: ${e.message}`);
+  }
+}
+
+async function loadWeights(file) {
+  clearError();
+  $('model-status').textContent = `loading ${file.name}…`;
+  try {
+    const bytes = await file.arrayBuffer();
+    const info = await call('load', { bytes }, [bytes]);
+    $('model-status').textContent = describe(info, file.name);
+  } catch (e) {
+    showError(`${file.name}: ${e.message}`);
+    $('model-status').textContent = 'the previous model is still loaded';
+  }
+}
+
+async function main() {
+  checkWebGpu();
+  try {
+    const info = await call('init', { config: 'mini', seed: 1 });
+    $('wasm-status').textContent = 'loaded';
+    $('model-status').textContent = describe(info, 'mini-AlexNet with random, UNTRAINED weights ' +
+      '(a placeholder: its predictions mean nothing until the trained model lands)');
+  } catch (e) {
+    $('wasm-status').textContent = `failed: ${e.message}`;
+    return;
+  }
+  const tbody = document.querySelector('[data-testid="configs"] tbody');
+  for (const name of ['paper', 'bvlc', 'torchvision', 'mini']) {
+    const i = await call('builtin', { name });
+    const tr = document.createElement('tr');
+    for (const v of [name, i.input.join('x'), fmt(i.params), fmt(i.macs), i.layers.length]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.append(td);
+    }
+    tbody.append(tr);
+  }
+
+  const drop = $('drop-zone');
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    for (const f of e.dataTransfer.files) await classify(f);
+  });
+  $('file-input').addEventListener('change', async (e) => {
+    for (const f of e.target.files) await classify(f);
+  });
+  $('weights-input').addEventListener('change', (e) => {
+    if (e.target.files[0]) loadWeights(e.target.files[0]);
+  });
+  document.body.dataset.ready = 'true';
+}
+
+main();
