@@ -418,3 +418,60 @@ fn uneven_adaptive_pool_cannot_be_exported() {
         other => panic!("expected an error, got {:?}", other.map(|b| b.len())),
     }
 }
+
+/// Hostile attribute and shape values (huge, negative, zero) give errors, not panics or
+/// overflows, whichever attribute of whichever node they are put in.
+#[test]
+fn hostile_attributes_are_errors_not_panics() {
+    let good = std::fs::read(fixtures().join("mini-bvlc.onnx")).unwrap();
+    let base = proto::ModelProto::decode(good.as_slice()).unwrap();
+    let values = [i64::MAX, i64::MIN, -1, 0, 1 << 40, 1 << 20];
+    let nodes = base.graph.as_ref().unwrap().node.len();
+    let mut tried = 0;
+    for n in 0..nodes {
+        let attrs = base.graph.as_ref().unwrap().node[n].attribute.len();
+        for a in 0..attrs {
+            for v in values {
+                let mut p = base.clone();
+                let at = &mut p.graph.as_mut().unwrap().node[n].attribute[a];
+                at.i = v;
+                at.f = v as f32;
+                for x in at.ints.iter_mut() {
+                    *x = v;
+                }
+                let _ = onnx::import(&p.encode_to_vec());
+                tried += 1;
+            }
+        }
+    }
+    // The input shape and a weight's dims.
+    for v in values {
+        let mut p = base.clone();
+        let g = p.graph.as_mut().unwrap();
+        for d in g.input[0]
+            .r#type
+            .as_mut()
+            .unwrap()
+            .tensor_type
+            .as_mut()
+            .unwrap()
+            .shape
+            .as_mut()
+            .unwrap()
+            .dim
+            .iter_mut()
+            .skip(1)
+        {
+            d.dim_value = Some(v);
+        }
+        assert!(onnx::import(&p.encode_to_vec()).is_err());
+        let mut p = base.clone();
+        let g = p.graph.as_mut().unwrap();
+        for d in g.initializer[0].dims.iter_mut() {
+            *d = v;
+        }
+        let _ = onnx::import(&p.encode_to_vec());
+        tried += 2;
+    }
+    assert!(tried > 100);
+}

@@ -79,6 +79,11 @@ pub const EXPORT_IR_VERSION: i64 = 8;
 /// AlexNet's largest tensor (fc6) has 37.7 M.
 const MAX_CONST_ELEMS: usize = 1 << 28;
 
+/// Upper bound for sizes read from attributes and the input shape (kernels, strides, pads,
+/// groups, LRN size, C/H/W), so that shape arithmetic can never overflow (also on wasm32's
+/// 32-bit usize). AlexNet's largest is 224.
+const MAX_DIM: i64 = 1 << 16;
+
 // ------------------------------------------------------------------------------------------
 // import
 
@@ -535,14 +540,14 @@ impl Importer {
         let group = attr_int(node, "group")?.unwrap_or(1);
         let group = usize::try_from(group)
             .ok()
-            .filter(|g| *g >= 1)
+            .filter(|g| *g >= 1 && *g as i64 <= MAX_DIM)
             .ok_or_else(|| node_err(node, format!("invalid group {group}")))?;
-        if cg * group != c {
+        if cg.checked_mul(group) != Some(c) {
             return Err(node_err(
                 node,
                 format!(
                     "weight {wd:?} with group {group} expects {} input channels, the input has {c}",
-                    cg * group
+                    cg.saturating_mul(group)
                 ),
             ));
         }
@@ -597,7 +602,7 @@ impl Importer {
             .ok_or_else(|| node_err(node, "the size attribute is required"))?;
         let size = usize::try_from(size)
             .ok()
-            .filter(|s| *s >= 1)
+            .filter(|s| *s >= 1 && *s as i64 <= MAX_DIM)
             .ok_or_else(|| node_err(node, format!("invalid size {size}")))?;
         let name = self.unique(format!("norm{}", self.last.number()));
         let layer = Layer::Lrn(LrnSpec {
@@ -946,15 +951,18 @@ fn input_shape(vi: &ValueInfoProto) -> Result<[usize; 3]> {
     for (i, d) in dims[1..].iter().enumerate() {
         chw[i] = d
             .dim_value
-            .filter(|v| *v > 0)
+            .filter(|v| *v > 0 && *v <= MAX_DIM)
             .map(|v| v as usize)
             .ok_or_else(|| {
                 err(format!(
-                    "dimension {} (C, H, W) must be a fixed size, got {:?}",
+                    "dimension {} (C, H, W) must be a fixed size from 1 to {MAX_DIM}, got {:?}",
                     i + 1,
                     d.dim_param
                 ))
             })?;
+    }
+    if chw.iter().product::<usize>() > MAX_CONST_ELEMS {
+        return Err(err(format!("shape {chw:?} is too large")));
     }
     Ok(chw)
 }
@@ -1115,7 +1123,9 @@ fn pair(node: &NodeProto, name: &str, default: [usize; 2]) -> Result<[usize; 2]>
     match attr_ints(node, name)? {
         None => Ok(default),
         Some(v) => match v.as_slice() {
-            [a, b] if *a >= 1 && *b >= 1 => Ok([*a as usize, *b as usize]),
+            [a, b] if (1..=MAX_DIM).contains(a) && (1..=MAX_DIM).contains(b) => {
+                Ok([*a as usize, *b as usize])
+            }
             _ => Err(node_err(
                 node,
                 format!("{name} {v:?} is not supported (2-D, positive)"),
@@ -1128,7 +1138,7 @@ fn pads(node: &NodeProto) -> Result<Pads> {
     match attr_ints(node, "pads")? {
         None => Ok(Pads::default()),
         Some(v) => match v.as_slice() {
-            [t, l, b, r] if v.iter().all(|p| *p >= 0) => Ok(Pads {
+            [t, l, b, r] if v.iter().all(|p| (0..=MAX_DIM).contains(p)) => Ok(Pads {
                 top: *t as usize,
                 left: *l as usize,
                 bottom: *b as usize,
