@@ -107,25 +107,21 @@ build_wasm() {
     --no-pack --out-dir www/pkg --out-name alexnet
 }
 
-# Reference models (244 MB each) and onnxruntime outputs, generated once per generator version.
-refs_dir() {
-  local h
-  h=$(cat tools/gen_refs.py tools/requirements.txt | sha256sum | cut -c1-12)
-  echo "$CACHE_DIR/refs-$h"
+# Full-size reference models (244 MB each) and their onnxruntime outputs: generated once per
+# generator version into $HOME/.cache/alexnet-web/refs-<hash> and reused after that.
+gen_refs() {
+  log "reference models and onnxruntime outputs (tools/refs.sh)"
+  ALEXNET_REFS=$(tools/refs.sh | tail -n1)
+  export ALEXNET_REFS
 }
 
-gen_refs() {
-  local dir
-  dir=$(refs_dir)
-  if [ ! -f "$dir/manifest.json" ]; then
-    log "generating reference models and onnxruntime outputs into $dir"
-    rm -rf "$dir.tmp"
-    mkdir -p "$dir.tmp"
-    .venv/bin/python tools/gen_refs.py --out "$dir.tmp"
-    rm -rf "$dir"
-    mv "$dir.tmp" "$dir"
-  fi
-  export ALEXNET_REFS="$dir"
+check_fixtures() {
+  log "committed ONNX fixtures are what tools/gen_fixtures.py makes"
+  local tmp
+  tmp=$(mktemp -d)
+  .venv/bin/python tools/gen_fixtures.py --out "$tmp" >/dev/null
+  diff -r "$tmp" fixtures/onnx || die "fixtures/onnx differs from tools/gen_fixtures.py's output"
+  rm -rf "$tmp"
 }
 
 run_tests() {
@@ -139,9 +135,7 @@ run_tests() {
   cargo clippy --all-targets -- -D warnings
   RUSTFLAGS="$WASM_RUSTFLAGS" cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 
-  log "python reference tools: committed fixtures are reproducible"
-  .venv/bin/python tools/gen_fixtures.py --check
-
+  check_fixtures
   gen_refs
   log "cargo test (native; ALEXNET_REFS=$ALEXNET_REFS)"
   cargo test --all-targets

@@ -2,6 +2,7 @@
 //! (fixtures/onnx/, made by tools/gen_fixtures.py), named errors for bad files, export ->
 //! import round trips, and garbage input that must give an error, never a panic.
 //! Numerics against onnxruntime are in tests/reference.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use alexnet::io::onnx::{self, proto, ARCH_KEY};
 use alexnet::model::{self, Arch, Family, Labels, Layer, LrnAlpha, Pads};

@@ -1,6 +1,7 @@
 //! Image decoding and preprocessing: every format, the size guard, bad input, exact
 //! normalisation for the bvlc and torchvision conventions, resize/crop geometry and the
 //! paper's ten crops.
+#![cfg(not(target_arch = "wasm32"))]
 
 use alexnet::model::{self, ChannelOrder, Preprocess};
 use alexnet::preprocess::{self as pp, MAX_PIXELS};

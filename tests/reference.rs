@@ -8,6 +8,7 @@
 //!   a skip note, except when `CI=true`, where they fail.
 //!
 //! Every comparison prints the worst absolute error, where it is, and the reference's max-abs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use alexnet::net::Mode;
 use alexnet::{Model, Tensor};

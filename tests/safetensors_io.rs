@@ -1,5 +1,6 @@
 //! safetensors load/save: round trips, dtype conversion, architecture detection, and one
 //! test per way a file can be wrong (each must give its error variant, never a panic).
+#![cfg(not(target_arch = "wasm32"))]
 
 use alexnet::io::safetensors::{self as st, ARCH_KEY};
 use alexnet::model::{self, Family};

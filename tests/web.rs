@@ -34,3 +34,62 @@ fn photo_classifies_in_the_browser() {
     );
     assert!(alexnet::classify::classify_bytes(&m, b"not an image", 5, false).is_err());
 }
+
+fn npy(bytes: &[u8]) -> Tensor {
+    let f = npyz::NpyFile::new(bytes).unwrap();
+    let shape: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
+    Tensor::new(&shape, f.into_vec::<f32>().unwrap()).unwrap()
+}
+
+/// Same tolerance and reasoning as `REF_RTOL` in tests/reference.rs: rounding-order
+/// differences only, relative to the reference's largest magnitude.
+const REF_RTOL: f32 = 1e-4;
+
+fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.shape, want.shape, "{what}: shape");
+    let max_abs = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let (mut worst, mut at) = (0f32, 0);
+    for (i, (g, w)) in got.data.iter().zip(&want.data).enumerate() {
+        let e = if (g - w).is_nan() {
+            f32::INFINITY
+        } else {
+            (g - w).abs()
+        };
+        if e > worst {
+            worst = e;
+            at = i;
+        }
+    }
+    assert!(
+        worst <= REF_RTOL * max_abs,
+        "{what}: worst |ours - ORT| = {worst:e} at flat index {at} (ours {}, ORT {}), max|ORT| {max_abs}",
+        got.data[at],
+        want.data[at]
+    );
+}
+
+/// The committed mini bvlc-topology ONNX model (grouped conv, LRN, ceil pooling, Gemm,
+/// softmax) imported and run in wasm equals onnxruntime's output, layer by layer.
+#[wasm_bindgen_test]
+fn onnx_fixture_matches_onnxruntime_in_the_browser() {
+    let m = alexnet::io::load_bytes(include_bytes!("../fixtures/onnx/mini-bvlc.onnx")).unwrap();
+    let x = npy(include_bytes!("../fixtures/onnx/mini-bvlc-input.npy"));
+    assert_close(
+        "prob",
+        &m.forward(&x).unwrap(),
+        &npy(include_bytes!("../fixtures/onnx/mini-bvlc-prob.npy")),
+    );
+    assert_close(
+        "norm2",
+        &m.forward_to(&x, "norm2").unwrap(),
+        &npy(include_bytes!("../fixtures/onnx/mini-bvlc-norm2.npy")),
+    );
+    assert_close(
+        "fc7",
+        &m.forward_to(&x, "fc7").unwrap(),
+        &npy(include_bytes!("../fixtures/onnx/mini-bvlc-fc7.npy")),
+    );
+    // and through our own safetensors writer and reader
+    let again = alexnet::io::load_bytes(&alexnet::io::safetensors::save(&m).unwrap()).unwrap();
+    assert_eq!(again.params, m.params);
+}

@@ -1,0 +1,278 @@
+//! The `alexnet` command line (native only): info, classify, run, export. Every error is
+//! printed as one line and the exit status is 1; usage errors exit 2 (clap).
+
+use crate::classify;
+use crate::error::{Error, Result};
+use crate::model::Arch;
+use crate::net::Model;
+use crate::{io, labels, npy};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "alexnet",
+    version,
+    about = "AlexNet (Krizhevsky, Sutskever, Hinton 2012): inspect, run and classify"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct ModelArg {
+    /// A weight file (.onnx, .safetensors) or a built-in config: paper, bvlc, torchvision, mini
+    #[arg(long, short)]
+    model: String,
+    /// Use seeded random weights for a built-in config (for tests and benchmarks)
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the layers with their output shapes, parameters, multiply-adds and preprocessing
+    Info {
+        #[command(flatten)]
+        model: ModelArg,
+    },
+    /// Top-K classes for each image
+    Classify {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Average the softmax over the paper's 10 crops (4 corners + centre, and mirrors)
+        #[arg(long)]
+        tta: bool,
+        /// How many classes to print
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Run the network on a raw (N, C, H, W) float32 .npy tensor and write the output as .npy
+    Run {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Return this layer's output instead of the last (e.g. fc7 for the 4096-d features)
+        #[arg(long)]
+        layer: Option<String>,
+    },
+    /// Write the model as .safetensors (config in the metadata) or .onnx
+    Export {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Output file; the format follows the extension
+        #[arg(long)]
+        out: PathBuf,
+        /// With .safetensors and a torchvision model: torchvision's key names
+        /// (features.0.weight ...) so PyTorch's load_state_dict takes it
+        #[arg(long)]
+        torchvision_keys: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("alexnet: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Info { model } => info(&model),
+        Cmd::Classify {
+            model,
+            tta,
+            top,
+            images,
+        } => {
+            let m = load(&model)?;
+            if top == 0 {
+                return Err(Error::Other("--top must be at least 1".into()));
+            }
+            let mut failed = 0;
+            for path in &images {
+                match std::fs::read(path)
+                    .map_err(|e| Error::io(path, e))
+                    .and_then(|b| classify::classify_bytes(&m, &b, top, tta))
+                {
+                    Ok(preds) => {
+                        println!("{}", path.display());
+                        for p in preds {
+                            println!(
+                                "  {:>7.3}%  {:>4}  {}",
+                                p.probability * 100.0,
+                                p.index,
+                                p.label
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        // One bad image does not stop the others.
+                        eprintln!("alexnet: error: {}: {e}", path.display());
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(Error::Other(format!(
+                    "{failed} of {} images failed",
+                    images.len()
+                )));
+            }
+            Ok(())
+        }
+        Cmd::Run {
+            model,
+            input,
+            output,
+            layer,
+        } => {
+            let m = load(&model)?;
+            let x = npy::read(&read_file(&input)?)?;
+            let y = match layer {
+                Some(l) => m.forward_to(&x, &l)?,
+                None => m.forward(&x)?,
+            };
+            write_file(&output, &npy::write(&y)?)?;
+            eprintln!("wrote {} {:?}", output.display(), y.shape);
+            Ok(())
+        }
+        Cmd::Export {
+            model,
+            out,
+            torchvision_keys,
+        } => {
+            let m = load(&model)?;
+            let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let bytes = match (ext, torchvision_keys) {
+                ("safetensors", false) => io::safetensors::save(&m)?,
+                ("safetensors", true) => io::safetensors::save_torchvision(&m)?,
+                ("onnx", false) => io::onnx::export(&m)?,
+                _ => {
+                    return Err(Error::Other(format!(
+                        "cannot export to {:?}: use .safetensors or .onnx (--torchvision-keys only with .safetensors)",
+                        out.display().to_string()
+                    )))
+                }
+            };
+            write_file(&out, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+            Ok(())
+        }
+    }
+}
+
+fn read_file(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| Error::io(p, e))
+}
+
+fn write_file(p: &Path, b: &[u8]) -> Result<()> {
+    std::fs::write(p, b).map_err(|e| Error::io(p, e))
+}
+
+/// A file path, else a built-in config (with --seed for random weights).
+fn load(arg: &ModelArg) -> Result<Model> {
+    let path = Path::new(&arg.model);
+    if path.exists() {
+        if arg.seed.is_some() {
+            return Err(Error::Other(
+                "--seed is only for built-in configs, not weight files".into(),
+            ));
+        }
+        return io::load_path(path);
+    }
+    let arch = Arch::builtin(&arg.model)?;
+    match arg.seed {
+        Some(seed) => Model::random(arch, seed),
+        None => Err(Error::Other(format!(
+            "the built-in {:?} config has no weights: give a weight file, or --seed N for seeded random weights",
+            arg.model
+        ))),
+    }
+}
+
+fn info(arg: &ModelArg) -> Result<()> {
+    let path = Path::new(&arg.model);
+    let (arch, source) = if path.exists() {
+        (
+            io::load_path(path)?.arch,
+            format!("file {}", path.display()),
+        )
+    } else {
+        (
+            Arch::builtin(&arg.model)?,
+            format!("built-in config {:?}", arg.model),
+        )
+    };
+    let rows = arch.summary()?;
+    let [c, h, w] = arch.input;
+    println!("model: {source}");
+    println!("family: {}", arch.family.as_str());
+    println!("input: (N, {c}, {h}, {w})");
+    println!();
+    println!(
+        "{:<10} {:<8} {:<18} {:>12} {:>15}",
+        "layer", "op", "output (C,H,W)", "params", "mult-adds"
+    );
+    for r in &rows {
+        let shape = r
+            .output
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        println!(
+            "{:<10} {:<8} {:<18} {:>12} {:>15}",
+            r.name,
+            r.kind,
+            shape,
+            group(r.params),
+            group(r.macs)
+        );
+    }
+    let macs = arch.macs()?;
+    println!();
+    println!("parameters: {}", group(arch.param_count()));
+    println!(
+        "multiply-adds per image: {} ({:.3} G)",
+        group(macs),
+        macs as f64 / 1e9
+    );
+    let pp = &arch.preprocess;
+    println!(
+        "preprocessing: shorter side to {}, centre crop {}x{}, {:?} order, value = (pixel * {} - mean) / std, mean {:?}, std {:?}",
+        pp.resize, pp.crop, pp.crop, pp.channel_order, pp.scale, pp.mean, pp.std
+    );
+    let names = labels::names(&arch.labels);
+    println!(
+        "classes: {} ({} ...)",
+        names.len(),
+        names.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+/// 60965224 -> "60,965,224"
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
