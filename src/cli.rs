@@ -223,7 +223,7 @@ fn info(arg: &ModelArg) -> Result<()> {
     println!("input: (N, {c}, {h}, {w})");
     println!();
     println!(
-        "{:<10} {:<8} {:<18} {:>12} {:>15}",
+        "{:<10} {:<8} {:<18} {:>12} {:>15}  settings",
         "layer", "op", "output (C,H,W)", "params", "mult-adds"
     );
     for r in &rows {
@@ -233,14 +233,16 @@ fn info(arg: &ModelArg) -> Result<()> {
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join("x");
-        println!(
-            "{:<10} {:<8} {:<18} {:>12} {:>15}",
+        let line = format!(
+            "{:<10} {:<8} {:<18} {:>12} {:>15}  {}",
             r.name,
             r.kind,
             shape,
             group(r.params),
-            group(r.macs)
+            group(r.macs),
+            r.settings
         );
+        println!("{}", line.trim_end());
     }
     let macs = arch.macs()?;
     println!();

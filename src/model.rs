@@ -152,6 +152,69 @@ impl Layer {
         }
     }
 
+    /// The layer's settings in one short line for `alexnet info`, e.g. `11x11/4 pad 0,0,0,0`,
+    /// `n5 alpha 1e-4/n beta 0.75 k 1`, `3x3/2 ceil`.
+    pub fn settings(&self) -> String {
+        let pads = |p: &Pads| {
+            if p.top == p.left && p.left == p.bottom && p.bottom == p.right {
+                format!("pad {}", p.top)
+            } else {
+                format!("pad t{} l{} b{} r{}", p.top, p.left, p.bottom, p.right)
+            }
+        };
+        match self {
+            Layer::Conv(c) => {
+                let mut s = format!(
+                    "{}x{}/{} {}",
+                    c.kernel[0],
+                    c.kernel[1],
+                    c.stride[0],
+                    pads(&c.pads)
+                );
+                if c.stride[0] != c.stride[1] {
+                    s = format!(
+                        "{}x{}/{}x{} {}",
+                        c.kernel[0],
+                        c.kernel[1],
+                        c.stride[0],
+                        c.stride[1],
+                        pads(&c.pads)
+                    );
+                }
+                if c.groups > 1 {
+                    s.push_str(&format!(" groups {}", c.groups));
+                }
+                s
+            }
+            Layer::Lrn(l) => {
+                let over = match l.alpha_mode {
+                    LrnAlpha::Raw => "",
+                    LrnAlpha::OverN => "/n",
+                };
+                format!(
+                    "n{} alpha {}{over} beta {} k {}",
+                    l.size, l.alpha, l.beta, l.k
+                )
+            }
+            Layer::MaxPool(p) => {
+                let r = match p.rounding {
+                    Rounding::Floor => "floor",
+                    Rounding::Ceil => "ceil",
+                };
+                format!(
+                    "{}x{}/{} {r} {}",
+                    p.kernel[0],
+                    p.kernel[1],
+                    p.stride[0],
+                    pads(&p.pads)
+                )
+            }
+            Layer::AdaptiveAvgPool(p) => format!("to {}x{}", p.out[0], p.out[1]),
+            Layer::Dropout(d) => format!("p {}", d.p),
+            _ => String::new(),
+        }
+    }
+
     /// Shapes of this layer's parameters, `[weight, bias]`, or none.
     pub fn param_shapes(&self) -> Option<[Vec<usize>; 2]> {
         match self {
@@ -357,6 +420,7 @@ pub struct Arch {
 pub struct LayerInfo {
     pub name: String,
     pub kind: &'static str,
+    pub settings: String,
     pub output: Vec<usize>,
     pub params: u64,
     pub macs: u64,
@@ -438,6 +502,7 @@ impl Arch {
             .map(|(l, s)| LayerInfo {
                 name: l.name().to_string(),
                 kind: l.kind(),
+                settings: l.settings(),
                 params: l
                     .param_shapes()
                     .map(|ps| ps.iter().map(|s| s.iter().product::<usize>() as u64).sum())

@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// How a pooling window count is rounded when `(in + pads - kernel)` is not a multiple of the
-/// stride. Caffe (and so the ONNX-zoo bvlcalexnet) rounds up; PyTorch by default down.
+/// stride. Caffe rounds up; PyTorch by default down. (The ONNX-zoo bvlcalexnet, converted
+/// from Caffe through Caffe2 at opset 9 where MaxPool had no ceil_mode, spells its pooling
+/// out with floor rounding and explicit pads instead; the importer keeps what the file says.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rounding {
@@ -69,7 +71,7 @@ mod tests {
         // conv1 of the paper at 227 and at 224 with asymmetric pads 1/2.
         assert_eq!(conv_out(227, 11, 4, 0, 0).unwrap(), 55);
         assert_eq!(conv_out(224, 11, 4, 1, 2).unwrap(), 55);
-        // the ONNX-zoo bvlcalexnet at 224: conv1 54, then ceil pooling 54 -> 27 -> 13 -> 6.
+        // Caffe's rules at 224: conv1 54, then ceil pooling 54 -> 27 -> 13 -> 6.
         assert_eq!(conv_out(224, 11, 4, 0, 0).unwrap(), 54);
         assert_eq!(pool_out(54, 3, 2, 0, 0, Rounding::Ceil).unwrap(), 27);
         assert_eq!(pool_out(54, 3, 2, 0, 0, Rounding::Floor).unwrap(), 26);

@@ -283,3 +283,48 @@ fn fixture_check_catches_porting_bugs() {
     assert!(fails.iter().any(|f| f.contains("fc7")), "{fails:?}");
     assert!(!fails.iter().any(|f| f.contains("fc6")), "{fails:?}");
 }
+
+/// `alexnet run` end to end (the command a person types), on the full-size files: the .npy
+/// it writes equals onnxruntime's output, for the final layer and for `--layer`.
+#[test]
+fn cli_run_matches_onnxruntime() {
+    let Some(dir) = refs_dir() else { return };
+    let m = manifest(&dir);
+    let out_dir = std::env::temp_dir().join(format!("alexnet-ref-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut fails = Vec::new();
+    for (name, file_key, layer) in [
+        ("bvlc", "onnx", None),
+        ("bvlc", "onnx", Some("fc7")),
+        ("torchvision", "onnx", None),
+        ("torchvision", "safetensors", Some("pool5")),
+    ] {
+        let entry = &m["models"][name];
+        let model_file = dir.join(entry[file_key].as_str().unwrap());
+        let input = dir.join(entry["input"].as_str().unwrap());
+        let layer_name = layer.unwrap_or_else(|| entry["final"].as_str().unwrap());
+        let output = out_dir.join(format!("{name}-{file_key}-{layer_name}.npy"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"));
+        cmd.arg("run").arg("--model").arg(&model_file);
+        cmd.arg("--input").arg(&input).arg("--output").arg(&output);
+        if let Some(l) = layer {
+            cmd.args(["--layer", l]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "alexnet run failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let want = read_npy(&dir.join(entry["layers"][layer_name].as_str().unwrap()));
+        if let Err(e) = compare(
+            &format!("alexnet run {name} ({file_key}) {layer_name}"),
+            &read_npy(&output),
+            &want,
+        ) {
+            fails.push(e);
+        }
+    }
+    std::fs::remove_dir_all(&out_dir).ok();
+    assert!(fails.is_empty(), "mismatches:\n{}", fails.join("\n"));
+}
