@@ -415,6 +415,19 @@ pub struct Arch {
     pub labels: Labels,
 }
 
+/// Largest input side `validate` accepts: far above AlexNet's 224, small enough that no
+/// layer's activations can exhaust memory.
+pub const MAX_SIDE: usize = 4096;
+/// Largest per-image activation (values) of any layer: 2^26 f32 = 256 MiB, ~200x conv1's.
+pub const MAX_ACTIVATION: usize = 1 << 26;
+
+/// Largest parameter tensor (values) `shapes` accepts: 2^28, ~7x fc6's 37.7 M.
+pub const MAX_PARAMS: usize = 1 << 28;
+
+fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
 /// One row of `Arch::summary`.
 #[derive(Clone, Debug)]
 pub struct LayerInfo {
@@ -433,6 +446,27 @@ impl Arch {
         let mut out = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             cur = layer.output_shape(&cur)?;
+            // A hostile or corrupt config must give an error here, not an overflow or an
+            // allocation that aborts the process (or the wasm instance) later.
+            let n = checked_product(&cur);
+            if n.is_none_or(|n| n > MAX_ACTIVATION) {
+                return Err(Error::Arch(format!(
+                    "layer {:?} would output {cur:?} values per image, over the limit of {MAX_ACTIVATION}",
+                    layer.name()
+                )));
+            }
+            if let Some(ps) = layer.param_shapes() {
+                if ps
+                    .iter()
+                    .any(|p| checked_product(p).is_none_or(|n| n > MAX_PARAMS))
+                {
+                    return Err(Error::Arch(format!(
+                        "layer {:?} has a parameter tensor of shape {:?}, over the limit of {MAX_PARAMS} values",
+                        layer.name(),
+                        ps[0]
+                    )));
+                }
+            }
             out.push(cur.clone());
         }
         Ok(out)
@@ -453,6 +487,28 @@ impl Arch {
                     )));
                 }
             }
+        }
+        let [c, h, w] = self.input;
+        let pp = &self.preprocess;
+        if c != 3 || pp.crop != h || pp.crop != w {
+            return Err(Error::Arch(format!(
+                "the input {:?} must be 3 x crop x crop for the {} x {} centre crop",
+                self.input, pp.crop, pp.crop
+            )));
+        }
+        if pp.resize < pp.crop || pp.resize > MAX_SIDE {
+            return Err(Error::Arch(format!(
+                "preprocessing resizes to {} but crops {}: need crop <= resize <= {MAX_SIDE}",
+                pp.resize, pp.crop
+            )));
+        }
+        if !pp.scale.is_finite()
+            || pp.mean.iter().any(|m| !m.is_finite())
+            || pp.std.iter().any(|s| !s.is_finite() || *s == 0.0)
+        {
+            return Err(Error::Arch(
+                "preprocessing scale, mean and std must be finite, std non-zero".into(),
+            ));
         }
         self.shapes()?;
         Ok(())
@@ -842,6 +898,24 @@ mod tests {
         let j = serde_json::to_string(&a).unwrap();
         let b: Arch = serde_json::from_str(&j).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn hostile_sizes_are_errors_not_overflows() {
+        let mut a = mini();
+        if let Layer::Conv(c) = &mut a.layers[0] {
+            c.out_channels = usize::MAX / 2;
+        }
+        assert!(a.validate().is_err());
+        let mut a = mini();
+        if let Layer::Linear(l) = &mut a.layers[16] {
+            l.out_features = 1 << 40;
+        }
+        assert!(a.validate().is_err());
+        let mut a = mini();
+        a.input = [3, 1 << 20, 1 << 20];
+        a.preprocess.crop = 1 << 20;
+        assert!(a.validate().is_err());
     }
 
     #[test]

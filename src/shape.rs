@@ -15,10 +15,23 @@ pub enum Rounding {
     Ceil,
 }
 
+/// Largest input length, kernel, stride or pad the arithmetic accepts. Far beyond AlexNet's
+/// numbers; it keeps every sum and product here and in the layers' loops from overflowing on
+/// hostile files (wasm32's usize is 32 bits).
+pub const MAX_WINDOW: usize = 1 << 16;
+
 /// Output length of a convolution along one axis: `floor((in + lo + hi - k) / s) + 1`.
 pub fn conv_out(input: usize, kernel: usize, stride: usize, lo: usize, hi: usize) -> Result<usize> {
     if stride == 0 || kernel == 0 {
         return Err(Error::Arch("kernel and stride must be at least 1".into()));
+    }
+    if [input, kernel, stride, lo, hi]
+        .iter()
+        .any(|&v| v > MAX_WINDOW)
+    {
+        return Err(Error::Arch(format!(
+            "sizes over {MAX_WINDOW} are not supported (input {input}, kernel {kernel}, stride {stride}, pads {lo}+{hi})"
+        )));
     }
     let padded = input + lo + hi;
     if padded < kernel {
@@ -90,6 +103,8 @@ mod tests {
     #[test]
     fn errors_not_panics() {
         assert!(conv_out(3, 5, 1, 0, 0).is_err());
+        assert!(conv_out(3, 1, 1, usize::MAX, 1).is_err());
+        assert!(pool_out(3, 1, 1, 0, usize::MAX, Rounding::Ceil).is_err());
         assert!(conv_out(3, 1, 0, 0, 0).is_err());
     }
 
