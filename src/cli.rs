@@ -63,6 +63,8 @@ enum Cmd {
         #[arg(long)]
         layer: Option<String>,
     },
+    /// List the GPU adapters wgpu finds (Vulkan natively), saying which are software
+    Adapters,
     /// Write the model as .safetensors (config in the metadata) or .onnx
     Export {
         #[command(flatten)]
@@ -91,6 +93,24 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info { model } => info(&model),
+        Cmd::Adapters => {
+            let all = crate::gpu::native_adapters();
+            if all.is_empty() {
+                println!("no GPU adapter found (install a Vulkan driver; mesa-vulkan-drivers gives the lavapipe software adapter)");
+            }
+            for a in all {
+                let kind = if a.software {
+                    "software: a CPU emulating a GPU"
+                } else {
+                    "hardware"
+                };
+                println!(
+                    "{} ({}, {}, {}) [{kind}]",
+                    a.name, a.backend, a.device_type, a.driver
+                );
+            }
+            Ok(())
+        }
         Cmd::Classify {
             model,
             tta,

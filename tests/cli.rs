@@ -227,3 +227,25 @@ fn errors_are_one_line() {
     assert!(!stderr(&o).contains("panicked"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// build.sh installs Mesa's Vulkan drivers, so CI must see at least the lavapipe adapter and
+/// call it software; elsewhere the command must at least run and say what it found.
+#[test]
+fn adapters_are_reported_honestly() {
+    let o = alexnet(&["adapters"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    println!("{out}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        assert!(
+            out.contains("Vulkan"),
+            "CI=true but no Vulkan adapter was found: {out}"
+        );
+    }
+    for line in out
+        .lines()
+        .filter(|l| l.to_lowercase().contains("llvmpipe"))
+    {
+        assert!(line.contains("[software"), "{line}");
+    }
+}
