@@ -51,6 +51,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The WebGPU backend: no adapter, a limit the adapter cannot meet, a validation or
+    /// out-of-memory error reported by the device, a failed readback.
+    #[error("WebGPU: {0}")]
+    Gpu(String),
     #[error("{0}")]
     Other(String),
 }

@@ -1,6 +1,29 @@
-//! GPU adapters as wgpu sees them, reported honestly: name, backend, device type, and
-//! whether it is a software adapter (a CPU emulating a GPU: lavapipe, llvmpipe, SwiftShader,
-//! WARP). The WebGPU backend that runs the network builds on this.
+//! The WebGPU backend (wgpu 30: Vulkan natively, the browser's WebGPU on wasm32).
+//!
+//! - this file: adapters as wgpu sees them, reported honestly: name, backend, device type,
+//!   and whether it is a software adapter (a CPU emulating a GPU: lavapipe, llvmpipe,
+//!   SwiftShader, WARP);
+//! - [`context`]: [`GpuContext`] (adapter + device + queue with negotiated limits, every
+//!   pipeline compiled once), buffers, one-submission runs, async readback;
+//! - [`kernels`]: the kernel registry, [`Kernel`]: one `.wgsl` file per kernel in
+//!   `src/gpu/shaders/`, each opening with what one invocation computes, its bindings and
+//!   the dispatch the host must use;
+//! - [`ops`]: one function per layer op that turns a CPU geometry (`cpu::ConvGeom`, ...) and
+//!   buffers into [`Dispatch`]es: the place to add backward kernels;
+//! - [`model`]: [`GpuModel`], a whole network planned once per batch size and run in one
+//!   submission.
+//!
+//! Everything compiles for wasm32 too: no blocking anywhere on that target (readback awaits
+//! `map_async`'s callback; `device.poll` is only called natively).
+
+pub mod context;
+pub mod kernels;
+pub mod model;
+pub mod ops;
+
+pub use context::{Dispatch, GpuContext, Params};
+pub use kernels::Kernel;
+pub use model::GpuModel;
 
 /// One adapter.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -1,0 +1,385 @@
+//! [`GpuModel`]: a whole network on the GPU, planned once per `(Model, batch size)`.
+//!
+//! `new` uploads every parameter once (fully connected weights in row blocks that each fit
+//! `max_storage_buffer_binding_size`: fc6's 151 MB weight is two blocks on a 128 MiB
+//! device such as lavapipe), allocates every activation buffer and every saved-for-backward
+//! buffer (max-pool argmax, LRN scale) up front, and builds every dispatch with its bind
+//! group. A forward then writes the input, records ALL the layers it needs into ONE command
+//! encoder, submits ONCE, and reads back only the requested outputs (async: it works in a
+//! browser).
+//!
+//! Layers without a kernel: Flatten reuses its input's buffer (same bytes, new shape);
+//! Dropout at inference is a buffer copy (identity), in training the `dropout.wgsl` kernel
+//! with the CPU's mask. Every layer's output stays in its own buffer, so `forward_all` can
+//! return them and a backward pass can read them.
+
+use super::context::{Dispatch, GpuContext};
+use super::ops::{self, ConvAlgo, LinearAlgo, WeightBlock};
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::model::{Arch, Layer};
+use crate::net::{Mode, Model};
+use crate::tensor::Tensor;
+
+/// Choices a caller (or a test) can make; `Default` is what `GpuModel::new` uses.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Convolution kernel: `None` = tiled.
+    pub conv: Option<ConvAlgo>,
+    /// Fully connected kernel: `None` = `LinearAlgo::for_batch(batch)`.
+    pub linear: Option<LinearAlgo>,
+    /// Largest weight block in bytes: `None` = the device's storage binding limit. Tests set
+    /// it lower to exercise the split on any device.
+    pub max_weight_block: Option<u64>,
+}
+
+/// What a layer's step does at run time.
+#[derive(Debug)]
+enum Op {
+    /// Kernel launches, in order.
+    Run(Vec<Dispatch>),
+    /// No work: the output is the input's buffer (Flatten).
+    Alias,
+    /// Dropout: a copy in eval mode; the kernel (seed rewritten per run) in training.
+    Dropout {
+        dispatch: Dispatch,
+        p: f32,
+        count: usize,
+    },
+}
+
+/// A network resident on the GPU for one batch size.
+#[derive(Debug)]
+pub struct GpuModel {
+    arch: Arch,
+    batch: usize,
+    /// `bufs[0]` is the input; layer `i` writes `bufs[out_buf[i]]`.
+    bufs: Vec<wgpu::Buffer>,
+    out_buf: Vec<usize>,
+    /// Per-layer output shapes with the batch dimension.
+    shapes: Vec<Vec<usize>>,
+    ops: Vec<Op>,
+    /// Parameter buffers (kept here so their lifetime is obvious; bind groups hold them too).
+    #[allow(dead_code)]
+    params: Vec<wgpu::Buffer>,
+    /// What each layer saved for backward: max-pool argmax (u32), LRN scale.
+    saved: Vec<Option<wgpu::Buffer>>,
+    /// Per layer, how many buffers its weight is split into (0 without parameters).
+    weight_blocks: Vec<usize>,
+}
+
+impl GpuModel {
+    /// Plans `model` for batches of exactly `batch` images, with the default kernels.
+    pub async fn new(ctx: &GpuContext, model: &Model, batch: usize) -> Result<GpuModel> {
+        GpuModel::with_options(ctx, model, batch, &GpuOptions::default()).await
+    }
+
+    /// Plans `model` for batches of `batch` images: uploads parameters, allocates every
+    /// buffer and builds every dispatch. Device errors (out of memory, validation) come back
+    /// as `Error::Gpu`.
+    pub async fn with_options(
+        ctx: &GpuContext,
+        model: &Model,
+        batch: usize,
+        opts: &GpuOptions,
+    ) -> Result<GpuModel> {
+        if batch == 0 {
+            return Err(Error::Gpu("batch size must be at least 1".into()));
+        }
+        ctx.checked("planning the network", || build(ctx, model, batch, opts))
+            .await
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The buffer holding layer `idx`'s output after a run (for backward kernels and tests).
+    pub fn output_buffer(&self, idx: usize) -> Option<&wgpu::Buffer> {
+        self.out_buf.get(idx).map(|&b| &self.bufs[b])
+    }
+
+    /// What layer `idx` saved for backward: max-pool's argmax (u32) or LRN's scale.
+    pub fn saved_buffer(&self, idx: usize) -> Option<&wgpu::Buffer> {
+        self.saved.get(idx).and_then(|s| s.as_ref())
+    }
+
+    /// How many row blocks layer `name`'s weight was split into (1 when it fits one
+    /// binding, 0 for a layer without parameters).
+    pub fn weight_blocks(&self, name: &str) -> Result<usize> {
+        Ok(self.weight_blocks[self.arch.layer_index(name)?])
+    }
+
+    /// Inference: the last layer's output.
+    pub async fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
+        let last = self.ops.len().saturating_sub(1);
+        let mut v = self.execute(ctx, x, Mode::Eval, last + 1, &[last]).await?;
+        Ok(v.remove(0))
+    }
+
+    /// Inference up to and including `layer`: only that prefix runs.
+    pub async fn forward_to(&self, ctx: &GpuContext, x: &Tensor, layer: &str) -> Result<Tensor> {
+        let idx = self.arch.layer_index(layer)?;
+        let mut v = self.execute(ctx, x, Mode::Eval, idx + 1, &[idx]).await?;
+        Ok(v.remove(0))
+    }
+
+    /// Every layer's output in layer order (as `Model::forward_all`), in one submission.
+    pub async fn forward_all(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        mode: Mode,
+    ) -> Result<Vec<Tensor>> {
+        let all: Vec<usize> = (0..self.ops.len()).collect();
+        self.execute(ctx, x, mode, self.ops.len(), &all).await
+    }
+
+    /// Runs layers `0..end` in one submission and reads back the outputs of `read`.
+    async fn execute(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        mode: Mode,
+        end: usize,
+        read: &[usize],
+    ) -> Result<Vec<Tensor>> {
+        let [c, h, w] = self.arch.input;
+        let want = [self.batch, c, h, w];
+        if x.shape != want || x.data.len() != want.iter().product::<usize>() {
+            return Err(Error::Shape {
+                what: format!("GPU network input (planned for batch {})", self.batch),
+                expected: want.to_vec(),
+                got: x.shape.clone(),
+            });
+        }
+        let staging = ctx
+            .checked("running the network", || {
+                ctx.write(&self.bufs[0], &x.data);
+                let mut enc = ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("forward"),
+                    });
+                // Consecutive kernel launches share one compute pass; a copy (eval dropout)
+                // closes it and the next launches open another, all in this one encoder.
+                let mut batch: Vec<&Dispatch> = Vec::new();
+                for (idx, op) in self.ops.iter().enumerate().take(end) {
+                    match op {
+                        Op::Run(ds) => batch.extend(ds.iter()),
+                        Op::Alias => {}
+                        Op::Dropout { dispatch, p, count } => match mode {
+                            Mode::Train { seed } => {
+                                let s = cpu::dropout_layer_seed(seed, idx);
+                                ctx.set_params(dispatch, &ops::dropout_params(*count, *p, s)?)?;
+                                batch.push(dispatch);
+                            }
+                            Mode::Eval => {
+                                ctx.record(&mut enc, &batch)?;
+                                batch.clear();
+                                let src = &self.bufs[self.input_buf(idx)];
+                                let dst = &self.bufs[self.out_buf[idx]];
+                                enc.copy_buffer_to_buffer(src, 0, dst, 0, (*count as u64) * 4);
+                            }
+                        },
+                    }
+                }
+                ctx.record(&mut enc, &batch)?;
+                let outs: Vec<(&wgpu::Buffer, usize)> = read
+                    .iter()
+                    .map(|&i| {
+                        let n = self.shapes[i].iter().product();
+                        (&self.bufs[self.out_buf[i]], n)
+                    })
+                    .collect();
+                let staging = ctx.copy_out(&mut enc, &outs);
+                ctx.queue.submit([enc.finish()]);
+                Ok(staging)
+            })
+            .await?;
+        let data = ctx.read_staging(&staging).await?;
+        read.iter()
+            .zip(data)
+            .map(|(&i, d)| Tensor::new(&self.shapes[i], d))
+            .collect()
+    }
+
+    fn input_buf(&self, idx: usize) -> usize {
+        if idx == 0 {
+            0
+        } else {
+            self.out_buf[idx - 1]
+        }
+    }
+}
+
+/// The plan: buffers, parameters and dispatches for every layer.
+fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Result<GpuModel> {
+    let arch = &model.arch;
+    let per_image = arch.shapes()?;
+    let conv_algo = opts.conv.unwrap_or(ConvAlgo::Tiled);
+    let linear_algo = opts.linear.unwrap_or(LinearAlgo::for_batch(batch));
+    let max_block = opts
+        .max_weight_block
+        .unwrap_or(u64::MAX)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        .min(ctx.limits.max_buffer_size);
+
+    let [c, h, w] = arch.input;
+    let mut bufs = vec![ctx.storage("input", batch * c * h * w)?];
+    let mut out_buf = Vec::new();
+    let mut shapes = Vec::new();
+    let mut ops_ = Vec::new();
+    let mut params = Vec::new();
+    let mut saved = Vec::new();
+    let mut weight_blocks = Vec::new();
+    let mut in_shape = arch.input.to_vec();
+    let mut in_buf = 0usize;
+
+    for (layer, shape) in arch.layers.iter().zip(&per_image) {
+        let mut full = vec![batch];
+        full.extend(shape);
+        let count: usize = full.iter().product();
+        let chw = |s: &[usize]| -> Result<[usize; 3]> {
+            match s {
+                [c, h, w] => Ok([*c, *h, *w]),
+                _ => Err(Error::Arch(format!(
+                    "layer {:?} needs a (C, H, W) input, got {s:?}",
+                    layer.name()
+                ))),
+            }
+        };
+        let own = |bufs: &mut Vec<wgpu::Buffer>| -> Result<usize> {
+            bufs.push(ctx.storage(layer.name(), count)?);
+            Ok(bufs.len() - 1)
+        };
+        let mut layer_saved = None;
+        let mut nblocks = 0;
+        let (ob, op) = match layer {
+            Layer::Flatten { .. } => (in_buf, Op::Alias),
+            Layer::Conv(spec) => {
+                let [_, ih, iw] = chw(&in_shape)?;
+                let g = cpu::ConvGeom::new(spec, batch, ih, iw)?;
+                let wt = ctx.upload(
+                    &format!("{}.weight", spec.name),
+                    &model.weight(&spec.name)?.data,
+                )?;
+                let b = ctx.upload(
+                    &format!("{}.bias", spec.name),
+                    &model.bias(&spec.name)?.data,
+                )?;
+                let ob = own(&mut bufs)?;
+                let d = ops::conv2d(ctx, &g, conv_algo, false, &bufs[in_buf], &wt, &b, &bufs[ob])?;
+                params.extend([wt, b]);
+                nblocks = 1;
+                (ob, Op::Run(vec![d]))
+            }
+            Layer::Linear(spec) => {
+                let g = cpu::LinearGeom::new(spec, batch);
+                let weight = model.weight(&spec.name)?;
+                let blocks = ops::row_blocks(spec.out_features, spec.in_features, max_block)?;
+                let wbufs = blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(r0, rows))| {
+                        let k = spec.in_features;
+                        ctx.upload(
+                            &format!("{}.weight[{i}]", spec.name),
+                            &weight.data[r0 * k..(r0 + rows) * k],
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let b = ctx.upload(
+                    &format!("{}.bias", spec.name),
+                    &model.bias(&spec.name)?.data,
+                )?;
+                let wb: Vec<WeightBlock> = blocks
+                    .iter()
+                    .zip(&wbufs)
+                    .map(|(&(row0, rows), buf)| WeightBlock { buf, row0, rows })
+                    .collect();
+                let ob = own(&mut bufs)?;
+                let ds = ops::linear(
+                    ctx,
+                    &g,
+                    linear_algo,
+                    false,
+                    &bufs[in_buf],
+                    &wb,
+                    &b,
+                    &bufs[ob],
+                )?;
+                nblocks = wbufs.len();
+                params.extend(wbufs);
+                params.push(b);
+                (ob, Op::Run(ds))
+            }
+            Layer::Relu { .. } => {
+                let ob = own(&mut bufs)?;
+                let d = ops::relu(ctx, count, &bufs[in_buf], &bufs[ob])?;
+                (ob, Op::Run(vec![d]))
+            }
+            Layer::Lrn(spec) => {
+                let [ch, ih, iw] = chw(&in_shape)?;
+                let g = cpu::LrnGeom::new(spec, batch, ch, ih, iw)?;
+                let ob = own(&mut bufs)?;
+                let scale = ctx.storage(&format!("{}.scale", spec.name), count)?;
+                let d = ops::lrn(ctx, &g, &bufs[in_buf], &bufs[ob], &scale)?;
+                layer_saved = Some(scale);
+                (ob, Op::Run(vec![d]))
+            }
+            Layer::MaxPool(spec) => {
+                let [ch, ih, iw] = chw(&in_shape)?;
+                let g = cpu::PoolGeom::new(spec, batch, ch, ih, iw)?;
+                let ob = own(&mut bufs)?;
+                let argmax = ctx.storage(&format!("{}.argmax", spec.name), count)?;
+                let d = ops::maxpool(ctx, &g, &bufs[in_buf], &bufs[ob], &argmax)?;
+                layer_saved = Some(argmax);
+                (ob, Op::Run(vec![d]))
+            }
+            Layer::AdaptiveAvgPool(spec) => {
+                let [ch, ih, iw] = chw(&in_shape)?;
+                let g = cpu::AvgPoolGeom::new(spec, batch, ch, ih, iw)?;
+                let ob = own(&mut bufs)?;
+                let d = ops::avgpool(ctx, &g, &bufs[in_buf], &bufs[ob])?;
+                (ob, Op::Run(vec![d]))
+            }
+            Layer::Dropout(spec) => {
+                let ob = own(&mut bufs)?;
+                let dispatch = ops::dropout(ctx, count, spec.p, 0, &bufs[in_buf], &bufs[ob])?;
+                (
+                    ob,
+                    Op::Dropout {
+                        dispatch,
+                        p: spec.p,
+                        count,
+                    },
+                )
+            }
+            Layer::Softmax { .. } => {
+                let k = count / batch;
+                let ob = own(&mut bufs)?;
+                let d = ops::softmax(ctx, batch, k, &bufs[in_buf], &bufs[ob])?;
+                (ob, Op::Run(vec![d]))
+            }
+        };
+        out_buf.push(ob);
+        shapes.push(full);
+        ops_.push(op);
+        saved.push(layer_saved);
+        weight_blocks.push(nblocks);
+        in_shape = shape.clone();
+        in_buf = ob;
+    }
+    Ok(GpuModel {
+        arch: model.arch.clone(),
+        batch,
+        bufs,
+        out_buf,
+        shapes,
+        ops: ops_,
+        params,
+        saved,
+        weight_blocks,
+    })
+}

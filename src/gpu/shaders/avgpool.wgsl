@@ -1,0 +1,46 @@
+// avgpool.wgsl: adaptive average pooling (PyTorch's AdaptiveAvgPool2d).
+//
+// One invocation computes one output (n, c, oy, ox): the mean of input rows
+// floor(oy*H/OH) .. ceil((oy+1)*H/OH) and columns floor(ox*W/OW) .. ceil((ox+1)*W/OW)
+// (shape::adaptive_range's definition), summed in row-major order in f32 like the CPU.
+// Bindings: 0 uniform Params { count, h, w, oh, ow }, 1 x (read) (N, C, H, W),
+// 2 out (write) (N, C, OH, OW).
+// Dispatch: elementwise grid over count = N*C*OH*OW (see relu.wgsl).
+
+struct Params {
+    count: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if i >= p.count {
+        return;
+    }
+    let ox = i % p.ow;
+    let oy = (i / p.ow) % p.oh;
+    let nc = i / (p.ow * p.oh);
+    let y0 = (oy * p.h) / p.oh;
+    let y1 = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
+    let x0 = (ox * p.w) / p.ow;
+    let x1 = ((ox + 1u) * p.w + p.ow - 1u) / p.ow;
+    var sum = 0.0;
+    for (var iy = y0; iy < y1; iy++) {
+        for (var ix = x0; ix < x1; ix++) {
+            sum += x[(nc * p.h + iy) * p.w + ix];
+        }
+    }
+    out[i] = sum / f32((y1 - y0) * (x1 - x0));
+}

@@ -1,0 +1,41 @@
+// dropout.wgsl: inverted dropout while training, mask regenerated from (seed, index).
+//
+// One invocation computes one element: y[i] = keep(seed, i) ? x[i] * scale : 0, with
+//   pcg_hash(v) = PCG-RXS-M-XS (Jarzynski & Olano 2020), all u32 wrapping arithmetic,
+//   h = pcg_hash(i ^ pcg_hash(seed)), keep = f32(h >> 8) * 2^-24 >= p,
+// bit for bit the mask of src/cpu/dropout.rs (`dropout_keep`). scale = 1 / (1 - p) is
+// computed on the host in f32, as the CPU does. Eval mode needs no kernel (identity).
+// Bindings: 0 uniform Params { count, seed, p, scale }, 1 x (read), 2 y (write).
+// Dispatch: elementwise grid (see relu.wgsl): ceil(count / 256) workgroups folded into 2-D.
+
+struct Params {
+    count: u32,
+    seed: u32,
+    p: f32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if i >= p.count {
+        return;
+    }
+    let h = pcg_hash(i ^ pcg_hash(p.seed));
+    let u = f32(h >> 8u) * (1.0 / 16777216.0);
+    y[i] = select(0.0, x[i] * p.scale, u >= p.p);
+}
