@@ -68,6 +68,16 @@ fn main(
     let big_k = p.cin_g * khw;
     let w_base = g * p.cout_g * big_k;
 
+    // The output pixel this invocation gathers B values for (fixed for the whole K loop).
+    let bn = li % TN;
+    let my_col = n0 + bn;
+    let col_ok = my_col < big_n;
+    let my_n = my_col / ohw;
+    let my_pix = my_col % ohw;
+    let iy0 = i32((my_pix / p.ow) * p.sh) - i32(p.pad_top);
+    let ix0 = i32((my_pix % p.ow) * p.sw) - i32(p.pad_left);
+    let x_base = (my_n * p.c_in + g * p.cin_g) * p.h * p.w;
+
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -87,27 +97,22 @@ fn main(
             }
             a_tile[ak * TM + am] = v;
         }
-        // B tile: 16 k x 64 columns; consecutive invocations read consecutive pixels.
+        // B tile: 16 k x 64 columns; consecutive invocations read consecutive pixels. Each
+        // invocation always loads column bn = li % 64 (256 is a multiple of 64), whose pixel
+        // was decoded once above; rows bk = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let e = li + r * 256u;
-            let bk = e / TN;
-            let bn = e % TN;
-            let col = n0 + bn;
+            let bk = li / TN + 4u * r;
             let k = k0 + bk;
             var v = 0.0;
-            if col < big_n && k < big_k {
-                let n = col / ohw;
-                let pix = col % ohw;
-                let oy = pix / p.ow;
-                let ox = pix % p.ow;
+            if col_ok && k < big_k {
                 let c = k / khw;
-                let kr = k % khw;
+                let kr = k - c * khw;
                 let ky = kr / p.kw;
-                let kx = kr % p.kw;
-                let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
-                let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
+                let kx = kr - ky * p.kw;
+                let iy = iy0 + i32(ky);
+                let ix = ix0 + i32(kx);
                 if iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w) {
-                    v = x[((n * p.c_in + g * p.cin_g + c) * p.h + u32(iy)) * p.w + u32(ix)];
+                    v = x[x_base + (c * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
             b_tile[bk * TN + bn] = v;
