@@ -6,6 +6,7 @@
 pub mod classify;
 pub mod cpu;
 pub mod error;
+pub mod fast;
 pub mod gpu;
 pub mod io;
 pub mod labels;
