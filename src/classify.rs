@@ -17,9 +17,14 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// Class probabilities `(N, classes)` for an input batch `(N, C, H, W)`.
+/// Class probabilities `(N, classes)` for an input batch `(N, C, H, W)` (CPU reference).
 pub fn probabilities(model: &Model, x: &Tensor) -> Result<Tensor> {
-    let out = model.forward(x)?;
+    to_probabilities(model, model.forward(x)?)
+}
+
+/// The network's output `(N, classes)` as probabilities: a softmax unless the network ends
+/// in one.
+pub fn to_probabilities(model: &Model, out: Tensor) -> Result<Tensor> {
     let ends_in_softmax = matches!(model.arch.layers.last(), Some(Layer::Softmax { .. }));
     if ends_in_softmax {
         return Ok(out);
@@ -54,17 +59,22 @@ pub fn top_k(probs: &[f32], k: usize) -> Vec<(usize, f32)> {
     idx.into_iter().take(k).map(|i| (i, probs[i])).collect()
 }
 
-/// Decodes an encoded image and returns the top-`k` classes; with `tta` the softmax is
-/// averaged over the paper's ten crops.
-pub fn classify_bytes(model: &Model, image: &[u8], k: usize, tta: bool) -> Result<Vec<Prediction>> {
+/// Decodes an encoded image into the network's input: `(1, C, H, W)`, or with `tta` the
+/// paper's ten crops `(10, C, H, W)`.
+pub fn prepare_input(model: &Model, image: &[u8], tta: bool) -> Result<Tensor> {
     let img = preprocess::decode(image)?;
     let pp = &model.arch.preprocess;
-    let x = if tta {
-        preprocess::ten_crop(&img, pp)?
+    if tta {
+        preprocess::ten_crop(&img, pp)
     } else {
-        preprocess::to_input(&img, pp)?
-    };
-    let p = probabilities(model, &x)?;
+        preprocess::to_input(&img, pp)
+    }
+}
+
+/// The top-`k` classes from the network's output for one image's crops `(N, classes)`:
+/// probabilities averaged over the crops.
+pub fn rank(model: &Model, out: Tensor, k: usize) -> Result<Vec<Prediction>> {
+    let p = to_probabilities(model, out)?;
     let mean = mean_rows(&p);
     Ok(top_k(&mean, k)
         .into_iter()
@@ -74,6 +84,13 @@ pub fn classify_bytes(model: &Model, image: &[u8], k: usize, tta: bool) -> Resul
             probability,
         })
         .collect())
+}
+
+/// Decodes an encoded image and returns the top-`k` classes on the CPU reference; with
+/// `tta` the softmax is averaged over the paper's ten crops.
+pub fn classify_bytes(model: &Model, image: &[u8], k: usize, tta: bool) -> Result<Vec<Prediction>> {
+    let x = prepare_input(model, image, tta)?;
+    rank(model, model.forward(&x)?, k)
 }
 
 #[cfg(test)]

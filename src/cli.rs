@@ -1,12 +1,14 @@
 //! The `alexnet` command line (native only): info, classify, run, export. Every error is
 //! printed as one line and the exit status is 1; usage errors exit 2 (clap).
 
+use crate::backend::{BackendKind, Runner};
 use crate::classify;
 use crate::error::{Error, Result};
 use crate::model::Arch;
 use crate::net::Model;
 use crate::{io, labels, npy};
 use clap::{Parser, Subcommand};
+use pollster::block_on;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,6 +33,30 @@ struct ModelArg {
     seed: Option<u64>,
 }
 
+#[derive(clap::Args)]
+struct BackendArg {
+    /// ref (the plain CPU reference), cpu (the fast CPU backend) or gpu (WebGPU kernels;
+    /// Vulkan natively). Default: gpu on a hardware adapter, else cpu (a software adapter is
+    /// slower than the CPU)
+    #[arg(long)]
+    backend: Option<String>,
+}
+
+impl BackendArg {
+    fn kind(&self) -> Result<BackendKind> {
+        match &self.backend {
+            Some(b) => b.parse(),
+            None => Ok(
+                if crate::gpu::native_adapters().iter().any(|a| !a.software) {
+                    BackendKind::Gpu
+                } else {
+                    BackendKind::Cpu
+                },
+            ),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the layers with their output shapes, parameters, multiply-adds and preprocessing
@@ -42,6 +68,8 @@ enum Cmd {
     Classify {
         #[command(flatten)]
         model: ModelArg,
+        #[command(flatten)]
+        backend: BackendArg,
         /// Average the softmax over the paper's 10 crops (4 corners + centre, and mirrors)
         #[arg(long)]
         tta: bool,
@@ -55,6 +83,8 @@ enum Cmd {
     Run {
         #[command(flatten)]
         model: ModelArg,
+        #[command(flatten)]
+        backend: BackendArg,
         #[arg(long)]
         input: PathBuf,
         #[arg(long)]
@@ -113,6 +143,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Classify {
             model,
+            backend,
             tta,
             top,
             images,
@@ -121,11 +152,15 @@ fn run(cli: Cli) -> Result<()> {
             if top == 0 {
                 return Err(Error::Other("--top must be at least 1".into()));
             }
+            let mut runner = block_on(Runner::new(&m, backend.kind()?))?;
+            eprintln!("backend: {}", runner.describe());
             let mut failed = 0;
             for path in &images {
                 match std::fs::read(path)
                     .map_err(|e| Error::io(path, e))
-                    .and_then(|b| classify::classify_bytes(&m, &b, top, tta))
+                    .and_then(|b| classify::prepare_input(&m, &b, tta))
+                    .and_then(|x| block_on(runner.forward(&x)))
+                    .and_then(|out| classify::rank(&m, out, top))
                 {
                     Ok(preds) => {
                         println!("{}", path.display());
@@ -155,15 +190,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Run {
             model,
+            backend,
             input,
             output,
             layer,
         } => {
             let m = load(&model)?;
             let x = npy::read(&read_file(&input)?)?;
+            let mut runner = block_on(Runner::new(&m, backend.kind()?))?;
+            eprintln!("backend: {}", runner.describe());
             let y = match layer {
-                Some(l) => m.forward_to(&x, &l)?,
-                None => m.forward(&x)?,
+                Some(l) => block_on(runner.forward_to(&x, &l))?,
+                None => block_on(runner.forward(&x))?,
             };
             write_file(&output, &npy::write(&y)?)?;
             eprintln!("wrote {} {:?}", output.display(), y.shape);

@@ -3,6 +3,7 @@
 //! Native-first: everything here runs under plain `cargo test`; `wasm` is the only module
 //! that knows about JavaScript.
 
+pub mod backend;
 pub mod classify;
 pub mod cpu;
 pub mod error;

@@ -284,8 +284,23 @@ fn fixture_check_catches_porting_bugs() {
     assert!(!fails.iter().any(|f| f.contains("fc6")), "{fails:?}");
 }
 
-/// `alexnet run` end to end (the command a person types), on the full-size files: the .npy
-/// it writes equals onnxruntime's output, for the final layer and for `--layer`.
+/// Whether a GPU adapter exists; under CI=true (where build.sh installs Mesa's lavapipe) its
+/// absence is a failure, never a silent skip.
+fn gpu_available() -> bool {
+    let found = !alexnet::gpu::native_adapters().is_empty();
+    if !found {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but no GPU adapter: install mesa-vulkan-drivers"
+        );
+        println!("SKIPPED (--backend gpu): no GPU adapter on this machine");
+    }
+    found
+}
+
+/// `alexnet run` end to end (the command a person types), on the full-size files and on
+/// every backend: the .npy it writes equals onnxruntime's output, for the final layer and
+/// for `--layer`.
 #[test]
 fn cli_run_matches_onnxruntime() {
     let Some(dir) = refs_dir() else { return };
@@ -293,19 +308,28 @@ fn cli_run_matches_onnxruntime() {
     let out_dir = std::env::temp_dir().join(format!("alexnet-ref-cli-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let mut fails = Vec::new();
-    for (name, file_key, layer) in [
-        ("bvlc", "onnx", None),
-        ("bvlc", "onnx", Some("fc7")),
-        ("torchvision", "onnx", None),
-        ("torchvision", "safetensors", Some("pool5")),
+    for (name, file_key, layer, backend) in [
+        ("bvlc", "onnx", None, "ref"),
+        ("bvlc", "onnx", Some("fc7"), "ref"),
+        ("torchvision", "onnx", None, "ref"),
+        ("torchvision", "safetensors", Some("pool5"), "ref"),
+        ("bvlc", "onnx", None, "cpu"),
+        ("torchvision", "safetensors", None, "cpu"),
+        ("bvlc", "onnx", None, "gpu"),
+        ("bvlc", "onnx", Some("pool2"), "gpu"),
+        ("torchvision", "onnx", None, "gpu"),
     ] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
         let entry = &m["models"][name];
         let model_file = dir.join(entry[file_key].as_str().unwrap());
         let input = dir.join(entry["input"].as_str().unwrap());
         let layer_name = layer.unwrap_or_else(|| entry["final"].as_str().unwrap());
-        let output = out_dir.join(format!("{name}-{file_key}-{layer_name}.npy"));
+        let output = out_dir.join(format!("{name}-{file_key}-{layer_name}-{backend}.npy"));
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"));
         cmd.arg("run").arg("--model").arg(&model_file);
+        cmd.args(["--backend", backend]);
         cmd.arg("--input").arg(&input).arg("--output").arg(&output);
         if let Some(l) = layer {
             cmd.args(["--layer", l]);
@@ -318,7 +342,7 @@ fn cli_run_matches_onnxruntime() {
         );
         let want = read_npy(&dir.join(entry["layers"][layer_name].as_str().unwrap()));
         if let Err(e) = compare(
-            &format!("alexnet run {name} ({file_key}) {layer_name}"),
+            &format!("alexnet run --backend {backend} {name} ({file_key}) {layer_name}"),
             &read_npy(&output),
             &want,
         ) {

@@ -93,3 +93,44 @@ fn onnx_fixture_matches_onnxruntime_in_the_browser() {
     let again = alexnet::io::load_bytes(&alexnet::io::safetensors::save(&m).unwrap()).unwrap();
     assert_eq!(again.params, m.params);
 }
+
+/// WebGPU in the browser (SwiftShader under headless Chromium): the whole `mini` network's
+/// every layer on the GPU equals the CPU reference. Tolerance as for whole networks in
+/// tests/gpu_forward.rs (f32 sums in another order through eight layers).
+#[wasm_bindgen_test]
+async fn webgpu_forward_matches_reference_in_the_browser() {
+    const NET_RTOL: f32 = 1e-3;
+    let ctx = alexnet::gpu::GpuContext::new()
+        .await
+        .expect("headless Chromium with --enable-unsafe-webgpu offers an adapter");
+    let m = Model::random(model::mini(), 5).unwrap();
+    let mut x = Tensor::zeros(&[3, 3, 32, 32]);
+    alexnet::tensor::Rng::new(9).fill_normal(&mut x.data, 1.0);
+    let plan = alexnet::gpu::GpuModel::new(&ctx, &m, 3).await.unwrap();
+    let got = plan
+        .forward_all(&ctx, &x, alexnet::net::Mode::Eval)
+        .await
+        .unwrap();
+    let want = m.forward_all(&x, alexnet::net::Mode::Eval).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let max_abs = w.data.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let (mut worst, mut at) = (0f32, 0);
+        for (j, (a, b)) in g.data.iter().zip(&w.data).enumerate() {
+            let e = if (a - b).is_nan() {
+                f32::INFINITY
+            } else {
+                (a - b).abs()
+            };
+            if e > worst {
+                worst = e;
+                at = j;
+            }
+        }
+        assert!(
+            g.shape == w.shape && worst <= NET_RTOL * max_abs.max(1e-6),
+            "layer {} ({}): worst {worst:e} at {at}, max|ref| {max_abs}",
+            i,
+            m.arch.layers[i].name()
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! One model, one backend: the plain CPU reference (`ref`), the fast CPU backend (`cpu`) or
+//! WebGPU (`gpu`), behind the same forward calls. The GPU plans its buffers per batch size,
+//! so a `Runner` builds one plan per batch size it meets and keeps it.
+
+use crate::error::{Error, Result};
+use crate::fast::FastCpu;
+use crate::gpu::{AdapterReport, GpuContext, GpuModel};
+use crate::net::Model;
+use crate::tensor::Tensor;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The plain CPU reference (`src/cpu`): the oracle, slow.
+    Reference,
+    /// The fast CPU backend (`src/fast`).
+    Cpu,
+    /// WebGPU kernels (`src/gpu`).
+    Gpu,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ref" | "reference" => Ok(BackendKind::Reference),
+            "cpu" => Ok(BackendKind::Cpu),
+            "gpu" | "webgpu" => Ok(BackendKind::Gpu),
+            other => Err(Error::Other(format!(
+                "unknown backend {other:?}: use ref, cpu or gpu"
+            ))),
+        }
+    }
+}
+
+enum Inner<'m> {
+    Reference,
+    Cpu(FastCpu<'m>),
+    Gpu {
+        // boxed: the device handles make this variant far larger than the others
+        ctx: Box<GpuContext>,
+        plans: HashMap<usize, GpuModel>,
+    },
+}
+
+pub struct Runner<'m> {
+    model: &'m Model,
+    inner: Inner<'m>,
+}
+
+impl<'m> Runner<'m> {
+    /// Binds `model` to a backend. For `Gpu` this finds an adapter and compiles every
+    /// kernel before returning, so the first forward pays no shader compilation.
+    pub async fn new(model: &'m Model, kind: BackendKind) -> Result<Runner<'m>> {
+        let inner = match kind {
+            BackendKind::Reference => Inner::Reference,
+            BackendKind::Cpu => Inner::Cpu(FastCpu::new(model)?),
+            BackendKind::Gpu => Inner::Gpu {
+                ctx: Box::new(GpuContext::new().await?),
+                plans: HashMap::new(),
+            },
+        };
+        Ok(Runner { model, inner })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self.inner {
+            Inner::Reference => BackendKind::Reference,
+            Inner::Cpu(_) => BackendKind::Cpu,
+            Inner::Gpu { .. } => BackendKind::Gpu,
+        }
+    }
+
+    /// The GPU adapter in use, if any.
+    pub fn adapter(&self) -> Option<AdapterReport> {
+        match &self.inner {
+            Inner::Gpu { ctx, .. } => Some(ctx.report()),
+            _ => None,
+        }
+    }
+
+    /// One line for a person: which backend runs, and on what.
+    pub fn describe(&self) -> String {
+        match &self.inner {
+            Inner::Reference => "CPU reference (plain loops)".into(),
+            Inner::Cpu(f) => format!("fast CPU ({} threads)", f.workspace().threads()),
+            Inner::Gpu { ctx, .. } => {
+                let a = ctx.report();
+                let kind = if a.software {
+                    "a software adapter: a CPU emulating a GPU"
+                } else {
+                    "hardware"
+                };
+                format!("WebGPU on {} ({}, {kind})", a.name, a.backend)
+            }
+        }
+    }
+
+    /// Prepares the GPU plan for `batch` now (buffers and uploads), so a later forward at
+    /// that batch size does no allocation. No-op on the CPU backends.
+    pub async fn prepare(&mut self, batch: usize) -> Result<()> {
+        if let Inner::Gpu { ctx, plans } = &mut self.inner {
+            plan_for(ctx, plans, self.model, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The last layer's output for `x` `(N, C, H, W)`, eval mode.
+    pub async fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        match &mut self.inner {
+            Inner::Reference => self.model.forward(x),
+            Inner::Cpu(f) => f.forward(x),
+            Inner::Gpu { ctx, plans } => {
+                let plan = plan_for(ctx, plans, self.model, batch_of(x)?).await?;
+                plan.forward(ctx, x).await
+            }
+        }
+    }
+
+    /// The output of `layer` for `x`, eval mode; only that prefix of the network runs.
+    pub async fn forward_to(&mut self, x: &Tensor, layer: &str) -> Result<Tensor> {
+        match &mut self.inner {
+            Inner::Reference => self.model.forward_to(x, layer),
+            Inner::Cpu(f) => f.forward_to(x, layer),
+            Inner::Gpu { ctx, plans } => {
+                let plan = plan_for(ctx, plans, self.model, batch_of(x)?).await?;
+                plan.forward_to(ctx, x, layer).await
+            }
+        }
+    }
+}
+
+/// The plan for `batch`, built on first use.
+async fn plan_for<'p>(
+    ctx: &GpuContext,
+    plans: &'p mut HashMap<usize, GpuModel>,
+    model: &Model,
+    batch: usize,
+) -> Result<&'p GpuModel> {
+    Ok(match plans.entry(batch) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(GpuModel::new(ctx, model, batch).await?),
+    })
+}
+
+fn batch_of(x: &Tensor) -> Result<usize> {
+    match x.shape.first() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => Err(Error::Other(format!(
+            "input of shape {:?} has no batch dimension",
+            x.shape
+        ))),
+    }
+}
