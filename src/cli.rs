@@ -111,6 +111,7 @@ enum Cmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_vulkan_loader();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -153,7 +154,7 @@ fn run(cli: Cli) -> Result<()> {
                 return Err(Error::Other("--top must be at least 1".into()));
             }
             let mut runner = block_on(Runner::new(&m, backend.kind()?))?;
-            eprintln!("backend: {}", runner.describe());
+            println!("backend: {}", runner.describe());
             let mut failed = 0;
             for path in &images {
                 match std::fs::read(path)
@@ -198,13 +199,17 @@ fn run(cli: Cli) -> Result<()> {
             let m = load(&model)?;
             let x = npy::read(&read_file(&input)?)?;
             let mut runner = block_on(Runner::new(&m, backend.kind()?))?;
-            eprintln!("backend: {}", runner.describe());
             let y = match layer {
                 Some(l) => block_on(runner.forward_to(&x, &l))?,
                 None => block_on(runner.forward(&x))?,
             };
             write_file(&output, &npy::write(&y)?)?;
-            eprintln!("wrote {} {:?}", output.display(), y.shape);
+            eprintln!(
+                "wrote {} {:?} ({})",
+                output.display(),
+                y.shape,
+                runner.describe()
+            );
             Ok(())
         }
         Cmd::Export {
@@ -335,4 +340,25 @@ fn group(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on every adapter
+/// query when the variable is missing (containers, CI, ssh sessions). That noise would break
+/// our one-line error contract, so give the process a private 0700 runtime dir instead.
+fn quiet_vulkan_loader() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("alexnet-runtime-{user}"));
+    #[cfg(unix)]
+    let made = {
+        use std::os::unix::fs::DirBuilderExt;
+        dir.is_dir() || std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok()
+    };
+    #[cfg(not(unix))]
+    let made = dir.is_dir() || std::fs::create_dir(&dir).is_ok();
+    if made {
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
 }

@@ -514,6 +514,21 @@ impl Arch {
         Ok(())
     }
 
+    /// Checks that `x` is `(N, C, H, W)` with this architecture's `(C, H, W)`; returns N.
+    pub fn check_input(&self, x: &crate::tensor::Tensor) -> Result<usize> {
+        let [c, h, w] = self.input;
+        match x.shape.as_slice() {
+            [n, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] && x.data.len() == n * c * h * w => {
+                Ok(*n)
+            }
+            s => Err(Error::Shape {
+                what: "network input (N, C, H, W)".into(),
+                expected: vec![x.shape.first().copied().unwrap_or(1), c, h, w],
+                got: s.to_vec(),
+            }),
+        }
+    }
+
     pub fn num_classes(&self) -> Result<usize> {
         match self.shapes()?.last().map(|s| s.as_slice()) {
             Some([n]) => Ok(*n),

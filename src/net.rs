@@ -146,30 +146,8 @@ fn shape_err(what: String, expected: &[usize], got: &[usize]) -> Error {
 }
 
 /// `(N, C, H, W)` of a 4-D activation, or a shape error naming `layer`.
-fn nchw(layer: &str, t: &Tensor) -> Result<[usize; 4]> {
-    match t.shape.as_slice() {
-        [n, c, h, w] => Ok([*n, *c, *h, *w]),
-        s => Err(Error::Other(format!(
-            "layer {layer:?} needs an (N, C, H, W) input, got {s:?}"
-        ))),
-    }
-}
 
 impl Model {
-    fn check_input(&self, x: &Tensor) -> Result<usize> {
-        let [c, h, w] = self.arch.input;
-        match x.shape.as_slice() {
-            [n, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] && x.data.len() == n * c * h * w => {
-                Ok(*n)
-            }
-            s => Err(shape_err(
-                "network input (N, C, H, W)".into(),
-                &[x.shape.first().copied().unwrap_or(1), c, h, w],
-                s,
-            )),
-        }
-    }
-
     /// Forward of layer `idx` on `x` (with batch dim).
     fn layer_forward(&self, idx: usize, x: &Tensor, mode: Mode) -> Result<(Tensor, Saved)> {
         let layer = &self.arch.layers[idx];
@@ -179,7 +157,7 @@ impl Model {
         let mut out = Tensor::zeros(&out_shape);
         let saved = match layer {
             Layer::Conv(spec) => {
-                let [n, _, h, w] = nchw(&spec.name, x)?;
+                let [n, _, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::ConvGeom::new(spec, n, h, w)?;
                 let (wt, b) = (self.weight(&spec.name)?, self.bias(&spec.name)?);
                 cpu::conv2d_forward(&g, &x.data, &wt.data, &b.data, &mut out.data)?;
@@ -190,21 +168,21 @@ impl Model {
                 Saved::Nothing
             }
             Layer::Lrn(spec) => {
-                let [n, c, h, w] = nchw(&spec.name, x)?;
+                let [n, c, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
                 let mut scale = vec![0.0; x.len()];
                 cpu::lrn_forward(&g, &x.data, &mut out.data, &mut scale)?;
                 Saved::LrnScale(scale)
             }
             Layer::MaxPool(spec) => {
-                let [n, c, h, w] = nchw(&spec.name, x)?;
+                let [n, c, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
                 let mut argmax = vec![0u32; out.len()];
                 cpu::maxpool_forward(&g, &x.data, &mut out.data, &mut argmax)?;
                 Saved::Argmax(argmax)
             }
             Layer::AdaptiveAvgPool(spec) => {
-                let [n, c, h, w] = nchw(&spec.name, x)?;
+                let [n, c, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::AvgPoolGeom::new(spec, n, c, h, w)?;
                 cpu::adaptive_avgpool_forward(&g, &x.data, &mut out.data)?;
                 Saved::Nothing
@@ -242,7 +220,7 @@ impl Model {
     /// Runs layers `0..end`. With `keep_all` the trace holds every activation; otherwise
     /// only the last one (and no saved state).
     fn run(&self, x: &Tensor, mode: Mode, end: usize, keep_all: bool) -> Result<Trace> {
-        self.check_input(x)?;
+        self.arch.check_input(x)?;
         let mut acts = vec![x.clone()];
         let mut saved = Vec::new();
         for idx in 0..end {
@@ -318,7 +296,7 @@ impl Model {
             let mut dinp = Tensor::zeros(&inp.shape);
             match (layer, &trace.saved[idx]) {
                 (Layer::Conv(spec), _) => {
-                    let [n, _, h, w] = nchw(&spec.name, inp)?;
+                    let [n, _, h, w] = inp.nchw(&spec.name)?;
                     let g = cpu::ConvGeom::new(spec, n, h, w)?;
                     let wt = self.weight(&spec.name)?;
                     let mut dw = Tensor::zeros(&wt.shape);
@@ -337,17 +315,17 @@ impl Model {
                 }
                 (Layer::Relu { .. }, _) => cpu::relu_backward(&d.data, &inp.data, &mut dinp.data)?,
                 (Layer::Lrn(spec), Saved::LrnScale(scale)) => {
-                    let [n, c, h, w] = nchw(&spec.name, inp)?;
+                    let [n, c, h, w] = inp.nchw(&spec.name)?;
                     let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
                     cpu::lrn_backward(&g, &d.data, &inp.data, &out.data, scale, &mut dinp.data)?;
                 }
                 (Layer::MaxPool(spec), Saved::Argmax(argmax)) => {
-                    let [n, c, h, w] = nchw(&spec.name, inp)?;
+                    let [n, c, h, w] = inp.nchw(&spec.name)?;
                     let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
                     cpu::maxpool_backward(&g, &d.data, argmax, &mut dinp.data)?;
                 }
                 (Layer::AdaptiveAvgPool(spec), _) => {
-                    let [n, c, h, w] = nchw(&spec.name, inp)?;
+                    let [n, c, h, w] = inp.nchw(&spec.name)?;
                     let g = cpu::AvgPoolGeom::new(spec, n, c, h, w)?;
                     cpu::adaptive_avgpool_backward(&g, &d.data, &mut dinp.data)?;
                 }

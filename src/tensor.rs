@@ -40,6 +40,16 @@ impl Tensor {
         self.data.is_empty()
     }
 
+    /// `(N, C, H, W)` of a 4-D activation, or an error naming the layer that needs one.
+    pub fn nchw(&self, layer: &str) -> Result<[usize; 4]> {
+        match self.shape.as_slice() {
+            [n, c, h, w] => Ok([*n, *c, *h, *w]),
+            s => Err(Error::Other(format!(
+                "layer {layer:?} needs an (N, C, H, W) input, got {s:?}"
+            ))),
+        }
+    }
+
     /// Count of NaN and +-Inf values.
     pub fn non_finite(&self) -> usize {
         self.data.iter().filter(|v| !v.is_finite()).count()

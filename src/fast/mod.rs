@@ -154,14 +154,6 @@ pub struct FastCpu<'m> {
 }
 
 /// `(N, C, H, W)` of a 4-D activation, or an error naming `layer`.
-fn nchw(layer: &str, t: &Tensor) -> Result<[usize; 4]> {
-    match t.shape.as_slice() {
-        [n, c, h, w] => Ok([*n, *c, *h, *w]),
-        s => Err(Error::Other(format!(
-            "layer {layer:?} needs an (N, C, H, W) input, got {s:?}"
-        ))),
-    }
-}
 
 impl<'m> FastCpu<'m> {
     /// Binds `model` with `default_threads()` threads and reserves the im2col scratch for
@@ -195,20 +187,6 @@ impl<'m> FastCpu<'m> {
         &self.ws
     }
 
-    fn check_input(&self, x: &Tensor) -> Result<usize> {
-        let [c, h, w] = self.model.arch.input;
-        match x.shape.as_slice() {
-            [n, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] && x.data.len() == n * c * h * w => {
-                Ok(*n)
-            }
-            s => Err(Error::Shape {
-                what: "network input (N, C, H, W)".into(),
-                expected: vec![x.shape.first().copied().unwrap_or(1), c, h, w],
-                got: s.to_vec(),
-            }),
-        }
-    }
-
     /// Every layer's output, in layer order, each with the batch dimension.
     pub fn forward_all(&mut self, x: &Tensor) -> Result<Vec<Tensor>> {
         self.run(x, self.model.arch.layers.len(), true)
@@ -233,7 +211,7 @@ impl<'m> FastCpu<'m> {
     /// last, and a ReLU right after a conv or FC is fused into it, identity layers
     /// (flatten, eval dropout) only relabel the shape, and a lone ReLU works in place.
     fn run(&mut self, x: &Tensor, end: usize, keep_all: bool) -> Result<Vec<Tensor>> {
-        self.check_input(x)?;
+        self.model.arch.check_input(x)?;
         let model = self.model;
         let layers = &model.arch.layers;
         let mut outs: Vec<Tensor> = Vec::new();
@@ -294,7 +272,7 @@ impl<'m> FastCpu<'m> {
         let n = x.shape.first().copied().unwrap_or(0);
         match layer {
             Layer::Conv(spec) => {
-                let [n, _, h, w] = nchw(&spec.name, x)?;
+                let [n, _, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::ConvGeom::new(spec, n, h, w)?;
                 let (wt, b) = (self.model.weight(&spec.name)?, self.model.bias(&spec.name)?);
                 conv2d_forward(
@@ -314,17 +292,17 @@ impl<'m> FastCpu<'m> {
                 Ok(())
             }
             Layer::Lrn(spec) => {
-                let [n, c, h, w] = nchw(&spec.name, x)?;
+                let [n, c, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
                 lrn_forward(&self.ws, &g, &x.data, &mut out.data)
             }
             Layer::MaxPool(spec) => {
-                let [n, c, h, w] = nchw(&spec.name, x)?;
+                let [n, c, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
                 maxpool_forward(&self.ws, &g, &x.data, &mut out.data)
             }
             Layer::AdaptiveAvgPool(spec) => {
-                let [n, c, h, w] = nchw(&spec.name, x)?;
+                let [n, c, h, w] = x.nchw(&spec.name)?;
                 let g = cpu::AvgPoolGeom::new(spec, n, c, h, w)?;
                 adaptive_avgpool_forward(&self.ws, &g, &x.data, &mut out.data)
             }
