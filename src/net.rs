@@ -145,8 +145,6 @@ fn shape_err(what: String, expected: &[usize], got: &[usize]) -> Error {
     }
 }
 
-/// `(N, C, H, W)` of a 4-D activation, or a shape error naming `layer`.
-
 impl Model {
     /// Forward of layer `idx` on `x` (with batch dim).
     fn layer_forward(&self, idx: usize, x: &Tensor, mode: Mode) -> Result<(Tensor, Saved)> {

@@ -153,8 +153,6 @@ pub struct FastCpu<'m> {
     ws: Workspace,
 }
 
-/// `(N, C, H, W)` of a 4-D activation, or an error naming `layer`.
-
 impl<'m> FastCpu<'m> {
     /// Binds `model` with `default_threads()` threads and reserves the im2col scratch for
     /// batch 1.
