@@ -93,7 +93,13 @@ impl WasmModel {
     /// Top-`top` predictions for an encoded image (png, jpeg, webp, gif, bmp), as
     /// `[{index, label, probability}]`; `tta` averages the paper's ten crops.
     pub fn classify(&self, image: &[u8], top: usize, tta: bool) -> Result<JsValue, JsError> {
-        let preds = classify::classify_bytes(&self.inner, image, top, tta).map_err(js_err)?;
-        to_js(&preds)
+        let m = &self.inner;
+        let x = classify::prepare_input(m, image, tta).map_err(js_err)?;
+        // The fast CPU backend (im2col + SIMD128 GEMM, one thread in wasm); its scratch is
+        // sized per call, which costs far less than the forward pass itself.
+        let out = crate::fast::FastCpu::new(m)
+            .and_then(|mut f| f.forward(&x))
+            .map_err(js_err)?;
+        to_js(&classify::rank(m, out, top).map_err(js_err)?)
     }
 }

@@ -45,7 +45,7 @@ async function checkWebGpu() {
     const name = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') || 'unnamed adapter';
     const software = i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
     el.textContent = `${name}${software ? ' (a software adapter: a CPU emulating a GPU)' : ''}; ` +
-      'WebGPU kernels arrive with the next milestone';
+      'the page uses WebGPU from the next milestone on';
   } catch (e) {
     el.textContent = `error asking for an adapter: ${e.message}`;
   }
