@@ -93,6 +93,21 @@ enum Cmd {
         #[arg(long)]
         layer: Option<String>,
     },
+    /// Time the forward pass per layer and in total (median of several runs)
+    Bench {
+        #[command(flatten)]
+        model: ModelArg,
+        #[command(flatten)]
+        backend: BackendArg,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Measured runs after one warm-up
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Only the total, without the per-layer breakdown (which runs every prefix)
+        #[arg(long)]
+        total_only: bool,
+    },
     /// List the GPU adapters wgpu finds (Vulkan natively), saying which are software
     Adapters,
     /// Write the model as .safetensors (config in the metadata) or .onnx
@@ -124,6 +139,22 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info { model } => info(&model),
+        Cmd::Bench {
+            model,
+            backend,
+            batch,
+            runs,
+            total_only,
+        } => {
+            if batch == 0 {
+                return Err(Error::Other("--batch must be at least 1".into()));
+            }
+            let m = load(&model)?;
+            let mut runner = block_on(Runner::new(&m, backend.kind()?))?;
+            let report = block_on(crate::bench::run(&mut runner, &m, batch, runs, !total_only))?;
+            print!("{}", report.render(&m)?);
+            Ok(())
+        }
         Cmd::Adapters => {
             let all = crate::gpu::native_adapters();
             if all.is_empty() {

@@ -23,6 +23,8 @@ pub use net::Model;
 pub use tensor::Tensor;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod npy;

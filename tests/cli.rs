@@ -249,3 +249,48 @@ fn adapters_are_reported_honestly() {
         assert!(line.contains("[software"), "{line}");
     }
 }
+
+/// `alexnet bench` prints every layer and the total for each backend (numbers are not
+/// asserted: the machines are shared and noisy).
+#[test]
+fn bench_prints_layers_and_total() {
+    for backend in ["ref", "cpu", "gpu"] {
+        if backend == "gpu" && alexnet::gpu::native_adapters().is_empty() {
+            continue;
+        }
+        let o = alexnet(&[
+            "bench",
+            "--model",
+            "mini",
+            "--seed",
+            "1",
+            "--backend",
+            backend,
+            "--runs",
+            "1",
+            "--batch",
+            "2",
+        ]);
+        assert!(o.status.success(), "{backend}: {}", stderr(&o));
+        let out = stdout(&o);
+        for layer in ["conv1", "norm2", "pool5", "fc8"] {
+            assert!(
+                out.lines().any(|l| l.starts_with(layer)),
+                "{backend}: {out}"
+            );
+        }
+        assert!(out.contains("images/s"), "{out}");
+    }
+    assert_one_line_error(
+        &alexnet(&[
+            "bench",
+            "--model",
+            "mini",
+            "--seed",
+            "1",
+            "--backend",
+            "tpu",
+        ]),
+        "unknown backend",
+    );
+}
