@@ -22,8 +22,9 @@ use std::task::{Context, Poll, Waker};
 pub const WG: u32 = 256;
 /// Workgroup memory the tiled kernels declare (two 16 x 64 f32 tiles).
 const WORKGROUP_BYTES: u32 = 8192;
-/// Storage buffers the widest kernel binds (conv: x, w, bias, out).
-const STORAGE_BUFFERS: u32 = 4;
+/// Storage buffers the widest kernel binds (LRN backward: dout, x, out, scale, dx; WebGPU's
+/// default limit is 8).
+const STORAGE_BUFFERS: u32 = 5;
 
 /// The device every GPU op runs on, and the compiled pipelines.
 pub struct GpuContext {

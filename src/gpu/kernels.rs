@@ -33,11 +33,35 @@ pub enum Kernel {
     Dropout,
     /// `softmax.wgsl`: row-wise stable softmax.
     Softmax,
+    /// `conv_bwd_data.wgsl`: conv backward with respect to the input, a gather: one invocation per input element.
+    ConvBwdData,
+    /// `conv_bwd_weight.wgsl`: conv backward with respect to the weight: one invocation per weight element.
+    ConvBwdWeight,
+    /// `bias_bwd.wgsl`: bias gradient (conv and fully connected): one invocation per channel.
+    BiasBwd,
+    /// `relu_bwd.wgsl`: `dx = x > 0 ? dout : 0`.
+    ReluBwd,
+    /// `lrn_bwd.wgsl`: LRN backward over the reverse window, using the saved scale.
+    LrnBwd,
+    /// `maxpool_bwd.wgsl`: max-pool backward, a gather over overlapping windows using the saved argmax.
+    MaxPoolBwd,
+    /// `avgpool_bwd.wgsl`: adaptive average pool backward, a gather.
+    AvgPoolBwd,
+    /// `linear_bwd_data.wgsl`: fully connected `dx = dy W`, one weight row block per dispatch (accumulating).
+    LinearBwdData,
+    /// `linear_bwd_weight.wgsl`: fully connected `dW = dy^T x` for one weight row block.
+    LinearBwdWeight,
+    /// `softmax_xent.wgsl`: fused softmax + cross-entropy: per-row loss and `dlogits = (p - onehot) / N`.
+    SoftmaxXent,
+    /// `sgd.wgsl`: SGD with momentum and weight decay in the paper's form.
+    Sgd,
+    /// `fill.wgsl`: sets a buffer to one value.
+    Fill,
 }
 
 impl Kernel {
     /// Every kernel, compiled when a [`GpuContext`](super::GpuContext) is created.
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 22] = [
         Kernel::Relu,
         Kernel::ConvNaive,
         Kernel::ConvTiled,
@@ -48,6 +72,18 @@ impl Kernel {
         Kernel::LinearGemv,
         Kernel::Dropout,
         Kernel::Softmax,
+        Kernel::ConvBwdData,
+        Kernel::ConvBwdWeight,
+        Kernel::BiasBwd,
+        Kernel::ReluBwd,
+        Kernel::LrnBwd,
+        Kernel::MaxPoolBwd,
+        Kernel::AvgPoolBwd,
+        Kernel::LinearBwdData,
+        Kernel::LinearBwdWeight,
+        Kernel::SoftmaxXent,
+        Kernel::Sgd,
+        Kernel::Fill,
     ];
 
     /// The shader's file name in `src/gpu/shaders/`.
@@ -63,6 +99,18 @@ impl Kernel {
             Kernel::LinearGemv => "linear_gemv.wgsl",
             Kernel::Dropout => "dropout.wgsl",
             Kernel::Softmax => "softmax.wgsl",
+            Kernel::ConvBwdData => "conv_bwd_data.wgsl",
+            Kernel::ConvBwdWeight => "conv_bwd_weight.wgsl",
+            Kernel::BiasBwd => "bias_bwd.wgsl",
+            Kernel::ReluBwd => "relu_bwd.wgsl",
+            Kernel::LrnBwd => "lrn_bwd.wgsl",
+            Kernel::MaxPoolBwd => "maxpool_bwd.wgsl",
+            Kernel::AvgPoolBwd => "avgpool_bwd.wgsl",
+            Kernel::LinearBwdData => "linear_bwd_data.wgsl",
+            Kernel::LinearBwdWeight => "linear_bwd_weight.wgsl",
+            Kernel::SoftmaxXent => "softmax_xent.wgsl",
+            Kernel::Sgd => "sgd.wgsl",
+            Kernel::Fill => "fill.wgsl",
         }
     }
 
@@ -79,6 +127,18 @@ impl Kernel {
             Kernel::LinearGemv => include_str!("shaders/linear_gemv.wgsl"),
             Kernel::Dropout => include_str!("shaders/dropout.wgsl"),
             Kernel::Softmax => include_str!("shaders/softmax.wgsl"),
+            Kernel::ConvBwdData => include_str!("shaders/conv_bwd_data.wgsl"),
+            Kernel::ConvBwdWeight => include_str!("shaders/conv_bwd_weight.wgsl"),
+            Kernel::BiasBwd => include_str!("shaders/bias_bwd.wgsl"),
+            Kernel::ReluBwd => include_str!("shaders/relu_bwd.wgsl"),
+            Kernel::LrnBwd => include_str!("shaders/lrn_bwd.wgsl"),
+            Kernel::MaxPoolBwd => include_str!("shaders/maxpool_bwd.wgsl"),
+            Kernel::AvgPoolBwd => include_str!("shaders/avgpool_bwd.wgsl"),
+            Kernel::LinearBwdData => include_str!("shaders/linear_bwd_data.wgsl"),
+            Kernel::LinearBwdWeight => include_str!("shaders/linear_bwd_weight.wgsl"),
+            Kernel::SoftmaxXent => include_str!("shaders/softmax_xent.wgsl"),
+            Kernel::Sgd => include_str!("shaders/sgd.wgsl"),
+            Kernel::Fill => include_str!("shaders/fill.wgsl"),
         }
     }
 

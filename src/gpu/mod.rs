@@ -11,7 +11,8 @@
 //! - [`ops`]: one function per layer op that turns a CPU geometry (`cpu::ConvGeom`, ...) and
 //!   buffers into [`Dispatch`]es: the place to add backward kernels;
 //! - [`model`]: [`GpuModel`], a whole network planned once per batch size and run in one
-//!   submission.
+//!   submission;
+//! - [`train`]: [`GpuTrainer`], forward + loss + backward + SGD in one submission per step.
 //!
 //! Everything compiles for wasm32 too: no blocking anywhere on that target (readback awaits
 //! `map_async`'s callback; `device.poll` is only called natively).
@@ -20,10 +21,12 @@ pub mod context;
 pub mod kernels;
 pub mod model;
 pub mod ops;
+pub mod train;
 
 pub use context::{Dispatch, GpuContext, Params};
 pub use kernels::Kernel;
 pub use model::GpuModel;
+pub use train::GpuTrainer;
 
 /// One adapter.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -48,6 +48,10 @@ enum Op {
     },
 }
 
+/// Where one layer's parameters live in `GpuModel::params`: its weight's row blocks
+/// `(row0, rows, index)` and its bias's index.
+type ParamSlots = (Vec<(usize, usize, usize)>, usize);
+
 /// A network resident on the GPU for one batch size.
 #[derive(Debug)]
 pub struct GpuModel {
@@ -59,13 +63,14 @@ pub struct GpuModel {
     /// Per-layer output shapes with the batch dimension.
     shapes: Vec<Vec<usize>>,
     ops: Vec<Op>,
-    /// Parameter buffers (kept here so their lifetime is obvious; bind groups hold them too).
-    #[allow(dead_code)]
+    /// Parameter buffers (bind groups hold them too; `layer_params` hands them to a trainer).
     params: Vec<wgpu::Buffer>,
     /// What each layer saved for backward: max-pool argmax (u32), LRN scale.
     saved: Vec<Option<wgpu::Buffer>>,
     /// Per layer, how many buffers its weight is split into (0 without parameters).
     weight_blocks: Vec<usize>,
+    /// Per layer with parameters: where its buffers are in `params`.
+    layer_params: Vec<Option<ParamSlots>>,
 }
 
 impl GpuModel {
@@ -104,6 +109,32 @@ impl GpuModel {
         self.saved.get(idx).and_then(|s| s.as_ref())
     }
 
+    /// The network input's buffer `(N, C, H, W)`.
+    pub fn input_buffer(&self) -> &wgpu::Buffer {
+        &self.bufs[0]
+    }
+
+    /// Layer `idx`'s parameter buffers (the ones the forward reads, so updating them in place
+    /// updates the model): its weight as row blocks (one block for a conv) and its bias;
+    /// `None` for a layer without parameters.
+    pub fn layer_params(&self, idx: usize) -> Option<(Vec<WeightBlock<'_>>, &wgpu::Buffer)> {
+        let (blocks, bias) = self.layer_params.get(idx)?.as_ref()?;
+        let wb = blocks
+            .iter()
+            .map(|&(row0, rows, i)| WeightBlock {
+                buf: &self.params[i],
+                row0,
+                rows,
+            })
+            .collect();
+        Some((wb, &self.params[*bias]))
+    }
+
+    /// Layer `idx`'s output shape, with the batch dimension.
+    pub fn output_shape(&self, idx: usize) -> Option<&[usize]> {
+        self.shapes.get(idx).map(|s| s.as_slice())
+    }
+
     /// How many row blocks layer `name`'s weight was split into (1 when it fits one
     /// binding, 0 for a layer without parameters).
     pub fn weight_blocks(&self, name: &str) -> Result<usize> {
@@ -135,15 +166,9 @@ impl GpuModel {
         self.execute(ctx, x, mode, self.ops.len(), &all).await
     }
 
-    /// Runs layers `0..end` in one submission and reads back the outputs of `read`.
-    async fn execute(
-        &self,
-        ctx: &GpuContext,
-        x: &Tensor,
-        mode: Mode,
-        end: usize,
-        read: &[usize],
-    ) -> Result<Vec<Tensor>> {
+    /// Checks that `x` is `(batch, C, H, W)` and writes it into the input buffer (ordered
+    /// before the next submission).
+    pub fn write_input(&self, ctx: &GpuContext, x: &Tensor) -> Result<()> {
         let [c, h, w] = self.arch.input;
         let want = [self.batch, c, h, w];
         if x.shape != want || x.data.len() != want.iter().product::<usize>() {
@@ -153,38 +178,64 @@ impl GpuModel {
                 got: x.shape.clone(),
             });
         }
+        ctx.write(&self.bufs[0], &x.data);
+        Ok(())
+    }
+
+    /// Records layers `0..end` in `mode` into `enc` (training mode rewrites each dropout
+    /// layer's seed, `cpu::dropout_layer_seed(seed, idx)`, before the submission). The input
+    /// must have been written (`write_input`).
+    pub fn record_forward(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        mode: Mode,
+        end: usize,
+    ) -> Result<()> {
+        // Consecutive kernel launches share one compute pass; a copy (eval dropout) closes it
+        // and the next launches open another, all in this one encoder.
+        let mut batch: Vec<&Dispatch> = Vec::new();
+        for (idx, op) in self.ops.iter().enumerate().take(end) {
+            match op {
+                Op::Run(ds) => batch.extend(ds.iter()),
+                Op::Alias => {}
+                Op::Dropout { dispatch, p, count } => match mode {
+                    Mode::Train { seed } => {
+                        let s = cpu::dropout_layer_seed(seed, idx);
+                        ctx.set_params(dispatch, &ops::dropout_params(*count, *p, s)?)?;
+                        batch.push(dispatch);
+                    }
+                    Mode::Eval => {
+                        ctx.record(enc, &batch)?;
+                        batch.clear();
+                        let src = &self.bufs[self.input_buf(idx)];
+                        let dst = &self.bufs[self.out_buf[idx]];
+                        enc.copy_buffer_to_buffer(src, 0, dst, 0, (*count as u64) * 4);
+                    }
+                },
+            }
+        }
+        ctx.record(enc, &batch)
+    }
+
+    /// Runs layers `0..end` in one submission and reads back the outputs of `read`.
+    async fn execute(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        mode: Mode,
+        end: usize,
+        read: &[usize],
+    ) -> Result<Vec<Tensor>> {
         let staging = ctx
             .checked("running the network", || {
-                ctx.write(&self.bufs[0], &x.data);
+                self.write_input(ctx, x)?;
                 let mut enc = ctx
                     .device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("forward"),
                     });
-                // Consecutive kernel launches share one compute pass; a copy (eval dropout)
-                // closes it and the next launches open another, all in this one encoder.
-                let mut batch: Vec<&Dispatch> = Vec::new();
-                for (idx, op) in self.ops.iter().enumerate().take(end) {
-                    match op {
-                        Op::Run(ds) => batch.extend(ds.iter()),
-                        Op::Alias => {}
-                        Op::Dropout { dispatch, p, count } => match mode {
-                            Mode::Train { seed } => {
-                                let s = cpu::dropout_layer_seed(seed, idx);
-                                ctx.set_params(dispatch, &ops::dropout_params(*count, *p, s)?)?;
-                                batch.push(dispatch);
-                            }
-                            Mode::Eval => {
-                                ctx.record(&mut enc, &batch)?;
-                                batch.clear();
-                                let src = &self.bufs[self.input_buf(idx)];
-                                let dst = &self.bufs[self.out_buf[idx]];
-                                enc.copy_buffer_to_buffer(src, 0, dst, 0, (*count as u64) * 4);
-                            }
-                        },
-                    }
-                }
-                ctx.record(&mut enc, &batch)?;
+                self.record_forward(ctx, &mut enc, mode, end)?;
                 let outs: Vec<(&wgpu::Buffer, usize)> = read
                     .iter()
                     .map(|&i| {
@@ -233,6 +284,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
     let mut params = Vec::new();
     let mut saved = Vec::new();
     let mut weight_blocks = Vec::new();
+    let mut layer_params = Vec::new();
     let mut in_shape = arch.input.to_vec();
     let mut in_buf = 0usize;
 
@@ -255,6 +307,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         };
         let mut layer_saved = None;
         let mut nblocks = 0;
+        let mut lp = None;
         let (ob, op) = match layer {
             Layer::Flatten { .. } => (in_buf, Op::Alias),
             Layer::Conv(spec) => {
@@ -270,6 +323,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
                 )?;
                 let ob = own(&mut bufs)?;
                 let d = ops::conv2d(ctx, &g, conv_algo, false, &bufs[in_buf], &wt, &b, &bufs[ob])?;
+                lp = Some((vec![(0, spec.out_channels, params.len())], params.len() + 1));
                 params.extend([wt, b]);
                 nblocks = 1;
                 (ob, Op::Run(vec![d]))
@@ -310,6 +364,15 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
                     &bufs[ob],
                 )?;
                 nblocks = wbufs.len();
+                let first = params.len();
+                lp = Some((
+                    blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(row0, rows))| (row0, rows, first + i))
+                        .collect(),
+                    first + wbufs.len(),
+                ));
                 params.extend(wbufs);
                 params.push(b);
                 (ob, Op::Run(ds))
@@ -368,6 +431,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         ops_.push(op);
         saved.push(layer_saved);
         weight_blocks.push(nblocks);
+        layer_params.push(lp);
         in_shape = shape.clone();
         in_buf = ob;
     }
@@ -381,5 +445,6 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         params,
         saved,
         weight_blocks,
+        layer_params,
     })
 }

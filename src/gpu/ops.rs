@@ -365,3 +365,456 @@ pub fn softmax(
         grid(n, 1, max_groups(ctx)),
     )
 }
+
+// ---- backward passes and the optimiser ----
+//
+// Every backward kernel is a gather: one invocation per element of the gradient it writes
+// (WGSL has no float atomics). Each writes its gradient (never accumulates), except
+// `linear_backward`'s dx across weight blocks, which its own dispatches chain in order.
+
+/// The uniform parameters every conv kernel's backward shares (the forward's, without
+/// `groups`, `co_base`, `relu`).
+fn conv_bwd_params(g: &ConvGeom) -> Params {
+    Params::new()
+        .u(g.n)
+        .u(g.c_in)
+        .u(g.h)
+        .u(g.w)
+        .u(g.c_out)
+        .u(g.oh)
+        .u(g.ow)
+        .u(g.kh)
+        .u(g.kw)
+        .u(g.sh)
+        .u(g.sw)
+        .u(g.pads.top)
+        .u(g.pads.left)
+        .u(g.cin_g())
+        .u(g.cout_g())
+}
+
+fn check_conv(g: &ConvGeom) -> Result<()> {
+    if g.groups == 0
+        || !g.c_in.is_multiple_of(g.groups)
+        || !g.c_out.is_multiple_of(g.groups)
+        || g.sh == 0
+        || g.sw == 0
+    {
+        return Err(Error::Arch(format!("conv: invalid geometry {g:?}")));
+    }
+    Ok(())
+}
+
+/// Convolution gradients, as `cpu::conv2d_backward`: `dx (N, C_in, H, W)` from
+/// `dout (N, C_out, OH, OW)` and `w`; `dw (C_out, C_in/G, KH, KW)` from `dout` and the
+/// forward's input `x`; `db (C_out)`. Three dispatches (data, weight, bias), independent
+/// of each other, each a gather.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    ctx: &GpuContext,
+    g: &ConvGeom,
+    dout: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+    db: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let mut ds = vec![conv2d_backward_data(ctx, g, dout, w, dx)?];
+    ds.extend(conv2d_backward_params(ctx, g, dout, x, dw, db)?);
+    Ok(ds)
+}
+
+/// Only `dx` of [`conv2d_backward`] (one dispatch).
+pub fn conv2d_backward_data(
+    ctx: &GpuContext,
+    g: &ConvGeom,
+    dout: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    check_conv(g)?;
+    let in_len: usize = g.inp_shape().iter().product();
+    need(
+        dout,
+        g.out_shape().iter().product(),
+        "conv dout (N, C_out, OH, OW)",
+    )?;
+    need(w, g.weight_shape().iter().product(), "conv weight")?;
+    need(dx, in_len, "conv dx (N, C_in, H, W)")?;
+    ctx.dispatch(
+        Kernel::ConvBwdData,
+        &conv_bwd_params(g),
+        &[dout, w, dx],
+        grid(in_len, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// Only `dw` and `db` of [`conv2d_backward`] (two dispatches): what the first layer of a
+/// network needs, whose input gradient nobody reads.
+pub fn conv2d_backward_params(
+    ctx: &GpuContext,
+    g: &ConvGeom,
+    dout: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+    db: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    check_conv(g)?;
+    let w_len: usize = g.weight_shape().iter().product();
+    need(
+        dout,
+        g.out_shape().iter().product(),
+        "conv dout (N, C_out, OH, OW)",
+    )?;
+    need(x, g.inp_shape().iter().product(), "conv x (N, C_in, H, W)")?;
+    need(dw, w_len, "conv dweight")?;
+    need(db, g.c_out, "conv dbias (C_out)")?;
+    Ok(vec![
+        ctx.dispatch(
+            Kernel::ConvBwdWeight,
+            &conv_bwd_params(g),
+            &[dout, x, dw],
+            grid(w_len, WG as usize, max_groups(ctx)),
+        )?,
+        bias_backward(ctx, g.n, g.c_out, g.oh * g.ow, dout, db)?,
+    ])
+}
+
+/// `db[c] = sum_{n, j < inner} dout[(n*C + c)*inner + j]`: a conv bias (`inner = OH*OW`) or
+/// a fully connected one (`inner = 1`).
+pub fn bias_backward(
+    ctx: &GpuContext,
+    n: usize,
+    c: usize,
+    inner: usize,
+    dout: &wgpu::Buffer,
+    db: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    need(dout, n * c * inner, "bias dout (N, C, inner)")?;
+    need(db, c, "dbias (C)")?;
+    ctx.dispatch(
+        Kernel::BiasBwd,
+        &Params::new().u(n).u(c).u(inner),
+        &[dout, db],
+        grid(c, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// Fully connected gradients, as `cpu::linear_backward`, with the weight (and its gradient)
+/// in the same row blocks as the forward: per block one `dx += dy_block W_block` dispatch (the
+/// first overwrites) and one `dW_block = dy_block^T x`; then `db = sum_n dy`. `dw_blocks[i]`
+/// has the rows of `blocks[i]`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    ctx: &GpuContext,
+    g: &LinearGeom,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    blocks: &[WeightBlock<'_>],
+    dx: &wgpu::Buffer,
+    dw_blocks: &[&wgpu::Buffer],
+    db: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    need(dy, g.n * g.out_features, "linear dy (N, OUT)")?;
+    need(x, g.n * g.in_features, "linear x (N, IN)")?;
+    need(dx, g.n * g.in_features, "linear dx (N, IN)")?;
+    need(db, g.out_features, "linear dbias (OUT)")?;
+    let mut next = 0;
+    for b in blocks {
+        if b.row0 != next {
+            break;
+        }
+        next += b.rows;
+    }
+    if next != g.out_features || blocks.len() != dw_blocks.len() || blocks.is_empty() {
+        return Err(Error::Gpu(format!(
+            "linear backward: weight blocks (and as many gradient blocks) must cover rows \
+             0..{} in order",
+            g.out_features
+        )));
+    }
+    let wg = WG as usize;
+    let mut out = Vec::with_capacity(2 * blocks.len() + 1);
+    for (i, (b, dwb)) in blocks.iter().zip(dw_blocks).enumerate() {
+        need(
+            b.buf,
+            b.rows * g.in_features,
+            "linear weight block (rows, IN)",
+        )?;
+        need(
+            dwb,
+            b.rows * g.in_features,
+            "linear dweight block (rows, IN)",
+        )?;
+        let params = Params::new()
+            .u(g.n)
+            .u(g.in_features)
+            .u(g.out_features)
+            .u(b.row0)
+            .u(b.rows);
+        out.push(ctx.dispatch(
+            Kernel::LinearBwdData,
+            &params.clone().u((i > 0) as usize),
+            &[dy, b.buf, dx],
+            grid(g.n * g.in_features, wg, max_groups(ctx)),
+        )?);
+        out.push(ctx.dispatch(
+            Kernel::LinearBwdWeight,
+            &params,
+            &[dy, x, dwb],
+            grid(b.rows * g.in_features, wg, max_groups(ctx)),
+        )?);
+    }
+    out.push(bias_backward(ctx, g.n, g.out_features, 1, dy, db)?);
+    Ok(out)
+}
+
+/// `dx = x > 0 ? dout : 0` over `count` elements (`x`: the ReLU's input or output).
+pub fn relu_backward(
+    ctx: &GpuContext,
+    count: usize,
+    dout: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    need(dout, count, "relu dout")?;
+    need(x, count, "relu x")?;
+    need(dx, count, "relu dx")?;
+    ctx.dispatch(
+        Kernel::ReluBwd,
+        &Params::new().u(count),
+        &[dout, x, dx],
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// LRN backward (`cpu::lrn_backward`) from the forward's input `x`, output `out` and saved
+/// `scale`, all `(N, C, H, W)`.
+#[allow(clippy::too_many_arguments)]
+pub fn lrn_backward(
+    ctx: &GpuContext,
+    g: &LrnGeom,
+    dout: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    scale: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let count = g.n * g.c * g.hw;
+    if g.size == 0 || g.c == 0 {
+        return Err(Error::Arch(format!("lrn: invalid geometry {g:?}")));
+    }
+    for (b, what) in [
+        (dout, "lrn dout"),
+        (x, "lrn x"),
+        (out, "lrn out"),
+        (scale, "lrn scale"),
+        (dx, "lrn dx"),
+    ] {
+        need(b, count, what)?;
+    }
+    let params = Params::new()
+        .u(count)
+        .u(g.c)
+        .u(g.hw)
+        .u(g.size)
+        .f(g.alpha_eff)
+        .f(g.beta)
+        .f(g.k);
+    ctx.dispatch(
+        Kernel::LrnBwd,
+        &params,
+        &[dout, x, out, scale, dx],
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// Max-pool backward (`cpu::maxpool_backward`) from the forward's saved `argmax`: a gather
+/// per input element over the (overlapping) windows that can contain it.
+pub fn maxpool_backward(
+    ctx: &GpuContext,
+    g: &PoolGeom,
+    dout: &wgpu::Buffer,
+    argmax: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let out_len: usize = g.out_shape().iter().product();
+    let count: usize = g.inp_shape().iter().product();
+    if g.sh == 0 || g.sw == 0 {
+        return Err(Error::Arch(format!("maxpool: invalid geometry {g:?}")));
+    }
+    need(dout, out_len, "maxpool dout")?;
+    need(argmax, out_len, "maxpool argmax")?;
+    need(dx, count, "maxpool dx")?;
+    let params = Params::new()
+        .u(count)
+        .u(g.h)
+        .u(g.w)
+        .u(g.oh)
+        .u(g.ow)
+        .u(g.kh)
+        .u(g.kw)
+        .u(g.sh)
+        .u(g.sw)
+        .u(g.pad_top)
+        .u(g.pad_left);
+    ctx.dispatch(
+        Kernel::MaxPoolBwd,
+        &params,
+        &[dout, argmax, dx],
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// Adaptive average pool backward (`cpu::adaptive_avgpool_backward`).
+pub fn avgpool_backward(
+    ctx: &GpuContext,
+    g: &AvgPoolGeom,
+    dout: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let count: usize = g.inp_shape().iter().product();
+    if g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
+        return Err(Error::Arch(format!("avgpool: invalid geometry {g:?}")));
+    }
+    need(dout, g.out_shape().iter().product(), "avgpool dout")?;
+    need(dx, count, "avgpool dx")?;
+    let params = Params::new().u(count).u(g.h).u(g.w).u(g.oh).u(g.ow);
+    ctx.dispatch(
+        Kernel::AvgPoolBwd,
+        &params,
+        &[dout, dx],
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// Training-mode dropout backward: `dx = keep(seed, i) ? dout * scale : 0`, the forward
+/// kernel itself (`cpu::dropout_backward` is `dropout_forward` on `dout` too), with the
+/// forward's `(p, seed)`.
+pub fn dropout_backward(
+    ctx: &GpuContext,
+    count: usize,
+    p: f32,
+    seed: u32,
+    dout: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    dropout(ctx, count, p, seed, dout, dx)
+}
+
+/// Fused softmax + cross-entropy on `logits (N, K)` with u32 `labels (N)`: per-row
+/// `losses (N)` and `dlogits (N, K) = (softmax - onehot) / N`, the gradient of the mean.
+/// The labels buffer's values must be `< k` (checked where they are uploaded:
+/// [`upload_labels`]).
+pub fn softmax_xent(
+    ctx: &GpuContext,
+    n: usize,
+    k: usize,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    losses: &wgpu::Buffer,
+    dlogits: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    if k == 0 || n == 0 {
+        return Err(Error::Arch(format!("softmax_xent over {n} x {k} logits")));
+    }
+    need(logits, n * k, "softmax_xent logits (N, K)")?;
+    need(labels, n, "softmax_xent labels (N)")?;
+    need(losses, n, "softmax_xent losses (N)")?;
+    need(dlogits, n * k, "softmax_xent dlogits (N, K)")?;
+    ctx.dispatch(
+        Kernel::SoftmaxXent,
+        &Params::new().u(n).u(k).f(1.0 / n as f32),
+        &[logits, labels, losses, dlogits],
+        grid(n, 1, max_groups(ctx)),
+    )
+}
+
+/// Writes `labels` into `buf` as u32 after checking each is `< k` (an out-of-range label
+/// would make the kernel read another row's logit).
+pub fn write_labels(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    k: usize,
+    labels: &[usize],
+) -> Result<()> {
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+        return Err(Error::Other(format!(
+            "label {l} of example {i} is out of range: the model has {k} classes"
+        )));
+    }
+    need(buf, labels.len(), "labels (N)")?;
+    let bits: Vec<f32> = labels.iter().map(|&l| f32::from_bits(l as u32)).collect();
+    ctx.write(buf, &bits);
+    Ok(())
+}
+
+/// A new u32 buffer holding `labels` (each checked `< k`).
+pub fn upload_labels(ctx: &GpuContext, k: usize, labels: &[usize]) -> Result<wgpu::Buffer> {
+    let buf = ctx.storage("labels", labels.len())?;
+    write_labels(ctx, &buf, k, labels)?;
+    Ok(buf)
+}
+
+/// SGD hyper-parameters, the paper's form (section 5): `v <- momentum v - wd lr w - lr g`,
+/// `w <- w + v`. The paper: lr 0.01, momentum 0.9, weight decay 0.0005.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
+
+impl Default for Sgd {
+    fn default() -> Sgd {
+        Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 0.0005,
+        }
+    }
+}
+
+impl Sgd {
+    /// The `sgd.wgsl` uniform for `count` elements (rewrite it with `set_params` to change
+    /// the learning rate).
+    pub fn params(&self, count: usize) -> Params {
+        Params::new()
+            .u(count)
+            .f(self.lr)
+            .f(self.momentum)
+            .f(self.weight_decay)
+    }
+}
+
+/// One SGD-with-momentum update of `count` parameters `w` with velocity `v` and gradient `g`.
+pub fn sgd(
+    ctx: &GpuContext,
+    opt: &Sgd,
+    count: usize,
+    w: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    g: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    need(w, count, "sgd weight")?;
+    need(v, count, "sgd velocity")?;
+    need(g, count, "sgd gradient")?;
+    ctx.dispatch(
+        Kernel::Sgd,
+        &opt.params(count),
+        &[w, v, g],
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// `buf[0..count] = value`.
+pub fn fill(ctx: &GpuContext, count: usize, value: f32, buf: &wgpu::Buffer) -> Result<Dispatch> {
+    need(buf, count, "fill")?;
+    ctx.dispatch(
+        Kernel::Fill,
+        &Params::new().u(count).f(value),
+        &[buf],
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}

@@ -1,0 +1,54 @@
+// avgpool_bwd.wgsl: gradient of adaptive average pooling as a gather.
+//
+// One invocation computes one input-gradient element dx[n, c, y, x]:
+//   dx = sum over the outputs (oy, ox) whose region R contains (y, x) of dout / |R|,
+//   R(oy, ox) = rows floor(oy*H/OH) .. ceil((oy+1)*H/OH) x the same for columns (regions
+//   overlap when H is not a multiple of OH), summed in row-major output order in f32 as
+//   cpu::adaptive_avgpool_backward.
+// Bindings: 0 uniform Params { count, h, w, oh, ow }, 1 dout (read) (N, C, OH, OW),
+// 2 dx (write) (N, C, H, W).
+// Dispatch: elementwise grid over count = N*C*H*W (see relu.wgsl).
+
+struct Params {
+    count: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if i >= p.count {
+        return;
+    }
+    let xx = i % p.w;
+    let yy = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    var acc = 0.0;
+    for (var oy = 0u; oy < p.oh; oy++) {
+        let y0 = (oy * p.h) / p.oh;
+        let y1 = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
+        if yy < y0 || yy >= y1 {
+            continue;
+        }
+        for (var ox = 0u; ox < p.ow; ox++) {
+            let x0 = (ox * p.w) / p.ow;
+            let x1 = ((ox + 1u) * p.w + p.ow - 1u) / p.ow;
+            if xx < x0 || xx >= x1 {
+                continue;
+            }
+            acc += dout[(nc * p.oh + oy) * p.ow + ox] / f32((y1 - y0) * (x1 - x0));
+        }
+    }
+    dx[i] = acc;
+}

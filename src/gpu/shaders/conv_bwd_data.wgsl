@@ -1,0 +1,83 @@
+// conv_bwd_data.wgsl: gradient of a convolution (groups, stride, asymmetric pads) with
+// respect to its input, written as a gather (no atomics).
+//
+// One invocation computes one input-gradient element dx[n, ci, y, x]:
+//   dx = sum_{m in 0..cout_g, oy, ox} dout[n, g*cout_g + m, oy, ox] * w[g*cout_g + m, c, ky, kx]
+//   with g = ci / cin_g, c = ci % cin_g, ky = y + pad_top - oy*sh, kx = x + pad_left - ox*sw,
+// over the outputs that read (y, x): oy in [ceil((y + pad_top - KH + 1) / sh),
+// floor((y + pad_top) / sh)] clipped to [0, OH) (likewise ox), as cpu::conv2d_backward.
+// Signed (i32) arithmetic for the lower bound, which is negative near the top edge.
+// Shapes: dout (N, C_out, OH, OW), w (C_out, cin_g, KH, KW), dx (N, C_in, H, W).
+// Bindings: 0 uniform Params, 1 dout (read), 2 w (read), 3 dx (write).
+// Dispatch: elementwise grid over count = N * C_in * H * W (see relu.wgsl).
+
+struct Params {
+    n: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    pad_top: u32,
+    pad_left: u32,
+    cin_g: u32,
+    cout_g: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+// [lo, hi) of the outputs along one axis whose window contains input position t - pad.
+fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
+    let first = i32(t) - i32(k) + 1;
+    var lo = 0u;
+    if first > 0 {
+        lo = (u32(first) + s - 1u) / s;
+    }
+    let hi = min(t / s + 1u, outs);
+    return vec2<u32>(lo, max(hi, lo));
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let count = p.n * p.c_in * p.h * p.w;
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if i >= count {
+        return;
+    }
+    let xx = i % p.w;
+    let yy = (i / p.w) % p.h;
+    let ci = (i / (p.w * p.h)) % p.c_in;
+    let n = i / (p.w * p.h * p.c_in);
+    let g = ci / p.cin_g;
+    let c = ci % p.cin_g;
+    let ty = yy + p.pad_top;
+    let tx = xx + p.pad_left;
+    let ry = outs_for_input(ty, p.kh, p.sh, p.oh);
+    let rx = outs_for_input(tx, p.kw, p.sw, p.ow);
+    var acc = 0.0;
+    for (var m = 0u; m < p.cout_g; m++) {
+        let o = g * p.cout_g + m;
+        let dbase = (n * p.c_out + o) * p.oh;
+        let wbase = (o * p.cin_g + c) * p.kh;
+        for (var oy = ry.x; oy < ry.y; oy++) {
+            let ky = ty - oy * p.sh;
+            for (var ox = rx.x; ox < rx.y; ox++) {
+                let kx = tx - ox * p.sw;
+                acc += dout[(dbase + oy) * p.ow + ox] * wt[(wbase + ky) * p.kw + kx];
+            }
+        }
+    }
+    dx[i] = acc;
+}

@@ -1,0 +1,66 @@
+// maxpool_bwd.wgsl: gradient of max pooling as a gather, using the forward's saved argmax.
+//
+// One invocation computes one input-gradient element dx[i], i = ((n*C + c)*H + y)*W + x:
+//   dx[i] = sum of dout[o] over the outputs o whose window can contain (y, x) and whose
+//   argmax[o] == i. Windows overlap (3/2 pooling), so several outputs can route to one input.
+//   Candidate rows: oy in [ceil((y + pad_top + 1 - KH) / sh), floor((y + pad_top) / sh)]
+//   clipped to [0, OH) (i32 for the lower bound; likewise columns), as cpu::maxpool_backward.
+// Bindings: 0 uniform Params, 1 dout (read) (N, C, OH, OW), 2 argmax: array<u32> (read)
+// (N, C, OH, OW), 3 dx (write) (N, C, H, W).
+// Dispatch: elementwise grid over count = N*C*H*W (see relu.wgsl).
+
+struct Params {
+    count: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    pad_top: u32,
+    pad_left: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> argmax: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
+    let first = i32(t) + 1 - i32(k);
+    var lo = 0u;
+    if first > 0 {
+        lo = (u32(first) + s - 1u) / s;
+    }
+    let hi = min(t / s + 1u, outs);
+    return vec2<u32>(lo, max(hi, lo));
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if i >= p.count {
+        return;
+    }
+    let xx = i % p.w;
+    let yy = (i / p.w) % p.h;
+    let nc = i / (p.w * p.h);
+    let ry = outs_for_input(yy + p.pad_top, p.kh, p.sh, p.oh);
+    let rx = outs_for_input(xx + p.pad_left, p.kw, p.sw, p.ow);
+    var acc = 0.0;
+    for (var oy = ry.x; oy < ry.y; oy++) {
+        for (var ox = rx.x; ox < rx.y; ox++) {
+            let o = (nc * p.oh + oy) * p.ow + ox;
+            if argmax[o] == i {
+                acc += dout[o];
+            }
+        }
+    }
+    dx[i] = acc;
+}

@@ -1,0 +1,36 @@
+// sgd.wgsl: one SGD-with-momentum update in the paper's form (Krizhevsky et al. 2012, sec. 5):
+//   v <- momentum * v - wd * lr * w - lr * g
+//   w <- w + v
+//
+// One invocation updates one parameter element w[i] and its velocity v[i] (f32).
+// Bindings: 0 uniform Params { count, lr, momentum, wd }, 1 w (read_write), 2 v (read_write),
+// 3 g (read).
+// Dispatch: elementwise grid over count (see relu.wgsl).
+
+struct Params {
+    count: u32,
+    lr: f32,
+    momentum: f32,
+    wd: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if i >= p.count {
+        return;
+    }
+    let wi = w[i];
+    let vi = p.momentum * v[i] - p.wd * p.lr * wi - p.lr * g[i];
+    v[i] = vi;
+    w[i] = wi + vi;
+}

@@ -1,0 +1,502 @@
+//! [`GpuTrainer`]: training on the GPU, planned once per `(Model, batch size)`.
+//!
+//! A step is ONE submission: the training-mode forward of [`GpuModel`] (dropout masks from
+//! `cpu::dropout_layer_seed(seed, layer)`, exactly the CPU's), the fused softmax +
+//! cross-entropy (`softmax_xent.wgsl`: per-example loss and `dlogits = (p - onehot) / N`),
+//! the backward pass layer by layer (one gather kernel per gradient, `ops::*_backward`), and
+//! the SGD-with-momentum update of every parameter in the paper's form (`sgd.wgsl`). Only
+//! the N per-example losses are read back; their mean (f64) is the step's loss.
+//!
+//! As `Model::loss_and_grads`, a terminal `Softmax` layer is not run: the fused loss includes
+//! it. Gradients are written (not accumulated) every step, so nothing needs zeroing;
+//! velocities start at zero (fresh buffers are zeroed).
+//!
+//! Buffers: one gradient buffer per layer output (Flatten shares its input's), parameter
+//! gradients in the same row blocks as the parameters (fc6's weight is split on a 128 MiB
+//! device), one velocity per parameter buffer. The first layer's input gradient is never
+//! computed.
+
+use super::context::{Dispatch, GpuContext};
+use super::model::{GpuModel, GpuOptions};
+use super::ops::{self, Sgd};
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::model::{Arch, Layer};
+use crate::net::{Mode, Model, Params};
+use crate::tensor::Tensor;
+
+/// One parameter tensor's gradient and velocity buffers, per row block.
+#[derive(Debug)]
+struct ParamState {
+    /// `"{layer}.weight"` or `"{layer}.bias"`.
+    name: String,
+    shape: Vec<usize>,
+    /// Layer index and, for each block, its element count.
+    layer: usize,
+    bias: bool,
+    block_lens: Vec<usize>,
+    grads: Vec<wgpu::Buffer>,
+    velocities: Vec<wgpu::Buffer>,
+}
+
+/// A model being trained on the GPU at one batch size.
+#[derive(Debug)]
+pub struct GpuTrainer {
+    model: GpuModel,
+    arch: Arch,
+    batch: usize,
+    classes: usize,
+    /// Layers run: all but a terminal Softmax.
+    end: usize,
+    labels: wgpu::Buffer,
+    losses: wgpu::Buffer,
+    /// Activation gradients (one per layer output, Flatten aliased).
+    #[allow(dead_code)]
+    dbufs: Vec<wgpu::Buffer>,
+    loss: Dispatch,
+    backward: Vec<Dispatch>,
+    /// Dropout backward dispatches: (layer index, index into `backward`, p, count).
+    dropouts: Vec<(usize, usize, f32, usize)>,
+    params: Vec<ParamState>,
+    sgd: Vec<Dispatch>,
+    opt: Sgd,
+}
+
+impl GpuTrainer {
+    /// Plans `model` for training at batch `batch` with the default kernels.
+    pub async fn new(ctx: &GpuContext, model: &Model, batch: usize, opt: Sgd) -> Result<Self> {
+        GpuTrainer::with_options(ctx, model, batch, opt, &GpuOptions::default()).await
+    }
+
+    /// Plans `model` for training: uploads the parameters (a [`GpuModel`]), allocates every
+    /// gradient, velocity and loss buffer and builds every dispatch.
+    pub async fn with_options(
+        ctx: &GpuContext,
+        model: &Model,
+        batch: usize,
+        opt: Sgd,
+        opts: &GpuOptions,
+    ) -> Result<Self> {
+        let gm = GpuModel::with_options(ctx, model, batch, opts).await?;
+        ctx.checked("planning the training step", || {
+            build(ctx, gm, &model.arch, batch, opt)
+        })
+        .await
+    }
+
+    /// The network (its parameter buffers are the ones trained).
+    pub fn model(&self) -> &GpuModel {
+        &self.model
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn sgd(&self) -> Sgd {
+        self.opt
+    }
+
+    /// Changes the learning rate, momentum or weight decay for the following steps.
+    pub fn set_sgd(&mut self, ctx: &GpuContext, opt: Sgd) -> Result<()> {
+        for (d, len) in self
+            .sgd
+            .iter()
+            .zip(self.params.iter().flat_map(|p| p.block_lens.iter()))
+        {
+            ctx.set_params(d, &opt.params(*len))?;
+        }
+        self.opt = opt;
+        Ok(())
+    }
+
+    /// One training step in one submission: forward (training mode, dropout seeded with
+    /// `seed`), loss, backward and the SGD update. Returns the mean loss before the update.
+    pub async fn step(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        labels: &[usize],
+        seed: u64,
+    ) -> Result<f32> {
+        self.run(ctx, x, labels, seed, true).await
+    }
+
+    /// Forward, loss and backward without the update (the gradients stay in their buffers
+    /// for [`GpuTrainer::grads`]). Returns the mean loss.
+    pub async fn loss_and_grads(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        labels: &[usize],
+        seed: u64,
+    ) -> Result<f32> {
+        self.run(ctx, x, labels, seed, false).await
+    }
+
+    async fn run(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        labels: &[usize],
+        seed: u64,
+        update: bool,
+    ) -> Result<f32> {
+        if labels.len() != self.batch {
+            return Err(Error::Shape {
+                what: "training labels (N)".into(),
+                expected: vec![self.batch],
+                got: vec![labels.len()],
+            });
+        }
+        let staging = ctx
+            .checked("training step", || {
+                self.model.write_input(ctx, x)?;
+                ops::write_labels(ctx, &self.labels, self.classes, labels)?;
+                for &(layer, i, p, count) in &self.dropouts {
+                    let s = cpu::dropout_layer_seed(seed, layer);
+                    ctx.set_params(&self.backward[i], &ops::dropout_params(count, p, s)?)?;
+                }
+                let mut enc = ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("train step"),
+                    });
+                self.model
+                    .record_forward(ctx, &mut enc, Mode::Train { seed }, self.end)?;
+                let mut ds: Vec<&Dispatch> = vec![&self.loss];
+                ds.extend(self.backward.iter());
+                if update {
+                    ds.extend(self.sgd.iter());
+                }
+                ctx.record(&mut enc, &ds)?;
+                let staging = ctx.copy_out(&mut enc, &[(&self.losses, self.batch)]);
+                ctx.queue.submit([enc.finish()]);
+                Ok(staging)
+            })
+            .await?;
+        let losses = ctx.read_staging(&staging).await?;
+        let sum: f64 = losses
+            .first()
+            .map(|l| l.iter().map(|&v| v as f64).sum())
+            .unwrap_or(0.0);
+        Ok((sum / self.batch as f64) as f32)
+    }
+
+    /// Debug accessor: the gradients of the last step (keyed like `Model::params`), read
+    /// back from the GPU.
+    pub async fn grads(&self, ctx: &GpuContext) -> Result<Params> {
+        let mut out = Params::new();
+        for p in &self.params {
+            let outs: Vec<(&wgpu::Buffer, usize)> = p
+                .grads
+                .iter()
+                .zip(&p.block_lens)
+                .map(|(b, &n)| (b, n))
+                .collect();
+            let data = ctx.run(&[], &outs).await?.concat();
+            out.insert(p.name.clone(), Tensor::new(&p.shape, data)?);
+        }
+        Ok(out)
+    }
+
+    /// The current parameters, read back from the GPU, as a CPU [`Model`].
+    pub async fn to_model(&self, ctx: &GpuContext) -> Result<Model> {
+        let mut params = Params::new();
+        for p in &self.params {
+            let (blocks, bias) = self
+                .model
+                .layer_params(p.layer)
+                .ok_or_else(|| Error::Gpu(format!("{}: no parameter buffers", p.name)))?;
+            let outs: Vec<(&wgpu::Buffer, usize)> = if p.bias {
+                vec![(bias, p.block_lens[0])]
+            } else {
+                blocks
+                    .iter()
+                    .map(|b| b.buf)
+                    .zip(p.block_lens.iter().copied())
+                    .collect()
+            };
+            let data = ctx.run(&[], &outs).await?.concat();
+            params.insert(p.name.clone(), Tensor::new(&p.shape, data)?);
+        }
+        Model::new(self.arch.clone(), params)
+    }
+}
+
+/// `(C, H, W)` of a per-image shape, or an error naming the layer.
+fn chw(layer: &Layer, s: &[usize]) -> Result<[usize; 3]> {
+    match s {
+        [c, h, w] => Ok([*c, *h, *w]),
+        _ => Err(Error::Arch(format!(
+            "layer {:?} needs a (C, H, W) input, got {s:?}",
+            layer.name()
+        ))),
+    }
+}
+
+fn build(
+    ctx: &GpuContext,
+    model: GpuModel,
+    arch: &Arch,
+    batch: usize,
+    opt: Sgd,
+) -> Result<GpuTrainer> {
+    let per_image = arch.shapes()?;
+    let mut end = arch.layers.len();
+    if matches!(arch.layers.last(), Some(Layer::Softmax { .. })) {
+        end -= 1;
+    }
+    if end == 0 {
+        return Err(Error::Arch(
+            "nothing to train: no layers before the loss".into(),
+        ));
+    }
+    let classes = match per_image[end - 1].as_slice() {
+        [k] if *k > 0 => *k,
+        s => {
+            return Err(Error::Arch(format!(
+                "the loss needs (N, K) logits, the last layer gives (N, {s:?})"
+            )))
+        }
+    };
+
+    // gradient buffers of every layer output (Flatten shares its input's)
+    let mut dbufs: Vec<wgpu::Buffer> = Vec::new();
+    let mut dout_of: Vec<usize> = Vec::with_capacity(end);
+    for (idx, (layer, shape)) in arch.layers.iter().zip(&per_image).take(end).enumerate() {
+        if matches!(layer, Layer::Flatten { .. }) && idx > 0 {
+            dout_of.push(dout_of[idx - 1]);
+        } else {
+            let count = batch * shape.iter().product::<usize>();
+            dbufs.push(ctx.storage(&format!("d {}", layer.name()), count)?);
+            dout_of.push(dbufs.len() - 1);
+        }
+    }
+    // a linear first layer still needs somewhere to write dx; conv first layers skip it
+    let dinput = match arch.layers.first() {
+        Some(Layer::Linear(_)) => {
+            Some(ctx.storage("d input", batch * arch.input.iter().product::<usize>())?)
+        }
+        _ => None,
+    };
+
+    let labels = ctx.storage("labels", batch)?;
+    let losses = ctx.storage("losses", batch)?;
+    let logits = model
+        .output_buffer(end - 1)
+        .ok_or_else(|| Error::Gpu("no logits buffer".into()))?;
+    let loss = ops::softmax_xent(
+        ctx,
+        batch,
+        classes,
+        logits,
+        &labels,
+        &losses,
+        &dbufs[dout_of[end - 1]],
+    )?;
+
+    let mut backward = Vec::new();
+    let mut dropouts = Vec::new();
+    let mut params = Vec::new();
+    for idx in (0..end).rev() {
+        let layer = &arch.layers[idx];
+        let in_shape: &[usize] = if idx == 0 {
+            &arch.input
+        } else {
+            &per_image[idx - 1]
+        };
+        let in_count = batch * in_shape.iter().product::<usize>();
+        let x = if idx == 0 {
+            model.input_buffer()
+        } else {
+            model
+                .output_buffer(idx - 1)
+                .ok_or_else(|| Error::Gpu(format!("no output buffer for layer {}", idx - 1)))?
+        };
+        let dout = &dbufs[dout_of[idx]];
+        let din = if idx == 0 {
+            dinput.as_ref()
+        } else {
+            Some(&dbufs[dout_of[idx - 1]])
+        };
+        match layer {
+            Layer::Conv(spec) => {
+                let [_, h, w] = chw(layer, in_shape)?;
+                let g = cpu::ConvGeom::new(spec, batch, h, w)?;
+                let (blocks, _) = model
+                    .layer_params(idx)
+                    .ok_or_else(|| Error::Gpu(format!("{}: no parameters", spec.name)))?;
+                let wbuf = blocks
+                    .first()
+                    .ok_or_else(|| Error::Gpu(format!("{}: no weight", spec.name)))?
+                    .buf;
+                let wlen: usize = g.weight_shape().iter().product();
+                let dw = ctx.storage(&format!("d {}.weight", spec.name), wlen)?;
+                let db = ctx.storage(&format!("d {}.bias", spec.name), g.c_out)?;
+                if let Some(din) = din {
+                    backward.push(ops::conv2d_backward_data(ctx, &g, dout, wbuf, din)?);
+                }
+                backward.extend(ops::conv2d_backward_params(ctx, &g, dout, x, &dw, &db)?);
+                params.push(param_state(
+                    ctx,
+                    &spec.name,
+                    idx,
+                    false,
+                    g.weight_shape().to_vec(),
+                    vec![wlen],
+                    vec![dw],
+                )?);
+                params.push(param_state(
+                    ctx,
+                    &spec.name,
+                    idx,
+                    true,
+                    vec![g.c_out],
+                    vec![g.c_out],
+                    vec![db],
+                )?);
+            }
+            Layer::Linear(spec) => {
+                let g = cpu::LinearGeom::new(spec, batch);
+                let (blocks, _) = model
+                    .layer_params(idx)
+                    .ok_or_else(|| Error::Gpu(format!("{}: no parameters", spec.name)))?;
+                let lens: Vec<usize> = blocks.iter().map(|b| b.rows * spec.in_features).collect();
+                let dws = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| ctx.storage(&format!("d {}.weight[{i}]", spec.name), n))
+                    .collect::<Result<Vec<_>>>()?;
+                let db = ctx.storage(&format!("d {}.bias", spec.name), spec.out_features)?;
+                let din = din.ok_or_else(|| Error::Gpu("linear: no input gradient".into()))?;
+                let dwrefs: Vec<&wgpu::Buffer> = dws.iter().collect();
+                backward.extend(ops::linear_backward(
+                    ctx, &g, dout, x, &blocks, din, &dwrefs, &db,
+                )?);
+                let shape = vec![spec.out_features, spec.in_features];
+                params.push(param_state(ctx, &spec.name, idx, false, shape, lens, dws)?);
+                params.push(param_state(
+                    ctx,
+                    &spec.name,
+                    idx,
+                    true,
+                    vec![spec.out_features],
+                    vec![spec.out_features],
+                    vec![db],
+                )?);
+            }
+            _ if din.is_none() => {} // a parameterless first layer: nothing to compute
+            Layer::Flatten { .. } => {}
+            Layer::Relu { .. } => {
+                let din = din.ok_or_else(|| Error::Gpu("relu: no input gradient".into()))?;
+                backward.push(ops::relu_backward(ctx, in_count, dout, x, din)?);
+            }
+            Layer::Lrn(spec) => {
+                let [c, h, w] = chw(layer, in_shape)?;
+                let g = cpu::LrnGeom::new(spec, batch, c, h, w)?;
+                let out = model
+                    .output_buffer(idx)
+                    .ok_or_else(|| Error::Gpu("lrn out".into()))?;
+                let scale = model
+                    .saved_buffer(idx)
+                    .ok_or_else(|| Error::Gpu("lrn scale".into()))?;
+                let din = din.ok_or_else(|| Error::Gpu("lrn: no input gradient".into()))?;
+                backward.push(ops::lrn_backward(ctx, &g, dout, x, out, scale, din)?);
+            }
+            Layer::MaxPool(spec) => {
+                let [c, h, w] = chw(layer, in_shape)?;
+                let g = cpu::PoolGeom::new(spec, batch, c, h, w)?;
+                let argmax = model
+                    .saved_buffer(idx)
+                    .ok_or_else(|| Error::Gpu("maxpool argmax".into()))?;
+                let din = din.ok_or_else(|| Error::Gpu("maxpool: no input gradient".into()))?;
+                backward.push(ops::maxpool_backward(ctx, &g, dout, argmax, din)?);
+            }
+            Layer::AdaptiveAvgPool(spec) => {
+                let [c, h, w] = chw(layer, in_shape)?;
+                let g = cpu::AvgPoolGeom::new(spec, batch, c, h, w)?;
+                let din = din.ok_or_else(|| Error::Gpu("avgpool: no input gradient".into()))?;
+                backward.push(ops::avgpool_backward(ctx, &g, dout, din)?);
+            }
+            Layer::Dropout(spec) => {
+                let din = din.ok_or_else(|| Error::Gpu("dropout: no input gradient".into()))?;
+                dropouts.push((idx, backward.len(), spec.p, in_count));
+                backward.push(ops::dropout_backward(ctx, in_count, spec.p, 0, dout, din)?);
+            }
+            Layer::Softmax { .. } => {
+                return Err(Error::Arch(format!(
+                    "training through a Softmax that is not the last layer ({:?}) is not \
+                     supported: the loss fuses the final softmax",
+                    layer.name()
+                )))
+            }
+        }
+    }
+
+    // parameters in the model's key order; SGD: one dispatch per parameter buffer, in the
+    // order of `params` and their blocks (what `set_sgd` relies on)
+    params.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut sgd = Vec::new();
+    for p in &params {
+        let (blocks, bias) = model
+            .layer_params(p.layer)
+            .ok_or_else(|| Error::Gpu(format!("{}: no parameter buffers", p.name)))?;
+        let bufs: Vec<&wgpu::Buffer> = if p.bias {
+            vec![bias]
+        } else {
+            blocks.iter().map(|b| b.buf).collect()
+        };
+        for (((w, v), g), &len) in bufs
+            .iter()
+            .zip(&p.velocities)
+            .zip(&p.grads)
+            .zip(&p.block_lens)
+        {
+            sgd.push(ops::sgd(ctx, &opt, len, w, v, g)?);
+        }
+    }
+
+    Ok(GpuTrainer {
+        model,
+        arch: arch.clone(),
+        batch,
+        classes,
+        end,
+        labels,
+        losses,
+        dbufs,
+        loss,
+        backward,
+        dropouts,
+        params,
+        sgd,
+        opt,
+    })
+}
+
+fn param_state(
+    ctx: &GpuContext,
+    layer_name: &str,
+    layer: usize,
+    bias: bool,
+    shape: Vec<usize>,
+    block_lens: Vec<usize>,
+    grads: Vec<wgpu::Buffer>,
+) -> Result<ParamState> {
+    let name = format!("{layer_name}.{}", if bias { "bias" } else { "weight" });
+    let velocities = block_lens
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| ctx.storage(&format!("v {name}[{i}]"), n))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ParamState {
+        name,
+        shape,
+        layer,
+        bias,
+        block_lens,
+        grads,
+        velocities,
+    })
+}
