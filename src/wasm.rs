@@ -112,13 +112,7 @@ impl WasmModel {
 
 use crate::backend::{BackendKind, Runner};
 use crate::tensor::{Rng, Tensor};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
 /// Milliseconds from the global `performance.now()` (a Window or a Worker).
 fn now_ms() -> Result<f64, JsError> {
@@ -131,84 +125,6 @@ fn now_ms() -> Result<f64, JsError> {
         .ok()
         .and_then(|v| v.as_f64())
         .ok_or_else(|| JsError::new("performance.now() did not return a number"))
-}
-
-// A minimal executor that turns a Rust future into a JS Promise: each task is polled from a
-// microtask whenever its waker fires. (The crate has no direct wasm-bindgen-futures
-// dependency; wasm is single-threaded, so tasks live in a thread-local table.)
-type LocalFuture = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
-
-struct Task {
-    fut: LocalFuture,
-    resolve: js_sys::Function,
-    reject: js_sys::Function,
-}
-
-thread_local! {
-    static TASKS: RefCell<HashMap<u64, Task>> = RefCell::new(HashMap::new());
-    static NEXT_TASK: RefCell<u64> = const { RefCell::new(0) };
-}
-
-struct TaskWaker(u64);
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        schedule(self.0);
-    }
-}
-
-fn schedule(id: u64) {
-    let cb = wasm_bindgen::closure::Closure::once_into_js(move |_: JsValue| poll_task(id));
-    // `Promise.resolve().then(cb)`: a microtask, through Reflect so `cb` stays a plain JS
-    // function (once_into_js frees it after its one call).
-    let p = js_sys::Promise::resolve(&JsValue::UNDEFINED);
-    if let Ok(then) = js_sys::Reflect::get(&p, &JsValue::from_str("then")) {
-        let _ = js_sys::Function::from(then).call1(&p, &cb);
-    }
-}
-
-fn poll_task(id: u64) {
-    // Take the task out while polling, so a wake during the poll finds nothing to do.
-    let Some(mut task) = TASKS.with(|t| t.borrow_mut().remove(&id)) else {
-        return;
-    };
-    let waker = Waker::from(Arc::new(TaskWaker(id)));
-    let mut cx = Context::from_waker(&waker);
-    match task.fut.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(v)) => {
-            let _ = task.resolve.call1(&JsValue::UNDEFINED, &v);
-        }
-        Poll::Ready(Err(e)) => {
-            let _ = task.reject.call1(&JsValue::UNDEFINED, &e);
-        }
-        Poll::Pending => {
-            TASKS.with(|t| t.borrow_mut().insert(id, task));
-        }
-    }
-}
-
-fn spawn_promise(fut: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> js_sys::Promise {
-    let mut fut: Option<LocalFuture> = Some(Box::pin(fut));
-    js_sys::Promise::new(&mut |resolve, reject| {
-        let id = NEXT_TASK.with(|n| {
-            let mut n = n.borrow_mut();
-            *n += 1;
-            *n
-        });
-        if let Some(fut) = fut.take() {
-            TASKS.with(|t| {
-                t.borrow_mut().insert(
-                    id,
-                    Task {
-                        fut,
-                        resolve,
-                        reject,
-                    },
-                )
-            });
-            schedule(id);
-        }
-    })
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -312,7 +228,7 @@ impl WasmBench {
         }
         let model = self.model.clone();
         let runs = runs.max(1);
-        Ok(spawn_promise(async move {
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
             bench_run(&model, kind, batch, runs, per_layer)
                 .await
                 .map_err(JsValue::from)
