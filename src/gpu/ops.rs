@@ -94,35 +94,13 @@ pub fn conv2d(
     bias: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    if g.groups == 0
-        || !g.c_in.is_multiple_of(g.groups)
-        || !g.c_out.is_multiple_of(g.groups)
-        || g.sh == 0
-        || g.sw == 0
-    {
-        return Err(Error::Arch(format!("conv: invalid geometry {g:?}")));
-    }
+    check_conv(g)?;
     need(x, g.inp_shape().iter().product(), "conv x (N, C_in, H, W)")?;
     need(w, g.weight_shape().iter().product(), "conv weight")?;
     need(bias, g.c_out, "conv bias (C_out)")?;
     let out_len: usize = g.out_shape().iter().product();
     need(out, out_len, "conv out (N, C_out, OH, OW)")?;
-    let params = Params::new()
-        .u(g.n)
-        .u(g.c_in)
-        .u(g.h)
-        .u(g.w)
-        .u(g.c_out)
-        .u(g.oh)
-        .u(g.ow)
-        .u(g.kh)
-        .u(g.kw)
-        .u(g.sh)
-        .u(g.sw)
-        .u(g.pads.top)
-        .u(g.pads.left)
-        .u(g.cin_g())
-        .u(g.cout_g())
+    let params = conv_params(g)
         .u(g.groups)
         .u(0) // co_base
         .u(relu as usize);
@@ -245,14 +223,7 @@ pub fn lrn(
     need(x, count, "lrn x")?;
     need(out, count, "lrn out")?;
     need(scale, count, "lrn scale")?;
-    let params = Params::new()
-        .u(count)
-        .u(g.c)
-        .u(g.hw)
-        .u(g.size)
-        .f(g.alpha_eff)
-        .f(g.beta)
-        .f(g.k);
+    let params = lrn_params(count, g);
     ctx.dispatch(
         Kernel::Lrn,
         &params,
@@ -273,18 +244,7 @@ pub fn maxpool(
     need(x, g.inp_shape().iter().product(), "maxpool x")?;
     need(out, count, "maxpool out")?;
     need(argmax, count, "maxpool argmax")?;
-    let params = Params::new()
-        .u(count)
-        .u(g.h)
-        .u(g.w)
-        .u(g.oh)
-        .u(g.ow)
-        .u(g.kh)
-        .u(g.kw)
-        .u(g.sh)
-        .u(g.sw)
-        .u(g.pad_top)
-        .u(g.pad_left);
+    let params = pool_params(count, g);
     ctx.dispatch(
         Kernel::MaxPool,
         &params,
@@ -372,9 +332,37 @@ pub fn softmax(
 // (WGSL has no float atomics). Each writes its gradient (never accumulates), except
 // `linear_backward`'s dx across weight blocks, which its own dispatches chain in order.
 
-/// The uniform parameters every conv kernel's backward shares (the forward's, without
-/// `groups`, `co_base`, `relu`).
-fn conv_bwd_params(g: &ConvGeom) -> Params {
+/// LRN forward's and backward's uniform parameters.
+fn lrn_params(count: usize, g: &LrnGeom) -> Params {
+    Params::new()
+        .u(count)
+        .u(g.c)
+        .u(g.hw)
+        .u(g.size)
+        .f(g.alpha_eff)
+        .f(g.beta)
+        .f(g.k)
+}
+
+/// Max-pool forward's and backward's uniform parameters.
+fn pool_params(count: usize, g: &PoolGeom) -> Params {
+    Params::new()
+        .u(count)
+        .u(g.h)
+        .u(g.w)
+        .u(g.oh)
+        .u(g.ow)
+        .u(g.kh)
+        .u(g.kw)
+        .u(g.sh)
+        .u(g.sw)
+        .u(g.pad_top)
+        .u(g.pad_left)
+}
+
+/// The uniform parameters every conv kernel starts with (the forward adds `groups`,
+/// `co_base`, `relu`).
+fn conv_params(g: &ConvGeom) -> Params {
     Params::new()
         .u(g.n)
         .u(g.c_in)
@@ -444,7 +432,7 @@ pub fn conv2d_backward_data(
     need(dx, in_len, "conv dx (N, C_in, H, W)")?;
     ctx.dispatch(
         Kernel::ConvBwdData,
-        &conv_bwd_params(g),
+        &conv_params(g),
         &[dout, w, dx],
         grid(in_len, WG as usize, max_groups(ctx)),
     )
@@ -473,7 +461,7 @@ pub fn conv2d_backward_params(
     Ok(vec![
         ctx.dispatch(
             Kernel::ConvBwdWeight,
-            &conv_bwd_params(g),
+            &conv_params(g),
             &[dout, x, dw],
             grid(w_len, WG as usize, max_groups(ctx)),
         )?,
@@ -614,14 +602,7 @@ pub fn lrn_backward(
     ] {
         need(b, count, what)?;
     }
-    let params = Params::new()
-        .u(count)
-        .u(g.c)
-        .u(g.hw)
-        .u(g.size)
-        .f(g.alpha_eff)
-        .f(g.beta)
-        .f(g.k);
+    let params = lrn_params(count, g);
     ctx.dispatch(
         Kernel::LrnBwd,
         &params,
@@ -647,18 +628,7 @@ pub fn maxpool_backward(
     need(dout, out_len, "maxpool dout")?;
     need(argmax, out_len, "maxpool argmax")?;
     need(dx, count, "maxpool dx")?;
-    let params = Params::new()
-        .u(count)
-        .u(g.h)
-        .u(g.w)
-        .u(g.oh)
-        .u(g.ow)
-        .u(g.kh)
-        .u(g.kw)
-        .u(g.sh)
-        .u(g.sw)
-        .u(g.pad_top)
-        .u(g.pad_left);
+    let params = pool_params(count, g);
     ctx.dispatch(
         Kernel::MaxPoolBwd,
         &params,
