@@ -8,6 +8,9 @@
 //! f32 actually took.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::{assert_close, conv_spec, randn};
+
 use alexnet::cpu::*;
 use alexnet::error::Error;
 use alexnet::model::{AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
@@ -26,42 +29,6 @@ const EPS: f32 = 1e-2;
 const GRAD_ATOL: f32 = 2e-3;
 /// Relative part of the gradient tolerance (gradients reach ~50 in the conv checks).
 const GRAD_RTOL: f32 = 1e-3;
-
-/// Fails with the worst element (by |got - want| - atol - rtol*|want|), its index and both
-/// values, plus the first few values.
-fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
-    let mut worst: Option<(usize, f32)> = None;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = if g.is_finite() && w.is_finite() {
-            (g - w).abs() - atol - rtol * w.abs()
-        } else if g == w {
-            -1.0
-        } else {
-            f32::INFINITY
-        };
-        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        let k = got.len().min(6);
-        panic!(
-            "{name}: worst element {i}: got {} want {} (|diff| {:e}, rtol {rtol:e}, atol {atol:e})\n  first got  {:?}\n  first want {:?}",
-            got[i],
-            want[i],
-            (got[i] - want[i]).abs(),
-            &got[..k],
-            &want[..k]
-        );
-    }
-}
-
-fn randn(rng: &mut Rng, n: usize, std: f32) -> Vec<f32> {
-    let mut v = vec![0.0; n];
-    rng.fill_normal(&mut v, std);
-    v
-}
 
 fn dot64(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
@@ -90,25 +57,6 @@ fn check_grad(name: &str, analytic: &[f32], x: &[f32], loss: impl Fn(&[f32]) -> 
 }
 
 // ---------------------------------------------------------------- conv
-
-fn conv_spec(
-    cin: usize,
-    cout: usize,
-    k: [usize; 2],
-    s: [usize; 2],
-    pads: Pads,
-    groups: usize,
-) -> ConvSpec {
-    ConvSpec {
-        name: "c".into(),
-        in_channels: cin,
-        out_channels: cout,
-        kernel: k,
-        stride: s,
-        pads,
-        groups,
-    }
-}
 
 #[test]
 fn conv_one_channel_known_numbers() {

@@ -3,6 +3,9 @@
 //! full-size forwards of the bvlc and torchvision layouts.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::{assert_close, random_input};
+
 use alexnet::cpu;
 use alexnet::error::Error;
 use alexnet::model::{self, Layer};
@@ -21,41 +24,6 @@ const NET_EPS: f32 = 1e-2;
 /// adds an O(eps) error, so allow 5% relative plus 2% of the largest gradient of the tensor.
 const NET_RTOL: f32 = 5e-2;
 const NET_ATOL_OF_MAX: f32 = 2e-2;
-
-fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
-    let mut worst: Option<(usize, f32)> = None;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = if g.is_finite() && w.is_finite() {
-            (g - w).abs() - atol - rtol * w.abs()
-        } else if g == w {
-            -1.0
-        } else {
-            f32::INFINITY
-        };
-        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        let k = got.len().min(6);
-        panic!(
-            "{name}: worst element {i}: got {} want {} (|diff| {:e}, rtol {rtol:e}, atol {atol:e})\n  first got  {:?}\n  first want {:?}",
-            got[i],
-            want[i],
-            (got[i] - want[i]).abs(),
-            &got[..k],
-            &want[..k]
-        );
-    }
-}
-
-fn random_input(arch: &model::Arch, n: usize, seed: u64) -> Tensor {
-    let [c, h, w] = arch.input;
-    let mut t = Tensor::zeros(&[n, c, h, w]);
-    Rng::new(seed).fill_normal(&mut t.data, 1.0);
-    t
-}
 
 /// Mean cross-entropy of `(N, K)` logits, in f64.
 fn xent64(logits: &Tensor, labels: &[usize]) -> f64 {

@@ -5,12 +5,15 @@
 //! printed (run with `--nocapture`), never asserted.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::{assert_close, assert_close_of_max, max_abs, random, random_input};
+
 use alexnet::cpu;
 use alexnet::fast::{self, FastCpu, Workspace};
 use alexnet::model::{self, AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
 use alexnet::net::{Mode, Model};
 use alexnet::shape::Rounding;
-use alexnet::tensor::{Rng, Tensor};
+use alexnet::tensor::Tensor;
 use std::time::Instant;
 
 /// Conv and FC: f32 accumulation in GEMM-blocked order against the reference's f64 sums.
@@ -31,51 +34,6 @@ const SOFTMAX_RTOL: f32 = 1e-5;
 /// Whole networks: every layer's GEMM error (above) feeds the next layer, through up to 8
 /// GEMMs, LRN and softmax: 2e-4 of each output's largest magnitude.
 const NET_TOL_OF_MAX: f32 = 2e-4;
-
-fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut v = vec![0.0; len];
-    Rng::new(seed).fill_normal(&mut v, 1.0);
-    v
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
-}
-
-/// `|got - want| <= atol + rtol * |want|` elementwise; on failure prints the worst element,
-/// its index, and the first values of both.
-fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
-    let mut worst: Option<(usize, f32)> = None;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = if g.is_finite() && w.is_finite() {
-            (g - w).abs() - atol - rtol * w.abs()
-        } else if g == w {
-            -1.0
-        } else {
-            f32::INFINITY
-        };
-        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        let k = got.len().min(6);
-        panic!(
-            "{name}: worst element {i}: got {} want {} (|diff| {:e}, rtol {rtol:e}, atol {atol:e})\n  first got  {:?}\n  first want {:?}",
-            got[i],
-            want[i],
-            (got[i] - want[i]).abs(),
-            &got[..k],
-            &want[..k]
-        );
-    }
-}
-
-/// Tolerance relative to the largest magnitude of the reference output.
-fn assert_close_of_max(name: &str, got: &[f32], want: &[f32], tol_of_max: f32) {
-    assert_close(name, got, want, 0.0, tol_of_max * max_abs(want));
-}
 
 struct ConvCase {
     c_in: usize,
@@ -175,9 +133,9 @@ fn conv_matches_reference() {
         for n in [1, 3] {
             let g = cpu::ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
             let seed = (ci * 10 + n) as u64;
-            let inp = random(g.inp_shape().iter().product(), seed);
-            let weight = random(g.weight_shape().iter().product(), seed + 100);
-            let bias = random(c.c_out, seed + 200);
+            let inp = random(g.inp_shape().iter().product(), seed, 1.0);
+            let weight = random(g.weight_shape().iter().product(), seed + 100, 1.0);
+            let bias = random(c.c_out, seed + 200, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
             cpu::conv2d_forward(&g, &inp, &weight, &bias, &mut want).unwrap();
             let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
@@ -230,9 +188,9 @@ fn linear_matches_reference() {
         for n in [1, 3, 4, 5, 7] {
             let g = cpu::LinearGeom::new(&spec, n);
             let seed = (ni + n) as u64;
-            let x = random(n * ni, seed);
-            let weight = random(no * ni, seed + 1);
-            let bias = random(no, seed + 2);
+            let x = random(n * ni, seed, 1.0);
+            let weight = random(no * ni, seed + 1, 1.0);
+            let bias = random(no, seed + 2, 1.0);
             let mut want = vec![0.0; n * no];
             cpu::linear_forward(&g, &x, &weight, &bias, &mut want).unwrap();
             let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
@@ -275,7 +233,7 @@ fn lrn_matches_reference() {
         for n in [1, 3] {
             let (h, w) = (9, 7);
             let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
-            let mut inp = random(n * c * h * w, ci as u64 + 50);
+            let mut inp = random(n * c * h * w, ci as u64 + 50, 1.0);
             inp.iter_mut().for_each(|v| *v *= 10.0); // make the normalisation matter
             let mut want = vec![0.0; inp.len()];
             let mut scale = vec![0.0; inp.len()];
@@ -330,7 +288,7 @@ fn pools_match_reference() {
         for n in [1, 3] {
             let c = 5;
             let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
-            let inp = random(n * c * h * w, pi as u64 + 70);
+            let inp = random(n * c * h * w, pi as u64 + 70, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
             let mut argmax = vec![0u32; want.len()];
             cpu::maxpool_forward(&g, &inp, &mut want, &mut argmax).unwrap();
@@ -355,7 +313,7 @@ fn pools_match_reference() {
         for n in [1, 3] {
             let c = 4;
             let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
-            let inp = random(n * c * h * w, ai as u64 + 90);
+            let inp = random(n * c * h * w, ai as u64 + 90, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
             cpu::adaptive_avgpool_forward(&g, &inp, &mut want).unwrap();
             for threads in [1, 3] {
@@ -372,7 +330,7 @@ fn pools_match_reference() {
 #[test]
 fn softmax_matches_reference() {
     for (n, k) in [(1, 10), (3, 1000), (2, 1)] {
-        let mut x = random(n * k, k as u64);
+        let mut x = random(n * k, k as u64, 1.0);
         x.iter_mut().for_each(|v| *v *= 8.0);
         let mut want = vec![0.0; n * k];
         cpu::softmax_forward(n, k, &x, &mut want).unwrap();
@@ -386,13 +344,6 @@ fn softmax_matches_reference() {
             1e-12,
         );
     }
-}
-
-fn random_input(arch: &model::Arch, n: usize, seed: u64) -> Tensor {
-    let [c, h, w] = arch.input;
-    let mut t = Tensor::zeros(&[n, c, h, w]);
-    Rng::new(seed).fill_normal(&mut t.data, 1.0);
-    t
 }
 
 /// Every layer's output of `fast.forward_all` against `Model::forward_all` (eval), then

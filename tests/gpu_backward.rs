@@ -9,17 +9,19 @@
 //! prints the worst element, the count of violations and the first values.
 //!
 //! No adapter: every test prints a loud SKIPPED line and passes, unless `CI=true`, where it
-//! fails (see `gpu()`).
+//! fails (see `common::gpu()`).
 #![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::{assert_close_nan_eq, block_on, conv_spec, gpu, max_abs, print_max_diff, random};
 
 use alexnet::cpu;
 use alexnet::gpu::ops::{self, Sgd, WeightBlock};
 use alexnet::gpu::{GpuContext, GpuTrainer};
-use alexnet::model::{self, AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
 use alexnet::net::Model;
 use alexnet::shape::Rounding;
-use alexnet::tensor::{Rng, Tensor};
-use std::sync::OnceLock;
+use alexnet::tensor::Tensor;
 use std::time::Instant;
 
 // ---- tolerances ----
@@ -59,133 +61,18 @@ const NET_ATOL_OF_MAX: f32 = 1e-3;
 
 // ---- helpers ----
 
-static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-
-/// The shared GPU context, or `None` (with a loud message) when this machine has no adapter.
-/// With `CI=true` a missing adapter is a failure: CI must not pass by skipping.
-fn gpu() -> Option<&'static GpuContext> {
-    CTX.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            // lavapipe complains loudly without one; a private 0700 dir silences it
-            let dir = std::env::temp_dir().join(format!("alexnet-xdg-{}", std::process::id()));
-            if std::fs::create_dir_all(&dir).is_ok() {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-                }
-                std::env::set_var("XDG_RUNTIME_DIR", &dir);
-            }
-        }
-        match pollster::block_on(GpuContext::new()) {
-            Ok(ctx) => {
-                eprintln!("gpu: {:?}", ctx.report());
-                Some(ctx)
-            }
-            Err(e) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("CI=true and no usable GPU adapter: {e}");
-                }
-                eprintln!(
-                    "\n!!!!!!!! SKIPPED: no usable GPU adapter ({e}).\n!!!!!!!! The WebGPU \
-                     backward tests did NOT run. Install mesa-vulkan-drivers (lavapipe); \
-                     CI=true makes this a failure.\n"
-                );
-                None
-            }
-        }
-    })
-    .as_ref()
-}
-
-/// Checks `|got - want| <= atol + rtol |want|` elementwise. Prints the worst element (largest
-/// absolute difference) either way; fails with the worst violation, the number of
-/// violations and the first values of each side. Returns the largest absolute difference.
+/// `common::assert_close_nan_eq`, then prints the largest absolute difference, where it is
+/// and the largest magnitude of `want` (the measurements quoted above come from these).
+/// Returns the largest absolute difference.
 fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) -> f32 {
-    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
-    let mut worst: Option<(usize, f32)> = None;
-    let mut bad = 0usize;
-    let (mut max_diff, mut max_i) = (0.0f32, 0usize);
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = if g.is_finite() && w.is_finite() {
-            let d = (g - w).abs();
-            if d > max_diff {
-                (max_diff, max_i) = (d, i);
-            }
-            d - atol - rtol * w.abs()
-        } else if g == w || (g.is_nan() && w.is_nan()) {
-            -1.0
-        } else {
-            f32::INFINITY
-        };
-        if excess > 0.0 {
-            bad += 1;
-            if worst.is_none_or(|(_, e)| excess > e) {
-                worst = Some((i, excess));
-            }
-        }
-    }
-    if let Some((i, _)) = worst {
-        let k = got.len().min(6);
-        panic!(
-            "{name}: {bad} of {} elements out of tolerance; worst element {i}: got {} want {} \
-             (|diff| {:e}, rtol {rtol:e}, atol {atol:e})\n  first got  {:?}\n  first want {:?}",
-            got.len(),
-            got[i],
-            want[i],
-            (got[i] - want[i]).abs(),
-            &got[..k],
-            &want[..k]
-        );
-    }
-    if !got.is_empty() {
-        eprintln!(
-            "{name}: max |diff| {max_diff:.3e} at {max_i} (got {} want {}, max |want| {:.3e})",
-            got[max_i],
-            want[max_i],
-            max_abs(want)
-        );
-    }
-    max_diff
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
-}
-
-fn random(len: usize, seed: u64, std: f32) -> Vec<f32> {
-    let mut v = vec![0.0; len];
-    Rng::new(seed).fill_normal(&mut v, std);
-    v
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    pollster::block_on(f)
+    assert_close_nan_eq(name, got, want, rtol, atol);
+    print_max_diff(name, got, want)
 }
 
 /// A u32 buffer (stored through f32 bit patterns, as `GpuContext::upload` takes f32).
 fn upload_u32(ctx: &GpuContext, label: &str, v: &[u32]) -> wgpu::Buffer {
     let bits: Vec<f32> = v.iter().map(|&u| f32::from_bits(u)).collect();
     ctx.upload(label, &bits).unwrap()
-}
-
-fn conv_spec(
-    cin: usize,
-    cout: usize,
-    k: [usize; 2],
-    s: [usize; 2],
-    pads: Pads,
-    groups: usize,
-) -> ConvSpec {
-    ConvSpec {
-        name: "conv".into(),
-        in_channels: cin,
-        out_channels: cout,
-        kernel: k,
-        stride: s,
-        pads,
-        groups,
-    }
 }
 
 // ---- convolution ----

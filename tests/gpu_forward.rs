@@ -6,18 +6,20 @@
 //! batch 1, whose fc6 is split on a 128 MiB-binding device).
 //!
 //! No adapter: every test prints a loud SKIPPED line and passes, unless `CI=true`, where it
-//! fails (see `gpu()`).
+//! fails (see `common::gpu()`).
 #![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::{assert_close_nan_eq, block_on, conv_spec, gpu, max_abs, random, random_input};
 
 use alexnet::cpu;
 use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::{self, ConvAlgo, LinearAlgo, WeightBlock};
 use alexnet::gpu::{GpuContext, GpuModel};
-use alexnet::model::{self, AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
 use alexnet::net::{Mode, Model};
 use alexnet::shape::Rounding;
-use alexnet::tensor::{Rng, Tensor};
-use std::sync::OnceLock;
+use alexnet::tensor::Tensor;
 use std::time::Instant;
 
 // ---- tolerances ----
@@ -48,124 +50,7 @@ const DOT_ATOL_OF_MAX: f32 = 1e-4;
 const NET_RTOL: f32 = 1e-3;
 const NET_ATOL_OF_MAX: f32 = 1e-3;
 
-// ---- helpers ----
-
-static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-
-/// The shared GPU context, or `None` (with a loud message) when this machine has no adapter.
-/// With `CI=true` a missing adapter is a failure: CI must not pass by skipping.
-fn gpu() -> Option<&'static GpuContext> {
-    CTX.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            // lavapipe complains loudly without one; a private 0700 dir silences it
-            let dir = std::env::temp_dir().join(format!("alexnet-xdg-{}", std::process::id()));
-            if std::fs::create_dir_all(&dir).is_ok() {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-                }
-                std::env::set_var("XDG_RUNTIME_DIR", &dir);
-            }
-        }
-        let t = Instant::now();
-        match pollster::block_on(GpuContext::new()) {
-            Ok(ctx) => {
-                eprintln!(
-                    "gpu: {:?}, max storage binding {} MiB, {:.2} s to create the device and \
-                     compile all kernels",
-                    ctx.report(),
-                    ctx.limits.max_storage_buffer_binding_size >> 20,
-                    t.elapsed().as_secs_f64()
-                );
-                Some(ctx)
-            }
-            Err(e) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("CI=true and no usable GPU adapter: {e}");
-                }
-                eprintln!(
-                    "\n!!!!!!!! SKIPPED: no usable GPU adapter ({e}).\n!!!!!!!! The WebGPU \
-                     tests did NOT run. Install mesa-vulkan-drivers (lavapipe); CI=true makes \
-                     this a failure.\n"
-                );
-                None
-            }
-        }
-    })
-    .as_ref()
-}
-
-/// Fails with the worst element (index, values, excess over the tolerance), the number of
-/// violations and the first values of each side.
-fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
-    let mut worst: Option<(usize, f32)> = None;
-    let mut bad = 0usize;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = if g.is_finite() && w.is_finite() {
-            (g - w).abs() - atol - rtol * w.abs()
-        } else if g == w || (g.is_nan() && w.is_nan()) {
-            -1.0
-        } else {
-            f32::INFINITY
-        };
-        if excess > 0.0 {
-            bad += 1;
-            if worst.is_none_or(|(_, e)| excess > e) {
-                worst = Some((i, excess));
-            }
-        }
-    }
-    if let Some((i, _)) = worst {
-        let k = got.len().min(6);
-        panic!(
-            "{name}: {bad} of {} elements out of tolerance; worst element {i}: got {} want {} \
-             (|diff| {:e}, rtol {rtol:e}, atol {atol:e})\n  first got  {:?}\n  first want {:?}",
-            got.len(),
-            got[i],
-            want[i],
-            (got[i] - want[i]).abs(),
-            &got[..k],
-            &want[..k]
-        );
-    }
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
-}
-
-fn random(len: usize, seed: u64, std: f32) -> Vec<f32> {
-    let mut v = vec![0.0; len];
-    Rng::new(seed).fill_normal(&mut v, std);
-    v
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    pollster::block_on(f)
-}
-
 // ---- convolution ----
-
-fn conv_spec(
-    cin: usize,
-    cout: usize,
-    k: [usize; 2],
-    s: [usize; 2],
-    pads: Pads,
-    groups: usize,
-) -> ConvSpec {
-    ConvSpec {
-        name: "conv".into(),
-        in_channels: cin,
-        out_channels: cout,
-        kernel: k,
-        stride: s,
-        pads,
-        groups,
-    }
-}
 
 /// Runs one conv on the GPU with `algo` and returns its output.
 #[allow(clippy::too_many_arguments)]
@@ -245,7 +130,7 @@ fn conv_naive_and_tiled_match_cpu_on_odd_shapes() {
         cpu::conv2d_forward(&g, &x, &wt, &b, &mut want).unwrap();
         let atol = DOT_ATOL_OF_MAX * max_abs(&want);
         let naive = gpu_conv(ctx, &g, ConvAlgo::Naive, false, &x, &wt, &b);
-        assert_close(
+        assert_close_nan_eq(
             &format!("conv naive: {what}"),
             &naive,
             &want,
@@ -253,14 +138,14 @@ fn conv_naive_and_tiled_match_cpu_on_odd_shapes() {
             atol,
         );
         let tiled = gpu_conv(ctx, &g, ConvAlgo::Tiled, false, &x, &wt, &b);
-        assert_close(
+        assert_close_nan_eq(
             &format!("conv tiled: {what}"),
             &tiled,
             &want,
             DOT_RTOL,
             atol,
         );
-        assert_close(
+        assert_close_nan_eq(
             &format!("conv tiled vs naive: {what}"),
             &tiled,
             &naive,
@@ -270,7 +155,7 @@ fn conv_naive_and_tiled_match_cpu_on_odd_shapes() {
         // fused ReLU: the same values clamped at 0
         let relu_want: Vec<f32> = want.iter().map(|&v| v.max(0.0)).collect();
         let fused = gpu_conv(ctx, &g, ConvAlgo::Tiled, true, &x, &wt, &b);
-        assert_close(
+        assert_close_nan_eq(
             &format!("conv tiled + relu: {what}"),
             &fused,
             &relu_want,
@@ -278,7 +163,7 @@ fn conv_naive_and_tiled_match_cpu_on_odd_shapes() {
             atol,
         );
         let fused = gpu_conv(ctx, &g, ConvAlgo::Naive, true, &x, &wt, &b);
-        assert_close(
+        assert_close_nan_eq(
             &format!("conv naive + relu: {what}"),
             &fused,
             &relu_want,
@@ -333,7 +218,7 @@ fn linear_gemv_and_gemm_match_cpu_with_and_without_split() {
                     } else {
                         want.clone()
                     };
-                    assert_close(
+                    assert_close_nan_eq(
                         &format!(
                             "linear {algo:?} batch {n}, {} blocks, relu {relu}",
                             blocks.len()
@@ -367,7 +252,7 @@ fn relu_dropout_softmax_match_cpu() {
     cpu::relu_forward(&x, &mut want).unwrap();
     let d = ops::relu(ctx, len, &xb, &yb).unwrap();
     let got = block_on(ctx.run(&[&d], &[(&yb, len)])).unwrap().remove(0);
-    assert_close("relu", &got, &want, EXACT, EXACT);
+    assert_close_nan_eq("relu", &got, &want, EXACT, EXACT);
 
     for (p, seed) in [
         (0.5, 7u32),
@@ -377,7 +262,7 @@ fn relu_dropout_softmax_match_cpu() {
         cpu::dropout_forward(p, seed, &x, &mut want).unwrap();
         let d = ops::dropout(ctx, len, p, seed, &xb, &yb).unwrap();
         let got = block_on(ctx.run(&[&d], &[(&yb, len)])).unwrap().remove(0);
-        assert_close(
+        assert_close_nan_eq(
             &format!("dropout p {p} seed {seed}"),
             &got,
             &want,
@@ -394,7 +279,7 @@ fn relu_dropout_softmax_match_cpu() {
         cpu::softmax_forward(n, k, &x, &mut want).unwrap();
         let d = ops::softmax(ctx, n, k, &xb, &yb).unwrap();
         let got = block_on(ctx.run(&[&d], &[(&yb, n * k)])).unwrap().remove(0);
-        assert_close(
+        assert_close_nan_eq(
             &format!("softmax {n}x{k}"),
             &got,
             &want,
@@ -422,7 +307,7 @@ fn elementwise_grid_folds_past_65535_workgroups() {
     );
     let got = block_on(ctx.run(&[&d], &[(&yb, len)])).unwrap().remove(0);
     let want: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
-    assert_close("relu over 65535 workgroups", &got, &want, EXACT, EXACT);
+    assert_close_nan_eq("relu over 65535 workgroups", &got, &want, EXACT, EXACT);
 }
 
 #[test]
@@ -451,14 +336,14 @@ fn lrn_matches_cpu_both_conventions() {
         let sb = ctx.storage("scale", len).unwrap();
         let d = ops::lrn(ctx, &g, &xb, &ob, &sb).unwrap();
         let got = block_on(ctx.run(&[&d], &[(&ob, len), (&sb, len)])).unwrap();
-        assert_close(
+        assert_close_nan_eq(
             &format!("lrn n{size} {mode:?} out"),
             &got[0],
             &want,
             LRN_RTOL,
             LRN_ATOL,
         );
-        assert_close(
+        assert_close_nan_eq(
             &format!("lrn n{size} {mode:?} scale"),
             &got[1],
             &want_scale,
@@ -531,7 +416,7 @@ fn maxpool_and_avgpool_match_cpu() {
         let got = block_on(ctx.run(&[&d], &[(&ob, out_len)]))
             .unwrap()
             .remove(0);
-        assert_close(&format!("maxpool {what}"), &got, &want, EXACT, EXACT);
+        assert_close_nan_eq(&format!("maxpool {what}"), &got, &want, EXACT, EXACT);
         let arg = block_on(ctx.read_u32(&ab, out_len)).unwrap();
         assert_eq!(arg, want_arg, "maxpool {what}: argmax");
     }
@@ -556,7 +441,7 @@ fn maxpool_and_avgpool_match_cpu() {
         let got = block_on(ctx.run(&[&d], &[(&ob, out_len)]))
             .unwrap()
             .remove(0);
-        assert_close(
+        assert_close_nan_eq(
             &format!("avgpool {h}x{w} -> {oh}x{ow}"),
             &got,
             &want,
@@ -568,16 +453,11 @@ fn maxpool_and_avgpool_match_cpu() {
 
 // ---- whole networks ----
 
-fn random_input(arch: &model::Arch, n: usize, seed: u64) -> Tensor {
-    let [c, h, w] = arch.input;
-    Tensor::new(&[n, c, h, w], random(n * c * h * w, seed, 1.0)).unwrap()
-}
-
 fn compare_layers(what: &str, model: &Model, got: &[Tensor], want: &[Tensor]) {
     assert_eq!(got.len(), want.len(), "{what}: number of layers");
     for ((l, g), w) in model.layers().iter().zip(got).zip(want) {
         assert_eq!(g.shape, w.shape, "{what}: {} shape", l.name());
-        assert_close(
+        assert_close_nan_eq(
             &format!("{what}: layer {}", l.name()),
             &g.data,
             &w.data,
@@ -618,7 +498,7 @@ fn mini_network_matches_cpu_batch_1_and_3_eval_and_train() {
             );
             let last = block_on(gm.forward(ctx, &x)).unwrap();
             let cpu_last = model.forward(&x).unwrap();
-            assert_close(
+            assert_close_nan_eq(
                 "mini forward",
                 &last.data,
                 &cpu_last.data,
@@ -628,7 +508,7 @@ fn mini_network_matches_cpu_batch_1_and_3_eval_and_train() {
             let p2 = block_on(gm.forward_to(ctx, &x, "pool2")).unwrap();
             let cpu_p2 = model.forward_to(&x, "pool2").unwrap();
             assert_eq!(p2.shape, cpu_p2.shape);
-            assert_close(
+            assert_close_nan_eq(
                 "mini forward_to pool2",
                 &p2.data,
                 &cpu_p2.data,
@@ -702,7 +582,7 @@ fn bvlc_and_torchvision_batch_1_match_cpu_with_fc6_split() {
             assert_eq!(gm4.weight_blocks("fc6").unwrap(), 4);
             let y4 = block_on(gm4.forward(ctx, &x)).unwrap();
             let last = want.last().unwrap();
-            assert_close(
+            assert_close_nan_eq(
                 "bvlc, fc6 in 4 blocks",
                 &y4.data,
                 &last.data,

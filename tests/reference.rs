@@ -10,6 +10,9 @@
 //! Every comparison prints the worst absolute error, where it is, and the reference's max-abs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::{read_npy, unravel};
+
 use alexnet::net::Mode;
 use alexnet::{Model, Tensor};
 use std::path::{Path, PathBuf};
@@ -26,25 +29,6 @@ use std::path::{Path, PathBuf};
 /// while any real bug (a wrong pad, a transposed weight, the LRN alpha convention, ceil vs
 /// floor, a wrong flatten order) moves values by 1e-2 of max-abs or more.
 const REF_RTOL: f32 = 1e-4;
-
-fn read_npy(path: &Path) -> Tensor {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
-    let data: Vec<f32> = npy
-        .into_vec()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Tensor::new(&shape, data).unwrap()
-}
-
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for (d, n) in shape.iter().enumerate().rev() {
-        idx[d] = i % n.max(&1);
-        i /= n.max(&1);
-    }
-    idx
-}
 
 /// Compares `got` with `want`; returns the error relative to max|want|, or a message.
 fn compare(what: &str, got: &Tensor, want: &Tensor) -> Result<f32, String> {

@@ -13,6 +13,9 @@
 //! the golden tensor's largest magnitude; run with `--nocapture` to see them all.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::{read_npy, read_npy_ints, unravel};
+
 use alexnet::cpu;
 use alexnet::model::{
     self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
@@ -62,47 +65,18 @@ fn dir(case: &str) -> PathBuf {
 
 /// A float32 golden.
 fn load(case: &str, name: &str) -> Tensor {
-    let path = dir(case).join(format!("{name}.npy"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    alexnet::npy::read(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    read_npy(&dir(case).join(format!("{name}.npy")))
 }
 
 /// An integer golden (labels: int64, sampled indices: int32), as usize.
 fn load_ints(case: &str, name: &str) -> Vec<usize> {
-    let path = dir(case).join(format!("{name}.npy"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let descr = npy.dtype().descr();
-    match descr.trim_matches('\'') {
-        "<i8" => npy
-            .into_vec::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as usize)
-            .collect(),
-        "<i4" => npy
-            .into_vec::<i32>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as usize)
-            .collect(),
-        other => panic!("{}: dtype {other}, want int64 or int32", path.display()),
-    }
+    read_npy_ints(&dir(case).join(format!("{name}.npy")))
 }
 
 fn manifest() -> serde_json::Value {
     let path = dir("manifest.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
-}
-
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for (d, &n) in shape.iter().enumerate().rev() {
-        idx[d] = i % n.max(1);
-        i /= n.max(1);
-    }
-    idx
 }
 
 /// Compares `ours` with the golden `want`: the largest |ours - want| relative to max|want|
