@@ -81,6 +81,32 @@ fn max_groups(ctx: &GpuContext) -> u32 {
     ctx.limits.max_compute_workgroups_per_dimension
 }
 
+/// A kernel with one invocation per element of its `count`-long output, on the folded 2-D
+/// grid every such kernel uses (so no dimension exceeds the workgroup-count limit).
+fn per_element(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    params: &Params,
+    buffers: &[&wgpu::Buffer],
+    count: usize,
+) -> Result<Dispatch> {
+    ctx.dispatch(
+        kernel,
+        params,
+        buffers,
+        grid(count, WG as usize, max_groups(ctx)),
+    )
+}
+
+/// Adaptive average pool forward's and backward's uniform parameters, after checking the
+/// geometry.
+fn avgpool_params(count: usize, g: &AvgPoolGeom) -> Result<Params> {
+    if g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
+        return Err(Error::Arch(format!("avgpool: invalid geometry {g:?}")));
+    }
+    Ok(Params::new().u(count).u(g.h).u(g.w).u(g.oh).u(g.ow))
+}
+
 /// `out = conv(x, w) + bias`, optionally followed by ReLU. Shapes as `cpu::conv`:
 /// `x (N, C_in, H, W)`, `w (C_out, C_in/G, KH, KW)`, `bias (C_out)`, `out (N, C_out, OH, OW)`.
 #[allow(clippy::too_many_arguments)]
@@ -200,12 +226,7 @@ pub fn relu(
 ) -> Result<Dispatch> {
     need(x, count, "relu x")?;
     need(y, count, "relu y")?;
-    ctx.dispatch(
-        Kernel::Relu,
-        &Params::new().u(count),
-        &[x, y],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::Relu, &Params::new().u(count), &[x, y], count)
 }
 
 /// LRN across channels; writes `out` and the saved `scale` (all `(N, C, H, W)`).
@@ -224,12 +245,7 @@ pub fn lrn(
     need(out, count, "lrn out")?;
     need(scale, count, "lrn scale")?;
     let params = lrn_params(count, g);
-    ctx.dispatch(
-        Kernel::Lrn,
-        &params,
-        &[x, out, scale],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::Lrn, &params, &[x, out, scale], count)
 }
 
 /// Max pool; writes `out` and the saved `argmax` (u32 flat input indices), `(N, C, OH, OW)`.
@@ -245,12 +261,7 @@ pub fn maxpool(
     need(out, count, "maxpool out")?;
     need(argmax, count, "maxpool argmax")?;
     let params = pool_params(count, g);
-    ctx.dispatch(
-        Kernel::MaxPool,
-        &params,
-        &[x, out, argmax],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::MaxPool, &params, &[x, out, argmax], count)
 }
 
 /// Adaptive average pool, `(N, C, H, W) -> (N, C, OH, OW)`.
@@ -261,18 +272,10 @@ pub fn avgpool(
     out: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let count: usize = g.out_shape().iter().product();
-    if g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
-        return Err(Error::Arch(format!("avgpool: invalid geometry {g:?}")));
-    }
+    let params = avgpool_params(count, g)?;
     need(x, g.inp_shape().iter().product(), "avgpool x")?;
     need(out, count, "avgpool out")?;
-    let params = Params::new().u(count).u(g.h).u(g.w).u(g.oh).u(g.ow);
-    ctx.dispatch(
-        Kernel::AvgPool,
-        &params,
-        &[x, out],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::AvgPool, &params, &[x, out], count)
 }
 
 /// The uniform parameters of a training-mode dropout: rewrite them per step with
@@ -297,11 +300,12 @@ pub fn dropout(
 ) -> Result<Dispatch> {
     need(x, count, "dropout x")?;
     need(y, count, "dropout y")?;
-    ctx.dispatch(
+    per_element(
+        ctx,
         Kernel::Dropout,
         &dropout_params(count, p, seed)?,
         &[x, y],
-        grid(count, WG as usize, max_groups(ctx)),
+        count,
     )
 }
 
@@ -569,11 +573,12 @@ pub fn relu_backward(
     need(dout, count, "relu dout")?;
     need(x, count, "relu x")?;
     need(dx, count, "relu dx")?;
-    ctx.dispatch(
+    per_element(
+        ctx,
         Kernel::ReluBwd,
         &Params::new().u(count),
         &[dout, x, dx],
-        grid(count, WG as usize, max_groups(ctx)),
+        count,
     )
 }
 
@@ -603,11 +608,12 @@ pub fn lrn_backward(
         need(b, count, what)?;
     }
     let params = lrn_params(count, g);
-    ctx.dispatch(
+    per_element(
+        ctx,
         Kernel::LrnBwd,
         &params,
         &[dout, x, out, scale, dx],
-        grid(count, WG as usize, max_groups(ctx)),
+        count,
     )
 }
 
@@ -629,12 +635,7 @@ pub fn maxpool_backward(
     need(argmax, out_len, "maxpool argmax")?;
     need(dx, count, "maxpool dx")?;
     let params = pool_params(count, g);
-    ctx.dispatch(
-        Kernel::MaxPoolBwd,
-        &params,
-        &[dout, argmax, dx],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::MaxPoolBwd, &params, &[dout, argmax, dx], count)
 }
 
 /// Adaptive average pool backward (`cpu::adaptive_avgpool_backward`).
@@ -645,18 +646,10 @@ pub fn avgpool_backward(
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let count: usize = g.inp_shape().iter().product();
-    if g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
-        return Err(Error::Arch(format!("avgpool: invalid geometry {g:?}")));
-    }
+    let params = avgpool_params(count, g)?;
     need(dout, g.out_shape().iter().product(), "avgpool dout")?;
     need(dx, count, "avgpool dx")?;
-    let params = Params::new().u(count).u(g.h).u(g.w).u(g.oh).u(g.ow);
-    ctx.dispatch(
-        Kernel::AvgPoolBwd,
-        &params,
-        &[dout, dx],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::AvgPoolBwd, &params, &[dout, dx], count)
 }
 
 /// Training-mode dropout backward: `dx = keep(seed, i) ? dout * scale : 0`, the forward
@@ -770,21 +763,17 @@ pub fn sgd(
     need(w, count, "sgd weight")?;
     need(v, count, "sgd velocity")?;
     need(g, count, "sgd gradient")?;
-    ctx.dispatch(
-        Kernel::Sgd,
-        &opt.params(count),
-        &[w, v, g],
-        grid(count, WG as usize, max_groups(ctx)),
-    )
+    per_element(ctx, Kernel::Sgd, &opt.params(count), &[w, v, g], count)
 }
 
 /// `buf[0..count] = value`.
 pub fn fill(ctx: &GpuContext, count: usize, value: f32, buf: &wgpu::Buffer) -> Result<Dispatch> {
     need(buf, count, "fill")?;
-    ctx.dispatch(
+    per_element(
+        ctx,
         Kernel::Fill,
         &Params::new().u(count).f(value),
         &[buf],
-        grid(count, WG as usize, max_groups(ctx)),
+        count,
     )
 }
