@@ -1,17 +1,21 @@
 //! The fast CPU backend (`alexnet::fast`) against the CPU reference (`alexnet::cpu`, the
 //! oracle): every layer on seeded random inputs with odd shapes (stride 4, pad 2, asymmetric
 //! pads, groups 2, sizes that are not multiples of any block size, batch 1 and 3, one and
-//! three threads), then the whole `mini`, `bvlc` and `torchvision` networks. Timings are
-//! printed (run with `--nocapture`), never asserted.
+//! three threads), then the whole `mini`, `bvlc` and `torchvision` networks; the same for
+//! training: every layer's backward, the training trace, and `loss_and_grads` of `mini`
+//! against `Model::loss_and_grads`. Timings are printed (run with `--nocapture`), never
+//! asserted; the training timing is an ignored test, run by hand.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::{assert_close, assert_close_of_max, max_abs, random, random_input};
+use common::{assert_close, assert_close_of_max, conv_spec, max_abs, random, random_input};
 
 use alexnet::cpu;
 use alexnet::fast::{self, FastCpu, Workspace};
-use alexnet::model::{self, AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
-use alexnet::net::{Mode, Model};
+use alexnet::model::{
+    self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
+};
+use alexnet::net::{Mode, Model, Params, Saved, Trace};
 use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 use std::time::Instant;
@@ -34,6 +38,34 @@ const SOFTMAX_RTOL: f32 = 1e-5;
 /// Whole networks: every layer's GEMM error (above) feeds the next layer, through up to 8
 /// GEMMs, LRN and softmax: 2e-4 of each output's largest magnitude.
 const NET_TOL_OF_MAX: f32 = 2e-4;
+/// Conv and FC backward on the same inputs: the same f32-vs-f64 argument as the forward
+/// (dX sums C_out/G*KH*KW terms, dW sums N*OH*OW <= 2.2k terms here, both << 10k).
+const GEMM_BWD_TOL_OF_MAX: f32 = 1e-5;
+/// LRN backward: the running sum over the reverse window holds signed terms, so its error
+/// is a few ulps of the largest partial sum rather than of each value; with the first term
+/// `dout * s^-beta` dominating that is ~1e-6 of the largest gradient, plus `s^-0.75` by
+/// sqrt (a few ulps relative).
+const LRN_BWD_RTOL: f32 = 1e-5;
+const LRN_BWD_ATOL_OF_MAX: f32 = 1e-5;
+/// Training loss: the logits carry the forward's f32 rounding (~1e-6 of the largest logit
+/// through these layers); the mean cross-entropy moves by about as much (measured ~5e-7
+/// relative): 1e-5 relative.
+const LOSS_RTOL: f32 = 1e-5;
+/// Whole-network gradients, fast forward + backward against the reference's: each layer's
+/// rounding (above) enters the next layer's gradient, and the f32 weight-gradient sums
+/// run over up to N*OH*OW = 4096 terms; measured ~7e-7 of each gradient's largest
+/// magnitude, so 1e-4 leaves room for other micro-kernels (FMA or not) while an indexing
+/// error (O(1) relative) fails. A ReLU or max-pool decision flipped by rounding at a
+/// near-tie would move one term of a sum by more; with these seeds there is none (the
+/// trace test counts near-ties), and the same-trace test below cannot have any.
+const NET_GRAD_TOL_OF_MAX: f32 = 1e-4;
+/// Fast backward vs `Model::backward` on one and the same trace (no decision can differ):
+/// only the backward's own f32 rounding through ~20 layers (measured ~6e-7 of the max).
+const SAME_TRACE_TOL_OF_MAX: f32 = 2e-5;
+/// 1 thread vs several: the same decisions and the same GEMM sums (a GEMM split across
+/// threads keeps each element's order), but conv weight gradients add per-thread partials
+/// in another grouping: a few ulps of the largest gradient (measured ~3e-7 of the max).
+const THREADS_TOL_OF_MAX: f32 = 1e-5;
 
 struct ConvCase {
     c_in: usize,
@@ -404,6 +436,668 @@ fn wrong_input_shape_is_an_error() {
     assert!(fast
         .forward_to(&Tensor::zeros(&[1, 3, 32, 32]), "nope")
         .is_err());
+}
+
+// ---------------------------------------------------------------- training: layers
+
+/// `conv_cases()` plus the training-specific shapes: 5x5 groups 2 with asymmetric pads and
+/// 3x3 pad 1 groups 2, both with per-group channel counts that are multiples of nothing.
+#[rustfmt::skip]
+fn conv_backward_cases() -> Vec<ConvCase> {
+    let mut cases = conv_cases();
+    cases.push(ConvCase {
+        c_in: 14,
+        hw: [15, 12],
+        c_out: 18,
+        k: [5, 5],
+        s: [1, 1],
+        pads: Pads { top: 1, left: 2, bottom: 2, right: 1 },
+        groups: 2,
+    });
+    cases.push(ConvCase {
+        c_in: 22,
+        hw: [11, 13],
+        c_out: 26,
+        k: [3, 3],
+        s: [1, 1],
+        pads: Pads::same(1),
+        groups: 2,
+    });
+    cases
+}
+
+#[test]
+fn conv_backward_matches_reference() {
+    for (ci, c) in conv_backward_cases().iter().enumerate() {
+        let spec = ConvSpec {
+            name: format!("conv{ci}"),
+            in_channels: c.c_in,
+            out_channels: c.c_out,
+            kernel: c.k,
+            stride: c.s,
+            pads: c.pads,
+            groups: c.groups,
+        };
+        for n in [1, 3] {
+            let g = cpu::ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
+            let seed = (ci * 10 + n) as u64 + 1000;
+            let inp = random(g.inp_shape().iter().product(), seed, 1.0);
+            let weight = random(g.weight_shape().iter().product(), seed + 100, 1.0);
+            let dout = random(g.out_shape().iter().product(), seed + 200, 1.0);
+            let mut want_dx = vec![0.0; inp.len()];
+            let mut want_dw = vec![0.0; weight.len()];
+            let mut want_db = vec![0.0; c.c_out];
+            cpu::conv2d_backward(
+                &g,
+                &dout,
+                &inp,
+                &weight,
+                &mut want_dx,
+                &mut want_dw,
+                &mut want_db,
+            )
+            .unwrap();
+            for threads in [1, 3] {
+                let mut ws = Workspace::new(threads);
+                // NaN-filled outputs: every element must be written, none accumulated into.
+                let mut dx = vec![f32::NAN; inp.len()];
+                let mut dw = vec![f32::NAN; weight.len()];
+                let mut db = vec![f32::NAN; c.c_out];
+                fast::conv2d_backward(
+                    &mut ws,
+                    &g,
+                    &dout,
+                    &inp,
+                    &weight,
+                    Some(&mut dx),
+                    &mut dw,
+                    &mut db,
+                )
+                .unwrap();
+                let name = format!("conv backward case {ci} n {n} threads {threads} {g:?}");
+                assert_close_of_max(&format!("{name} dinp"), &dx, &want_dx, GEMM_BWD_TOL_OF_MAX);
+                assert_close_of_max(
+                    &format!("{name} dweight"),
+                    &dw,
+                    &want_dw,
+                    GEMM_BWD_TOL_OF_MAX,
+                );
+                assert_close_of_max(&format!("{name} dbias"), &db, &want_db, GEMM_BWD_TOL_OF_MAX);
+                // Without the input gradient: the same parameter gradients, bit for bit.
+                let mut dw2 = vec![f32::NAN; weight.len()];
+                let mut db2 = vec![f32::NAN; c.c_out];
+                fast::conv2d_backward(&mut ws, &g, &dout, &inp, &weight, None, &mut dw2, &mut db2)
+                    .unwrap();
+                assert_eq!(dw2, dw, "{name}: dweight without dinp");
+                assert_eq!(db2, db, "{name}: dbias without dinp");
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_backward_rejects_wrong_sizes() {
+    let spec = conv_spec(4, 6, [3, 3], [1, 1], Pads::same(1), 2);
+    let g = cpu::ConvGeom::new(&spec, 2, 5, 5).unwrap();
+    let mut ws = Workspace::new(1);
+    let (inp, w, dout) = (vec![0.0; 200], vec![0.0; 6 * 2 * 9], vec![0.0; 300]);
+    let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; 6], vec![0.0; 200]);
+    let bwd = fast::conv2d_backward;
+    assert!(bwd(&mut ws, &g, &dout[1..], &inp, &w, None, &mut dw, &mut db).is_err());
+    assert!(bwd(&mut ws, &g, &dout, &inp[1..], &w, None, &mut dw, &mut db).is_err());
+    assert!(bwd(
+        &mut ws,
+        &g,
+        &dout,
+        &inp,
+        &w,
+        Some(&mut dx[1..]),
+        &mut dw,
+        &mut db
+    )
+    .is_err());
+    assert!(bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw[1..], &mut db).is_err());
+    assert!(bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw, &mut db[1..]).is_err());
+    assert!(bwd(
+        &mut ws,
+        &g,
+        &dout,
+        &inp,
+        &w,
+        Some(&mut dx),
+        &mut dw,
+        &mut db
+    )
+    .is_ok());
+}
+
+#[test]
+fn linear_backward_matches_reference() {
+    // (37, 29): not a multiple of any block size; (1000, 1100): split across threads.
+    for (ni, no) in [(37, 29), (1000, 1100)] {
+        let spec = LinearSpec {
+            name: "fc".into(),
+            in_features: ni,
+            out_features: no,
+        };
+        for n in [1, 5] {
+            let g = cpu::LinearGeom::new(&spec, n);
+            let seed = (ni + n) as u64 + 2000;
+            let x = random(n * ni, seed, 1.0);
+            let weight = random(no * ni, seed + 1, 1.0);
+            let dy = random(n * no, seed + 2, 1.0);
+            let (mut want_dx, mut want_dw, mut want_db) =
+                (vec![0.0; n * ni], vec![0.0; no * ni], vec![0.0; no]);
+            cpu::linear_backward(
+                &g,
+                &dy,
+                &x,
+                &weight,
+                &mut want_dx,
+                &mut want_dw,
+                &mut want_db,
+            )
+            .unwrap();
+            for threads in [1, 3] {
+                let ws = Workspace::new(threads);
+                let (mut dx, mut dw, mut db) = (
+                    vec![f32::NAN; n * ni],
+                    vec![f32::NAN; no * ni],
+                    vec![f32::NAN; no],
+                );
+                fast::linear_backward(&ws, &g, &dy, &x, &weight, Some(&mut dx), &mut dw, &mut db)
+                    .unwrap();
+                let name = format!("linear backward {ni}->{no} n {n} threads {threads}");
+                assert_close_of_max(&format!("{name} dx"), &dx, &want_dx, GEMM_BWD_TOL_OF_MAX);
+                assert_close_of_max(
+                    &format!("{name} dweight"),
+                    &dw,
+                    &want_dw,
+                    GEMM_BWD_TOL_OF_MAX,
+                );
+                assert_close_of_max(&format!("{name} dbias"), &db, &want_db, GEMM_BWD_TOL_OF_MAX);
+                let (mut dw2, mut db2) = (vec![f32::NAN; no * ni], vec![f32::NAN; no]);
+                fast::linear_backward(&ws, &g, &dy, &x, &weight, None, &mut dw2, &mut db2).unwrap();
+                assert_eq!((dw2, db2), (dw, db), "{name}: without dx");
+            }
+        }
+    }
+}
+
+#[test]
+fn lrn_backward_matches_reference() {
+    // the forward's cases: odd and even windows, a window wider than C, both alpha
+    // conventions, beta 0.75 (sqrt path) and 0.6 (powf)
+    for (ci, (size, c, beta, k, mode)) in [
+        (5, 11, 0.75, 2.0, LrnAlpha::OverN),
+        (4, 7, 0.75, 1.0, LrnAlpha::Raw),
+        (3, 6, 0.6, 1.5, LrnAlpha::OverN),
+        (9, 5, 0.75, 1.0, LrnAlpha::OverN),
+        (1, 3, 0.75, 2.0, LrnAlpha::OverN),
+        (5, 13, 0.75, 2.0, LrnAlpha::Raw),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = LrnSpec {
+            name: "lrn".into(),
+            size,
+            alpha: 1e-2,
+            beta,
+            k,
+            alpha_mode: mode,
+        };
+        for n in [1, 3] {
+            let (h, w) = (9, 7);
+            let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+            let mut inp = random(n * c * h * w, ci as u64 + 3000, 1.0);
+            inp.iter_mut().for_each(|v| *v *= 10.0); // make the normalisation matter
+            let dout = random(inp.len(), ci as u64 + 3100, 1.0);
+            let (mut out, mut scale) = (vec![0.0; inp.len()], vec![0.0; inp.len()]);
+            cpu::lrn_forward(&g, &inp, &mut out, &mut scale).unwrap();
+            let mut want = vec![0.0; inp.len()];
+            cpu::lrn_backward(&g, &dout, &inp, &out, &scale, &mut want).unwrap();
+            for threads in [1, 3] {
+                let ws = Workspace::new(threads);
+                let name = format!("lrn case {ci} n {n} threads {threads}");
+                // training forward: output and saved scale
+                let (mut got_out, mut got_scale) =
+                    (vec![f32::NAN; inp.len()], vec![f32::NAN; inp.len()]);
+                fast::lrn_forward_train(&ws, &g, &inp, &mut got_out, &mut got_scale).unwrap();
+                let atol = LRN_ATOL_OF_MAX * max_abs(&out);
+                assert_close(&format!("{name} out"), &got_out, &out, LRN_RTOL, atol);
+                assert_close(&format!("{name} scale"), &got_scale, &scale, LRN_RTOL, 0.0);
+                // backward from the reference's saved state
+                let mut got = vec![f32::NAN; inp.len()];
+                fast::lrn_backward(&ws, &g, &dout, &inp, &out, &scale, &mut got).unwrap();
+                let atol = LRN_BWD_ATOL_OF_MAX * max_abs(&want);
+                assert_close(&format!("{name} dinp"), &got, &want, LRN_BWD_RTOL, atol);
+            }
+        }
+    }
+}
+
+#[test]
+fn pool_backward_matches_reference() {
+    let pads = |top, left, bottom, right| Pads {
+        top,
+        left,
+        bottom,
+        right,
+    };
+    let pools = [
+        // AlexNet's overlapping 3/2, floor and ceil
+        ([3, 3], [2, 2], Pads::default(), Rounding::Floor, [27, 27]),
+        ([3, 3], [2, 2], Pads::default(), Rounding::Ceil, [14, 14]),
+        // overlapping 3/2 with padding, ceil and floor
+        ([3, 3], [2, 2], Pads::same(1), Rounding::Ceil, [12, 11]),
+        ([3, 3], [2, 2], pads(1, 0, 0, 1), Rounding::Floor, [9, 10]),
+        // non-square, ceil mode with a window hanging over the end
+        ([3, 2], [2, 3], pads(1, 1, 0, 1), Rounding::Ceil, [10, 13]),
+    ];
+    for (pi, (kernel, stride, pads, rounding, [h, w])) in pools.into_iter().enumerate() {
+        let spec = PoolSpec {
+            name: "pool".into(),
+            kernel,
+            stride,
+            pads,
+            rounding,
+        };
+        for n in [1, 3] {
+            let c = 5;
+            let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+            // Values on a coarse grid so windows hold ties: the tie rule is exercised.
+            let inp: Vec<f32> = random(n * c * h * w, pi as u64 + 4000, 1.0)
+                .iter()
+                .map(|v| (v * 2.0).round() / 2.0)
+                .collect();
+            let olen = g.out_shape().iter().product();
+            let (mut want, mut want_am) = (vec![0.0; olen], vec![0u32; olen]);
+            cpu::maxpool_forward(&g, &inp, &mut want, &mut want_am).unwrap();
+            let dout = random(olen, pi as u64 + 4100, 1.0);
+            let mut want_dx = vec![0.0; inp.len()];
+            cpu::maxpool_backward(&g, &dout, &want_am, &mut want_dx).unwrap();
+            for threads in [1, 3] {
+                let ws = Workspace::new(threads);
+                let name = format!("maxpool case {pi} n {n} threads {threads}");
+                let (mut got, mut am) = (vec![f32::NAN; olen], vec![u32::MAX; olen]);
+                fast::maxpool_forward_train(&ws, &g, &inp, &mut got, &mut am).unwrap();
+                assert_eq!(am, want_am, "{name}: argmax");
+                assert_close(&format!("{name} out"), &got, &want, EXACT, EXACT);
+                let mut dx = vec![f32::NAN; inp.len()];
+                fast::maxpool_backward(&ws, &g, &dout, &am, &mut dx).unwrap();
+                assert_close(&format!("{name} dinp"), &dx, &want_dx, EXACT, EXACT);
+                // an argmax outside its window is a typed error, not a stray write
+                let mut bad = am.clone();
+                bad[0] = (inp.len() - 1) as u32;
+                assert!(fast::maxpool_backward(&ws, &g, &dout, &bad, &mut dx).is_err());
+            }
+        }
+    }
+    // adaptive average pool: 13 -> 6 (overlapping windows), 6 -> 6, 5 -> 7 (upsampling)
+    for (ai, (h, w, out)) in [(13, 13, [6, 6]), (6, 6, [6, 6]), (5, 4, [7, 3])]
+        .into_iter()
+        .enumerate()
+    {
+        let spec = AvgPoolSpec {
+            name: "avgpool".into(),
+            out,
+        };
+        for n in [1, 3] {
+            let c = 4;
+            let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+            let dout = random(g.out_shape().iter().product(), ai as u64 + 4200, 1.0);
+            let mut want = vec![0.0; n * c * h * w];
+            cpu::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
+            for threads in [1, 3] {
+                let ws = Workspace::new(threads);
+                let mut got = vec![f32::NAN; want.len()];
+                fast::adaptive_avgpool_backward(&ws, &g, &dout, &mut got).unwrap();
+                let name = format!("avgpool backward case {ai} n {n} threads {threads}");
+                assert_close(&name, &got, &want, EXACT, EXACT);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- training: the network
+
+/// Labels `0..K` spread over a batch of `n`.
+fn labels(n: usize) -> Vec<usize> {
+    (0..n).map(|i| (i * 7 + 3) % 10).collect()
+}
+
+/// `(N, K)` gradient of the mean cross-entropy at the trace's logits, as the reference
+/// computes it.
+fn dlogits(trace: &Trace, labels: &[usize]) -> Tensor {
+    let logits = trace.output();
+    let (n, k) = (logits.shape[0], logits.shape[1]);
+    let (mut probs, mut losses) = (vec![0.0; n * k], vec![0.0; n]);
+    cpu::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses).unwrap();
+    let mut d = Tensor::zeros(&[n, k]);
+    cpu::softmax_xent_backward(n, k, &probs, labels, &mut d.data).unwrap();
+    d
+}
+
+/// Every gradient of `got` against `want` (same keys), each within `tol_of_max` of its
+/// largest magnitude.
+fn assert_grads_close(what: &str, got: &Params, want: &Params, tol_of_max: f32) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{what}: gradient keys"
+    );
+    for (name, w) in want {
+        assert_eq!(got[name].shape, w.shape, "{what}: {name} shape");
+        assert_close_of_max(
+            &format!("{what}: {name}"),
+            &got[name].data,
+            &w.data,
+            tol_of_max,
+        );
+    }
+}
+
+#[test]
+fn mini_loss_and_grads_match_reference() {
+    let model = Model::random(model::mini(), 21).unwrap();
+    for n in [1, 4] {
+        let x = random_input(&model.arch, n, 22 + n as u64);
+        let labels = labels(n);
+        let seed = 23 + n as u64;
+        let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
+        for threads in [1, 3] {
+            let mut ws = Workspace::new(threads);
+            let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, seed).unwrap();
+            let what = format!("mini n {n} threads {threads}");
+            assert_close(
+                &format!("{what} loss"),
+                &[loss],
+                &[want_loss],
+                LOSS_RTOL,
+                0.0,
+            );
+            assert_grads_close(&what, &got, &want, NET_GRAD_TOL_OF_MAX);
+        }
+    }
+}
+
+/// The fast training trace against `Model::forward_train`: every activation within the
+/// network tolerance, LRN scales within LRN's, dropout seeds and masks bit-identical, and
+/// max-pool argmax identical except at near-ties (two window values within rounding of
+/// each other, where the fast forward's rounding may pick the other one): those are
+/// counted, and each must be a real near-tie and the reference's own choice on the fast
+/// trace's input.
+#[test]
+fn mini_train_trace_matches_reference() {
+    let model = Model::random(model::mini(), 31).unwrap();
+    for n in [1, 4] {
+        let x = random_input(&model.arch, n, 32 + n as u64);
+        let seed = 33 + n as u64;
+        let want = model.forward_train(&x, seed).unwrap();
+        let mut ws = Workspace::new(3);
+        let got = fast::forward_train(&mut ws, &model, &x, seed).unwrap();
+        assert_eq!(got.mode, Mode::Train { seed });
+        assert_eq!(got.acts.len(), want.acts.len());
+        assert_eq!(got.saved.len(), model.layers().len());
+        assert_eq!(got.acts[0], x, "acts[0] is the input");
+        let mut near_ties = 0;
+        for (i, layer) in model.layers().iter().enumerate() {
+            let name = format!("mini n {n} trace layer {}", layer.name());
+            let (g, w) = (&got.acts[i + 1], &want.acts[i + 1]);
+            assert_eq!(g.shape, w.shape, "{name}");
+            assert_close_of_max(&name, &g.data, &w.data, NET_TOL_OF_MAX);
+            match (&got.saved[i], &want.saved[i]) {
+                (Saved::Nothing, Saved::Nothing) => {}
+                (Saved::LrnScale(gs), Saved::LrnScale(ws)) => {
+                    assert_close(&format!("{name} scale"), gs, ws, NET_TOL_OF_MAX, 0.0);
+                }
+                (Saved::DropoutSeed(gs), Saved::DropoutSeed(ws)) => {
+                    assert_eq!(gs, ws, "{name}: dropout seed");
+                    assert_eq!(*gs, cpu::dropout_layer_seed(seed, i));
+                    // The mask: an element is dropped in one iff dropped in the other.
+                    let (gi, wi) = (&got.acts[i].data, &want.acts[i].data);
+                    for (j, ((go, wo), (ga, wa))) in g
+                        .data
+                        .iter()
+                        .zip(&w.data)
+                        .zip(gi.iter().zip(wi))
+                        .enumerate()
+                    {
+                        if *ga != 0.0 && *wa != 0.0 {
+                            assert_eq!(*go == 0.0, *wo == 0.0, "{name}: mask at {j}");
+                        }
+                    }
+                }
+                (Saved::Argmax(ga), Saved::Argmax(wa)) => {
+                    let Layer::MaxPool(spec) = layer else {
+                        panic!("{name}: argmax saved by a {}", layer.kind())
+                    };
+                    // the tie rule, exactly: the reference's argmax of the fast input
+                    let inp = &got.acts[i];
+                    let [bn, c, h, w2] = inp.nchw("pool").unwrap();
+                    let pg = cpu::PoolGeom::new(spec, bn, c, h, w2).unwrap();
+                    let (mut out, mut am) = (vec![0.0; ga.len()], vec![0u32; ga.len()]);
+                    cpu::maxpool_forward(&pg, &inp.data, &mut out, &mut am).unwrap();
+                    assert_eq!(ga, &am, "{name}: argmax vs cpu::maxpool on the same input");
+                    // against the reference trace: identical but for genuine near-ties
+                    let ref_in = &want.acts[i].data;
+                    let tie = NET_TOL_OF_MAX * max_abs(ref_in);
+                    for (o, (&a, &b)) in ga.iter().zip(wa).enumerate() {
+                        if a != b {
+                            let gap = (ref_in[a as usize] - ref_in[b as usize]).abs();
+                            assert!(gap <= tie, "{name}: argmax {a} vs {b} at {o}, gap {gap}");
+                            near_ties += 1;
+                        }
+                    }
+                }
+                (gs, ws) => panic!("{name}: saved {gs:?} vs {ws:?}"),
+            }
+        }
+        eprintln!("mini n {n}: {near_ties} max-pool near-ties decided differently");
+    }
+}
+
+/// Fast backward against `Model::backward` on one and the same (fast) trace, so no ReLU or
+/// max-pool decision can differ: every parameter gradient and the input gradient, tight.
+/// Without the input gradient the parameter gradients are the same bits.
+#[test]
+fn mini_backward_matches_reference_on_the_same_trace() {
+    let model = Model::random(model::mini(), 41).unwrap();
+    for n in [1, 3] {
+        let x = random_input(&model.arch, n, 42 + n as u64);
+        let labels = labels(n);
+        let mut ws = Workspace::new(3);
+        // the loss's layers: all but the terminal softmax (mini has none)
+        let trace = fast::forward_train(&mut ws, &model, &x, 43).unwrap();
+        let d = dlogits(&trace, &labels);
+        let (want, want_dx) = model.backward(&trace, &d).unwrap();
+        let (got, dx) = fast::backward(&mut ws, &model, &trace, &d, true).unwrap();
+        let what = format!("mini n {n} same trace");
+        assert_grads_close(&what, &got, &want, SAME_TRACE_TOL_OF_MAX);
+        let dx = dx.expect("need_input_grad = true returns the input gradient");
+        assert_eq!(dx.shape, x.shape);
+        assert_close_of_max(
+            &format!("{what} dinput"),
+            &dx.data,
+            &want_dx.data,
+            SAME_TRACE_TOL_OF_MAX,
+        );
+        let (got2, none) = fast::backward(&mut ws, &model, &trace, &d, false).unwrap();
+        assert!(none.is_none());
+        assert_eq!(got2, got, "{what}: without the input gradient");
+        // and loss_and_grads is that forward + backward
+        let (_, fused) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 43).unwrap();
+        assert_eq!(
+            fused, got,
+            "{what}: loss_and_grads = forward_train + backward"
+        );
+    }
+}
+
+/// A terminal softmax is skipped by `loss_and_grads` and differentiated by `backward`,
+/// like the reference; a prefix trace (fewer layers) works too.
+#[test]
+fn softmax_tail_and_prefix_traces_match_reference() {
+    let mut arch = model::mini();
+    arch.layers.push(Layer::Softmax {
+        name: "prob".into(),
+    });
+    let model = Model::random(arch, 51).unwrap();
+    let x = random_input(&model.arch, 2, 52);
+    let labels = labels(2);
+    let (want_loss, want) = model.loss_and_grads(&x, &labels, 53).unwrap();
+    let mut ws = Workspace::new(2);
+    let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 53).unwrap();
+    assert_close("softmax tail loss", &[loss], &[want_loss], LOSS_RTOL, 0.0);
+    assert_grads_close("softmax tail", &got, &want, NET_GRAD_TOL_OF_MAX);
+
+    // backward through the softmax itself, on the same trace
+    let trace = fast::forward_train(&mut ws, &model, &x, 53).unwrap();
+    let d = Tensor::new(&[2, 10], random(20, 54, 1.0)).unwrap();
+    let (want, want_dx) = model.backward(&trace, &d).unwrap();
+    let (got, dx) = fast::backward(&mut ws, &model, &trace, &d, true).unwrap();
+    assert_grads_close("through softmax", &got, &want, SAME_TRACE_TOL_OF_MAX);
+    assert_close_of_max(
+        "through softmax dinput",
+        &dx.unwrap().data,
+        &want_dx.data,
+        SAME_TRACE_TOL_OF_MAX,
+    );
+
+    // a prefix: the first 8 layers (conv1 .. pool2)
+    let mut prefix = trace.clone();
+    prefix.acts.truncate(9);
+    prefix.saved.truncate(8);
+    let d = Tensor::new(
+        &prefix.output().shape,
+        random(prefix.output().len(), 55, 1.0),
+    )
+    .unwrap();
+    let (want, _) = model.backward(&prefix, &d).unwrap();
+    let (got, _) = fast::backward(&mut ws, &model, &prefix, &d, false).unwrap();
+    assert_eq!(got.len(), 4, "conv1 and conv2 weights and biases");
+    assert_grads_close("prefix", &got, &want, SAME_TRACE_TOL_OF_MAX);
+}
+
+#[test]
+fn training_thread_counts_agree() {
+    let model = Model::random(model::mini(), 61).unwrap();
+    for n in [1, 5] {
+        let x = random_input(&model.arch, n, 62 + n as u64);
+        let labels = labels(n);
+        let run = |threads| {
+            fast::loss_and_grads(&mut Workspace::new(threads), &model, &x, &labels, 63).unwrap()
+        };
+        let (l1, g1) = run(1);
+        for threads in [2, 3, 8] {
+            let (l, g) = run(threads);
+            let what = format!("n {n}: {threads} threads vs 1");
+            assert_close(
+                &format!("{what} loss"),
+                &[l],
+                &[l1],
+                THREADS_TOL_OF_MAX,
+                0.0,
+            );
+            assert_grads_close(&what, &g, &g1, THREADS_TOL_OF_MAX);
+            // deterministic for a given thread count
+            assert_eq!(run(threads), (l, g), "{what}: rerun");
+        }
+    }
+}
+
+#[test]
+fn training_errors_are_typed() {
+    let model = Model::random(model::mini(), 71).unwrap();
+    let mut ws = Workspace::new(2);
+    let x = random_input(&model.arch, 2, 72);
+    let lag = fast::loss_and_grads;
+    assert!(
+        lag(&mut ws, &model, &x, &[1], 0).is_err(),
+        "one label for two images"
+    );
+    assert!(
+        lag(&mut ws, &model, &x, &[1, 10], 0).is_err(),
+        "label 10 of 10 classes"
+    );
+    assert!(lag(&mut ws, &model, &Tensor::zeros(&[2, 3, 31, 32]), &[1, 2], 0).is_err());
+    assert!(fast::forward_train(&mut ws, &model, &Tensor::zeros(&[3, 32, 32]), 0).is_err());
+    let trace = fast::forward_train(&mut ws, &model, &x, 0).unwrap();
+    let bwd = |t: &Trace, d: &Tensor| fast::backward(&mut Workspace::new(1), &model, t, d, false);
+    assert!(
+        bwd(&trace, &Tensor::zeros(&[2, 9])).is_err(),
+        "dout of the wrong shape"
+    );
+    let mut short = trace.clone();
+    short.acts.pop();
+    assert!(
+        bwd(&short, &Tensor::zeros(&[2, 10])).is_err(),
+        "acts / saved mismatch"
+    );
+    let mut wrong = trace.clone();
+    let pool = model.arch.layer_index("pool2").unwrap();
+    wrong.saved[pool] = Saved::Nothing;
+    assert!(
+        bwd(&wrong, &Tensor::zeros(&[2, 10])).is_err(),
+        "pool2 without argmax"
+    );
+    let mut corrupt = trace.clone();
+    if let Saved::Argmax(a) = &mut corrupt.saved[pool] {
+        a[0] = u32::MAX;
+    }
+    assert!(
+        bwd(&corrupt, &Tensor::zeros(&[2, 10])).is_err(),
+        "argmax out of range"
+    );
+    assert!(bwd(&trace, &Tensor::zeros(&[2, 10])).is_ok());
+}
+
+/// Median wall time of `runs` runs of `f` in milliseconds, after one warm-up run when
+/// `warm_up` (the fast path's first call grows its scratch).
+fn median_ms(runs: usize, warm_up: bool, mut f: impl FnMut()) -> f64 {
+    if warm_up {
+        f();
+    }
+    let mut ms: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
+
+/// Measurement, run by hand (prints, asserts nothing):
+/// `cargo test --release --test fast_backend -- --ignored --nocapture timing_loss_and_grads`
+/// Median of 5 runs of `loss_and_grads` on `mini` at batch 128, reference vs fast.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn timing_loss_and_grads_mini_batch128() {
+    let model = Model::random(model::mini(), 81).unwrap();
+    let n = 128;
+    let x = random_input(&model.arch, n, 82);
+    let labels = labels(n);
+    let threads = fast::default_threads();
+    let reference = median_ms(5, false, || {
+        model.loss_and_grads(&x, &labels, 83).unwrap();
+    });
+    let mut one = Workspace::new(1);
+    let single = median_ms(5, true, || {
+        fast::loss_and_grads(&mut one, &model, &x, &labels, 83).unwrap();
+    });
+    let mut all = Workspace::new(threads);
+    let multi = median_ms(5, true, || {
+        fast::loss_and_grads(&mut all, &model, &x, &labels, 83).unwrap();
+    });
+    println!(
+        "loss_and_grads mini batch {n}, median of 5: reference {reference:.0} ms, fast 1 thread \
+         {single:.0} ms, fast {threads} threads {multi:.0} ms (x{:.1} / x{:.1} faster)",
+        reference / single,
+        reference / multi
+    );
 }
 
 /// Wall time of the fastest of `reps` runs of `f`, in milliseconds.

@@ -3,7 +3,10 @@
 //! - [`gemm`]: `C (m, n) = A (m, k) · B (k, n)` for strided matrices, on `matrixmultiply`'s
 //!   packed, cache-blocked sgemm (runtime AVX/FMA/AVX-512 natively; its portable 8x4
 //!   micro-kernel, which LLVM turns into SIMD128 with `+simd128`, on wasm). `C` is
-//!   overwritten. Natively the larger of `m` and `n` is cut into one block per thread.
+//!   overwritten ([`gemm_acc`]: added to, for weight gradients summed over images).
+//!   Natively the larger of `m` and `n` is cut into one block per thread; every element of
+//!   `C` sums its `k` terms in the same order whatever the split, so the thread count does
+//!   not change the result.
 //! - [`gemv_rows`]: `y[r, o] = dot(W[o, :], x[r, :])` for a few rows `x` (batch <= 4), each
 //!   weight row read once and dotted with every `x` row while it is in L1: the batch-1
 //!   fully connected layers are bound by reading the weights (fc6: 151 MB), so this streams
@@ -39,7 +42,7 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 /// `C = A · B` with `A (m, k)`, `B (k, n)`, `C (m, n)` at strides `(rsc, csc)`; `C` is
-/// overwritten. Uses up to `threads` threads (1 on wasm).
+/// overwritten (it need not be initialised). Uses up to `threads` threads (1 on wasm).
 ///
 /// # Panics
 /// If a matrix does not fit its slice (callers check shapes first; this guards the unsafe
@@ -56,6 +59,39 @@ pub(crate) fn gemm(
     rsc: usize,
     csc: usize,
 ) {
+    gemm_beta(threads, m, k, n, a, b, 0.0, c, rsc, csc);
+}
+
+/// `C += A · B`; otherwise as [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_acc(
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+) {
+    gemm_beta(threads, m, k, n, a, b, 1.0, c, rsc, csc);
+}
+
+/// `C = A · B + beta C`; `beta` is 0 (C is then never read) or 1.
+#[allow(clippy::too_many_arguments)]
+fn gemm_beta(
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -64,9 +100,11 @@ pub(crate) fn gemm(
         "gemm: C out of bounds"
     );
     if k == 0 {
-        for i in 0..m {
-            for j in 0..n {
-                c[i * rsc + j * csc] = 0.0;
+        if beta == 0.0 {
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * rsc + j * csc] = 0.0;
+                }
             }
         }
         return;
@@ -96,7 +134,7 @@ pub(crate) fn gemm(
                 b.data.as_ptr().add(n0 * b.cs),
                 b.rs as isize,
                 b.cs as isize,
-                0.0,
+                beta,
                 { cp }.0.add(m0 * rsc + n0 * csc),
                 rsc as isize,
                 csc as isize,
@@ -153,6 +191,29 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ar.iter().zip(br) {
         tail += x * y;
     }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0] + tail
+}
+
+/// `sum(a)` with 16 independent f32 accumulators (vectorised like [`dot`]), combined
+/// pairwise: a row of `OH*OW` gradients for a bias gradient.
+#[inline]
+pub(crate) fn sum(a: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let (ac, ar) = a.as_chunks::<L>();
+    for x in ac {
+        for l in 0..L {
+            acc[l] += x[l];
+        }
+    }
+    let tail: f32 = ar.iter().sum();
     let mut width = L;
     while width > 1 {
         width /= 2;

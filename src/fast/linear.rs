@@ -6,6 +6,12 @@
 //!   output rows across threads;
 //! - larger batches: one GEMM with `B = W^T` as a strided view (no transpose copy), split by
 //!   output features across threads, then `+ b` (and ReLU when fused).
+//!
+//! Backward (as `cpu::linear`), all strided views of the row-major buffers, no copies:
+//!   `dx (N, IN) = dy (N, OUT) · W (OUT, IN)`            (optional: not needed below fc1),
+//!   `dW (OUT, IN) = dy^T (OUT, N) · x (N, IN)`          (`dy^T`: strides `(1, OUT)`),
+//!   `db[o] = sum_n dy[n, o]`                             (f64, N*OUT adds: negligible).
+//! Both GEMMs are split across threads along their larger output side.
 
 use super::gemm::{gemm, gemv_rows, Mat};
 use super::Workspace;
@@ -68,6 +74,89 @@ pub fn linear_forward(
         for (v, &b) in row.iter_mut().zip(bias) {
             *v = if relu { (*v + b).max(0.0) } else { *v + b };
         }
+    }
+    Ok(())
+}
+
+/// Gradients of `linear_forward` from `dy (N, OUT)` and the forward's `x (N, IN)` and
+/// `weight (OUT, IN)`: writes (overwrites) `dweight (OUT, IN)`, `dbias (OUT)` and, when
+/// given, `dx (N, IN)`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    ws: &Workspace,
+    g: &LinearGeom,
+    dy: &[f32],
+    x: &[f32],
+    weight: &[f32],
+    dx: Option<&mut [f32]>,
+    dweight: &mut [f32],
+    dbias: &mut [f32],
+) -> Result<()> {
+    let (n, ni, no) = (g.n, g.in_features, g.out_features);
+    let dx_len = dx.as_ref().map_or(n * ni, |d| d.len());
+    for (what, len, want) in [
+        ("dy (N, OUT)", dy.len(), n * no),
+        ("x (N, IN)", x.len(), n * ni),
+        ("weight (OUT, IN)", weight.len(), no * ni),
+        ("dx (N, IN)", dx_len, n * ni),
+        ("dweight (OUT, IN)", dweight.len(), no * ni),
+        ("dbias (OUT)", dbias.len(), no),
+    ] {
+        if len != want {
+            return Err(Error::Other(format!(
+                "fast linear_backward: {what} has {len} values, needs {want}"
+            )));
+        }
+    }
+    let threads = ws.threads;
+    if let Some(dx) = dx {
+        gemm(
+            threads,
+            n,
+            no,
+            ni,
+            Mat {
+                data: dy,
+                rs: no,
+                cs: 1,
+            },
+            Mat {
+                data: weight,
+                rs: ni,
+                cs: 1,
+            },
+            dx,
+            ni,
+            1,
+        );
+    }
+    gemm(
+        threads,
+        no,
+        n,
+        ni,
+        Mat {
+            data: dy,
+            rs: 1,
+            cs: no,
+        },
+        Mat {
+            data: x,
+            rs: ni,
+            cs: 1,
+        },
+        dweight,
+        ni,
+        1,
+    );
+    let mut acc = vec![0.0f64; no];
+    for row in dy.chunks_exact(no.max(1)) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v as f64;
+        }
+    }
+    for (d, a) in dbias.iter_mut().zip(acc) {
+        *d = a as f32;
     }
     Ok(())
 }

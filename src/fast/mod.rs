@@ -1,7 +1,8 @@
-//! The fast CPU backend: the same network as `net::Model`'s reference forward (eval mode),
-//! fast. It is the fallback when a browser has no WebGPU and the native path when there is
-//! no adapter. Tested layer by layer and end to end against `crate::cpu` in
-//! `tests/fast_backend.rs`.
+//! The fast CPU backend: the same network as `net::Model`'s reference forward (eval mode)
+//! and training pass (`train`: training-mode forward with a `net::Trace`, backward, fused
+//! loss and gradients), fast. It is the fallback when a browser has no WebGPU and the
+//! native path when there is no adapter. Tested layer by layer and end to end against
+//! `crate::cpu` / `net::Model` in `tests/fast_backend.rs`.
 //!
 //! # Design
 //! - **Convolution = im2col + GEMM** (`conv`), one GEMM per (image, group) written straight
@@ -24,30 +25,50 @@
 //!   blocks of output rows or columns (a GEMM at N = 1), output features (GEMV). wasm32 runs
 //!   on one thread (no `SharedArrayBuffer` assumed).
 //! - **Memory**: the im2col buffers live in a `Workspace`, sized once for the model at
-//!   batch 1 by `FastCpu::new`, grown (never shrunk) when a larger batch needs more.
-//! - **Backward** is not here: training uses the reference `Model::backward`.
+//!   batch 1 by `FastCpu::new`, grown (never shrunk) when a larger batch or a backward pass
+//!   needs more.
+//! - **Training** (`train`): free functions `forward_train` / `backward` /
+//!   `loss_and_grads` taking `(&mut Workspace, &Model, ..)`, so a trainer can own the
+//!   `Model` and update it between steps (`FastCpu` has thin methods too). The trace is
+//!   `net::Trace` with the reference's meaning (argmax, LRN scale, dropout seed; dropout
+//!   is `cpu`'s own code, so masks are bit-identical). Backward per layer: conv as two
+//!   GEMMs per (image, group), `dW += dY · col^T` (col rebuilt by im2col) and
+//!   `dcol = W^T · dY` then col2im; FC as two strided GEMMs; LRN with a running sum over
+//!   the reverse window (O(1) per element); pools as per-plane scatters; ReLU, flatten and
+//!   eval dropout in place; dropout and softmax by `cpu`'s O(n) functions. The gradient of
+//!   the network input is skipped unless asked for (conv1's `W^T · dY` and col2im are its
+//!   most expensive part). Threads split images (conv, summing per-thread weight-gradient
+//!   partials added in thread order: deterministic for a thread count), planes (pools),
+//!   or GEMM output blocks (FC, and conv at N = 1).
 //!
 //! # Numerics
 //! f32 accumulation in a blocked order (the reference accumulates conv and FC in f64), so
 //! results differ from the reference by rounding: ~1e-6 of the largest output for K up to
-//! ~10k terms. Pools are bit-identical; LRN differs by a few ulps (running sum, sqrt form of
-//! `^-0.75`).
+//! ~10k terms. Pools are bit-identical (forward, argmax and backward); LRN differs by a few
+//! ulps (running sums, sqrt form of `^-0.75`). Weight gradients sum `N*OH*OW` terms in f32
+//! (bias gradients in f64 over f32 row sums); a sum over a batch is split into per-image
+//! GEMMs, so its error grows like a K-term dot product per image plus N additions.
 
 pub mod conv;
 pub mod gemm;
 pub mod linear;
 pub mod lrn;
 pub mod pool;
+pub mod train;
 
-pub use conv::conv2d_forward;
-pub use linear::linear_forward;
-pub use lrn::lrn_forward;
-pub use pool::{adaptive_avgpool_forward, maxpool_forward, softmax_forward};
+pub use conv::{conv2d_backward, conv2d_forward};
+pub use linear::{linear_backward, linear_forward};
+pub use lrn::{lrn_backward, lrn_forward, lrn_forward_train};
+pub use pool::{
+    adaptive_avgpool_backward, adaptive_avgpool_forward, maxpool_backward, maxpool_forward,
+    maxpool_forward_train, softmax_forward,
+};
+pub use train::{backward, forward_train, loss_and_grads};
 
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::Layer;
-use crate::net::Model;
+use crate::net::{Model, Params, Trace};
 use crate::tensor::Tensor;
 use std::thread;
 
@@ -64,10 +85,28 @@ pub fn default_threads() -> usize {
 }
 
 /// Scratch memory and the thread count, shared by the layer functions of this module.
+/// Buffers grow to the largest size asked for and are never shrunk, so a training loop
+/// allocates scratch once.
 #[derive(Debug)]
 pub struct Workspace {
     threads: usize,
+    /// im2col (and, in backward, col2im) buffers: one or two per thread.
     cols: Vec<Vec<f32>>,
+    /// Per-thread partial weight gradients of a convolution, summed after the threads end.
+    partials: Vec<Vec<f32>>,
+}
+
+/// `count` buffers of at least `len` floats each from `pool` (grown, never shrunk).
+fn grow(pool: &mut Vec<Vec<f32>>, count: usize, len: usize) -> &mut [Vec<f32>] {
+    if pool.len() < count {
+        pool.resize_with(count, Vec::new);
+    }
+    for c in &mut pool[..count] {
+        if c.len() < len {
+            c.resize(len, 0.0);
+        }
+    }
+    &mut pool[..count]
 }
 
 impl Workspace {
@@ -81,6 +120,7 @@ impl Workspace {
         Workspace {
             threads,
             cols: Vec::new(),
+            partials: Vec::new(),
         }
     }
 
@@ -88,22 +128,29 @@ impl Workspace {
         self.threads
     }
 
-    /// Floats currently reserved for im2col buffers.
+    /// Floats currently reserved for scratch (im2col buffers and gradient partials).
     pub fn scratch_len(&self) -> usize {
-        self.cols.iter().map(Vec::len).sum()
+        self.cols.iter().chain(&self.partials).map(Vec::len).sum()
     }
 
     /// `count` im2col buffers of at least `len` floats each (grown, never shrunk).
     pub(crate) fn cols(&mut self, count: usize, len: usize) -> &mut [Vec<f32>] {
-        if self.cols.len() < count {
-            self.cols.resize_with(count, Vec::new);
-        }
-        for c in &mut self.cols[..count] {
-            if c.len() < len {
-                c.resize(len, 0.0);
-            }
-        }
-        &mut self.cols[..count]
+        grow(&mut self.cols, count, len)
+    }
+
+    /// `cols` im2col buffers of `col_len` floats and `partials` buffers of `partial_len`
+    /// floats, borrowed together (a conv backward thread needs both).
+    pub(crate) fn cols_and_partials(
+        &mut self,
+        cols: usize,
+        col_len: usize,
+        partials: usize,
+        partial_len: usize,
+    ) -> (&mut [Vec<f32>], &mut [Vec<f32>]) {
+        (
+            grow(&mut self.cols, cols, col_len),
+            grow(&mut self.partials, partials, partial_len),
+        )
     }
 }
 
@@ -143,6 +190,44 @@ pub(crate) fn par_planes<F>(
             s.spawn(move || run(xs, ys));
         }
     });
+}
+
+/// Calls `f(first, run)` on `out` cut into runs of whole units (`unit` elements each,
+/// `first` the index of the run's first unit), the runs split across `threads` when
+/// `parallel` (callers pass whether the work is worth a thread).
+pub(crate) fn par_units<T, F>(threads: usize, out: &mut [T], unit: usize, parallel: bool, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    if unit == 0 || out.is_empty() {
+        return;
+    }
+    let units = out.len() / unit;
+    if threads <= 1 || units < 2 || !parallel {
+        f(0, out);
+        return;
+    }
+    let per = units.div_ceil(threads);
+    thread::scope(|s| {
+        for (t, run) in out.chunks_mut(per * unit).enumerate() {
+            let f = &f;
+            s.spawn(move || f(t * per, run));
+        }
+    });
+}
+
+/// `count` consecutive chunks of `len` floats of `buf`, or `count` `None`s: splits an
+/// optional output (a gradient nobody may need) the way its companions are split.
+pub(crate) fn opt_chunks(
+    buf: Option<&mut [f32]>,
+    len: usize,
+    count: usize,
+) -> Vec<Option<&mut [f32]>> {
+    match buf {
+        Some(b) => b.chunks_mut(len.max(1)).map(Some).collect(),
+        None => (0..count).map(|_| None).collect(),
+    }
 }
 
 /// The fast backend bound to a model: eval-mode forward with the same contract as
@@ -244,7 +329,7 @@ impl<'m> FastCpu<'m> {
                 && idx + 1 < end
                 && matches!(layers[idx + 1], Layer::Relu { .. });
             let mut out = Tensor::zeros(&out_shape);
-            self.layer_forward(layer, inp, &mut out, fuse)?;
+            layer_forward(&mut self.ws, model, layer, inp, &mut out, fuse)?;
             idx += if fuse { 2 } else { 1 };
             if keep_all {
                 outs.push(out);
@@ -258,73 +343,92 @@ impl<'m> FastCpu<'m> {
         Ok(outs)
     }
 
-    /// Forward of one layer (eval mode) from `x` into `out` (already shaped); `relu` fuses a
-    /// following ReLU into a conv or FC. The one place layers are dispatched.
-    fn layer_forward(
+    /// Training-mode forward (see [`forward_train`]).
+    pub fn forward_train(&mut self, x: &Tensor, seed: u64) -> Result<Trace> {
+        forward_train(&mut self.ws, self.model, x, seed)
+    }
+
+    /// Backward through `trace` (see [`backward`]).
+    pub fn backward(
         &mut self,
-        layer: &Layer,
+        trace: &Trace,
+        dout: &Tensor,
+        need_input_grad: bool,
+    ) -> Result<(Params, Option<Tensor>)> {
+        backward(&mut self.ws, self.model, trace, dout, need_input_grad)
+    }
+
+    /// Mean cross-entropy and parameter gradients (see [`loss_and_grads`]).
+    pub fn loss_and_grads(
+        &mut self,
         x: &Tensor,
-        out: &mut Tensor,
-        relu: bool,
-    ) -> Result<()> {
-        let n = x.shape.first().copied().unwrap_or(0);
-        match layer {
-            Layer::Conv(spec) => {
-                let [n, _, h, w] = x.nchw(&spec.name)?;
-                let g = cpu::ConvGeom::new(spec, n, h, w)?;
-                let (wt, b) = (self.model.weight(&spec.name)?, self.model.bias(&spec.name)?);
-                conv2d_forward(
-                    &mut self.ws,
-                    &g,
-                    &x.data,
-                    &wt.data,
-                    &b.data,
-                    &mut out.data,
-                    relu,
-                )
+        labels: &[usize],
+        seed: u64,
+    ) -> Result<(f32, Params)> {
+        loss_and_grads(&mut self.ws, self.model, x, labels, seed)
+    }
+}
+
+/// Forward of one layer of `model` (eval mode) from `x` into `out` (already shaped); `relu`
+/// fuses a following ReLU into a conv or FC. The one place layers are dispatched (training
+/// mode adds its own LRN, max-pool and dropout in `train`).
+pub(crate) fn layer_forward(
+    ws: &mut Workspace,
+    model: &Model,
+    layer: &Layer,
+    x: &Tensor,
+    out: &mut Tensor,
+    relu: bool,
+) -> Result<()> {
+    let n = x.shape.first().copied().unwrap_or(0);
+    match layer {
+        Layer::Conv(spec) => {
+            let [n, _, h, w] = x.nchw(&spec.name)?;
+            let g = cpu::ConvGeom::new(spec, n, h, w)?;
+            let (wt, b) = (model.weight(&spec.name)?, model.bias(&spec.name)?);
+            conv2d_forward(ws, &g, &x.data, &wt.data, &b.data, &mut out.data, relu)
+        }
+        Layer::Relu { .. } => {
+            for (o, &v) in out.data.iter_mut().zip(&x.data) {
+                *o = v.max(0.0);
             }
-            Layer::Relu { .. } => {
-                for (o, &v) in out.data.iter_mut().zip(&x.data) {
-                    *o = v.max(0.0);
-                }
-                Ok(())
+            Ok(())
+        }
+        Layer::Lrn(spec) => {
+            let [n, c, h, w] = x.nchw(&spec.name)?;
+            let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
+            lrn_forward(ws, &g, &x.data, &mut out.data)
+        }
+        Layer::MaxPool(spec) => {
+            let [n, c, h, w] = x.nchw(&spec.name)?;
+            let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
+            maxpool_forward(ws, &g, &x.data, &mut out.data)
+        }
+        Layer::AdaptiveAvgPool(spec) => {
+            let [n, c, h, w] = x.nchw(&spec.name)?;
+            let g = cpu::AvgPoolGeom::new(spec, n, c, h, w)?;
+            adaptive_avgpool_forward(ws, &g, &x.data, &mut out.data)
+        }
+        Layer::Flatten { .. } | Layer::Dropout(_) => {
+            if out.len() != x.len() {
+                return Err(Error::Other(format!(
+                    "fast forward: layer {:?} maps {} values to {}",
+                    layer.name(),
+                    x.len(),
+                    out.len()
+                )));
             }
-            Layer::Lrn(spec) => {
-                let [n, c, h, w] = x.nchw(&spec.name)?;
-                let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
-                lrn_forward(&self.ws, &g, &x.data, &mut out.data)
-            }
-            Layer::MaxPool(spec) => {
-                let [n, c, h, w] = x.nchw(&spec.name)?;
-                let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
-                maxpool_forward(&self.ws, &g, &x.data, &mut out.data)
-            }
-            Layer::AdaptiveAvgPool(spec) => {
-                let [n, c, h, w] = x.nchw(&spec.name)?;
-                let g = cpu::AvgPoolGeom::new(spec, n, c, h, w)?;
-                adaptive_avgpool_forward(&self.ws, &g, &x.data, &mut out.data)
-            }
-            Layer::Flatten { .. } | Layer::Dropout(_) => {
-                out.data.copy_from_slice(&x.data);
-                Ok(())
-            }
-            Layer::Linear(spec) => {
-                let g = cpu::LinearGeom::new(spec, n);
-                let (wt, b) = (self.model.weight(&spec.name)?, self.model.bias(&spec.name)?);
-                linear_forward(
-                    &self.ws,
-                    &g,
-                    &x.data,
-                    &wt.data,
-                    &b.data,
-                    &mut out.data,
-                    relu,
-                )
-            }
-            Layer::Softmax { .. } => {
-                let k = x.len().checked_div(n).unwrap_or(0);
-                softmax_forward(n, k, &x.data, &mut out.data)
-            }
+            out.data.copy_from_slice(&x.data);
+            Ok(())
+        }
+        Layer::Linear(spec) => {
+            let g = cpu::LinearGeom::new(spec, n);
+            let (wt, b) = (model.weight(&spec.name)?, model.bias(&spec.name)?);
+            linear_forward(ws, &g, &x.data, &wt.data, &b.data, &mut out.data, relu)
+        }
+        Layer::Softmax { .. } => {
+            let k = x.len().checked_div(n).unwrap_or(0);
+            softmax_forward(n, k, &x.data, &mut out.data)
         }
     }
 }

@@ -5,8 +5,16 @@
 //! saves no argmax here (inference only); the maximum itself is the same value the
 //! reference picks, so results are bit-identical. Average pool sums in the same order as
 //! the reference, so it is bit-identical too.
+//!
+//! Training: `maxpool_forward_train` saves the argmax as `cpu::maxpool_forward` does (flat
+//! index into the whole `inp`, the window scanned in row-major order from its first
+//! element, a later element winning only if strictly greater), then gathers `out` from it.
+//! Backward passes are scatters, plane by plane (no plane reads another's gradient):
+//! max pool adds `dout[o]` at `argmax[o]`, average pool adds `dout[o] / |R(o)|` over
+//! `R(o)`. Each input element receives its terms in ascending output order starting from
+//! zero, the order of the reference's gathers, so both are bit-identical to it.
 
-use super::{par_planes, Workspace};
+use super::{par_planes, par_units, Workspace};
 use crate::cpu::{AvgPoolGeom, PoolGeom};
 use crate::error::{Error, Result};
 use crate::shape::adaptive_range;
@@ -52,6 +60,198 @@ pub fn maxpool_forward(ws: &Workspace, g: &PoolGeom, inp: &[f32], out: &mut [f32
             }
         }
     });
+    Ok(())
+}
+
+/// Checks `(name, len, want)` triples of one function's buffers.
+fn check_lens(func: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
+    for &(what, len, want) in lens {
+        if len != want {
+            return Err(Error::Other(format!(
+                "fast {func}: {what} has {len} values, needs {want}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a plane-by-plane pass over `len` input floats is worth threads.
+fn worth_threads(len: usize) -> bool {
+    len >= 1 << 16
+}
+
+/// Training-mode max pool on `inp (N, C, H, W)`: `out (N, C, OH, OW)` and `argmax
+/// (N, C, OH, OW)`, the flat index into `inp` of each output's maximum (tie rule in the
+/// module doc).
+pub fn maxpool_forward_train(
+    ws: &Workspace,
+    g: &PoolGeom,
+    inp: &[f32],
+    out: &mut [f32],
+    argmax: &mut [u32],
+) -> Result<()> {
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    let func = "maxpool_forward_train";
+    check(
+        func,
+        inp.len(),
+        out.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
+    )?;
+    check(
+        func,
+        inp.len(),
+        argmax.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
+    )?;
+    if inp.len() > u32::MAX as usize {
+        return Err(Error::Other(format!(
+            "fast {func}: input too large for u32 argmax"
+        )));
+    }
+    let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
+    let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
+    if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
+        return Err(Error::Other(format!("fast {func}: a window is empty")));
+    }
+    if pout == 0 {
+        return Ok(());
+    }
+    par_units(
+        ws.threads,
+        argmax,
+        pout,
+        worth_threads(inp.len()),
+        |first, run| {
+            for (j, am) in run.chunks_exact_mut(pout).enumerate() {
+                let base = (first + j) * pin;
+                let x = &inp[base..base + pin];
+                for (oh, &(h0, h1)) in rows.iter().enumerate() {
+                    for (ow, &(w0, w1)) in cols.iter().enumerate() {
+                        let mut best_i = h0 * g.w + w0;
+                        let mut best = x[best_i];
+                        for h in h0..h1 {
+                            for (i, &v) in x[h * g.w + w0..h * g.w + w1].iter().enumerate() {
+                                if v > best {
+                                    best = v;
+                                    best_i = h * g.w + w0 + i;
+                                }
+                            }
+                        }
+                        // fits: inp.len() <= u32::MAX was checked above
+                        am[oh * g.ow + ow] = (base + best_i) as u32;
+                    }
+                }
+            }
+        },
+    );
+    for (y, &i) in out.iter_mut().zip(argmax.iter()) {
+        *y = inp[i as usize];
+    }
+    Ok(())
+}
+
+/// Max pool backward: `dinp (N, C, H, W)` (overwritten) gets each `dout (N, C, OH, OW)`
+/// added at its saved `argmax (N, C, OH, OW)`. An argmax outside its output's window (a
+/// corrupt trace) is an error.
+pub fn maxpool_backward(
+    ws: &Workspace,
+    g: &PoolGeom,
+    dout: &[f32],
+    argmax: &[u32],
+    dinp: &mut [f32],
+) -> Result<()> {
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    let func = "maxpool_backward";
+    check(
+        func,
+        dinp.len(),
+        dout.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
+    )?;
+    check(
+        func,
+        dinp.len(),
+        argmax.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
+    )?;
+    if pin == 0 {
+        return Ok(());
+    }
+    // Validated up front so the scatter below cannot write out of its plane.
+    for (o, &i) in argmax.iter().enumerate() {
+        let (nc, rest) = (o / pout.max(1), o % pout.max(1));
+        let (oh, ow) = (rest / g.ow, rest % g.ow);
+        let i = i as usize;
+        let (h, w) = ((i % pin) / g.w, i % g.w);
+        let ((h0, h1), (w0, w1)) = (g.rows(oh), g.cols(ow));
+        if i / pin != nc || !(h0..h1).contains(&h) || !(w0..w1).contains(&w) {
+            return Err(Error::Other(format!(
+                "fast {func}: argmax {i} of output {o} is outside its window"
+            )));
+        }
+    }
+    par_units(
+        ws.threads,
+        dinp,
+        pin,
+        worth_threads(dinp.len()),
+        |first, run| {
+            run.fill(0.0);
+            let base = first * pin;
+            let outs = first * pout..(first * pout + run.len() / pin * pout);
+            for (&i, &d) in argmax[outs.clone()].iter().zip(&dout[outs]) {
+                run[i as usize - base] += d;
+            }
+        },
+    );
+    Ok(())
+}
+
+/// Adaptive average pool backward: `dinp (N, C, H, W)` (overwritten) gets
+/// `dout[o] / |R(o)|` added over each output's region `R(o)`; `dout (N, C, OH, OW)`.
+pub fn adaptive_avgpool_backward(
+    ws: &Workspace,
+    g: &AvgPoolGeom,
+    dout: &[f32],
+    dinp: &mut [f32],
+) -> Result<()> {
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    check_lens(
+        "adaptive_avgpool_backward",
+        &[
+            ("dout (N, C, OH, OW)", dout.len(), g.n * g.c * pout),
+            ("dinp (N, C, H, W)", dinp.len(), g.n * g.c * pin),
+        ],
+    )?;
+    par_units(
+        ws.threads,
+        dinp,
+        pin,
+        worth_threads(dinp.len()),
+        |first, run| {
+            for (j, dx) in run.chunks_exact_mut(pin).enumerate() {
+                let dy = &dout[(first + j) * pout..(first + j + 1) * pout];
+                dx.fill(0.0);
+                for oh in 0..g.oh {
+                    let (h0, h1) = adaptive_range(oh, g.h, g.oh);
+                    for ow in 0..g.ow {
+                        let (w0, w1) = adaptive_range(ow, g.w, g.ow);
+                        let v = dy[oh * g.ow + ow] / ((h1 - h0) * (w1 - w0)) as f32;
+                        for h in h0..h1 {
+                            for d in &mut dx[h * g.w + w0..h * g.w + w1] {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    );
     Ok(())
 }
 
