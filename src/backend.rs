@@ -4,7 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::fast::FastCpu;
-use crate::gpu::{AdapterReport, GpuContext, GpuModel};
+use crate::gpu::model::GpuOptions;
+use crate::gpu::{AdapterReport, GpuContext, GpuModel, Span};
 use crate::net::Model;
 use crate::tensor::Tensor;
 use std::collections::hash_map::Entry;
@@ -47,6 +48,8 @@ enum Inner<'m> {
 pub struct Runner<'m> {
     model: &'m Model,
     inner: Inner<'m>,
+    /// Kernel choices for the GPU plans (the defaults unless a benchmark compares kernels).
+    gpu_options: GpuOptions,
 }
 
 impl<'m> Runner<'m> {
@@ -61,7 +64,27 @@ impl<'m> Runner<'m> {
                 plans: HashMap::new(),
             },
         };
-        Ok(Runner { model, inner })
+        Ok(Runner {
+            model,
+            inner,
+            gpu_options: GpuOptions::default(),
+        })
+    }
+
+    /// As `new`, with explicit GPU kernel choices (ignored by the CPU backends).
+    pub async fn with_gpu_options(
+        model: &'m Model,
+        kind: BackendKind,
+        gpu_options: GpuOptions,
+    ) -> Result<Runner<'m>> {
+        let mut r = Runner::new(model, kind).await?;
+        r.gpu_options = gpu_options;
+        Ok(r)
+    }
+
+    /// The GPU kernel choices plans are built with.
+    pub fn gpu_options(&self) -> &GpuOptions {
+        &self.gpu_options
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -97,11 +120,41 @@ impl<'m> Runner<'m> {
         }
     }
 
+    /// The GPU context, on the GPU backend.
+    pub fn gpu_context(&self) -> Option<&GpuContext> {
+        match &self.inner {
+            Inner::Gpu { ctx, .. } => Some(ctx),
+            _ => None,
+        }
+    }
+
+    /// `runs` eval-mode forwards of `x` with every kernel launch timed on the GPU (one list
+    /// of `(layer span, seconds)` per run), or `None` when this is not the GPU backend or
+    /// the device has no timestamp queries.
+    pub async fn profile_forward(
+        &mut self,
+        x: &Tensor,
+        runs: usize,
+    ) -> Result<Option<Vec<Vec<(Span, f64)>>>> {
+        let Inner::Gpu { ctx, plans } = &mut self.inner else {
+            return Ok(None);
+        };
+        let plan = plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
+        let Some(mut timer) = ctx.timer(plan.dispatch_count(self.model.arch.layers.len()))? else {
+            return Ok(None);
+        };
+        let mut all = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            all.push(plan.profile_forward(ctx, x, &mut timer).await?);
+        }
+        Ok(Some(all))
+    }
+
     /// Prepares the GPU plan for `batch` now (buffers and uploads), so a later forward at
     /// that batch size does no allocation. No-op on the CPU backends.
     pub async fn prepare(&mut self, batch: usize) -> Result<()> {
         if let Inner::Gpu { ctx, plans } = &mut self.inner {
-            plan_for(ctx, plans, self.model, batch).await?;
+            plan_for(ctx, plans, self.model, batch, &self.gpu_options).await?;
         }
         Ok(())
     }
@@ -112,7 +165,7 @@ impl<'m> Runner<'m> {
             Inner::Reference => self.model.forward(x),
             Inner::Cpu(f) => f.forward(x),
             Inner::Gpu { ctx, plans } => {
-                let plan = plan_for(ctx, plans, self.model, batch_of(x)?).await?;
+                let plan = plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
                 plan.forward(ctx, x).await
             }
         }
@@ -124,7 +177,7 @@ impl<'m> Runner<'m> {
             Inner::Reference => self.model.forward_to(x, layer),
             Inner::Cpu(f) => f.forward_to(x, layer),
             Inner::Gpu { ctx, plans } => {
-                let plan = plan_for(ctx, plans, self.model, batch_of(x)?).await?;
+                let plan = plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
                 plan.forward_to(ctx, x, layer).await
             }
         }
@@ -137,10 +190,11 @@ async fn plan_for<'p>(
     plans: &'p mut HashMap<usize, GpuModel>,
     model: &Model,
     batch: usize,
+    opts: &GpuOptions,
 ) -> Result<&'p GpuModel> {
     Ok(match plans.entry(batch) {
         Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(GpuModel::new(ctx, model, batch).await?),
+        Entry::Vacant(e) => e.insert(GpuModel::with_options(ctx, model, batch, opts).await?),
     })
 }
 

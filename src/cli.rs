@@ -2,6 +2,8 @@
 //! printed as one line and the exit status is 1; usage errors exit 2 (clap).
 
 use crate::backend::{BackendKind, Runner};
+use crate::gpu::model::GpuOptions;
+use crate::gpu::ops::{ConvAlgo, LrnAlgo};
 use crate::classify;
 use crate::error::{Error, Result};
 use crate::model::Arch;
@@ -104,9 +106,18 @@ enum Cmd {
         /// Measured runs after one warm-up
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// Only the total, without the per-layer breakdown (which runs every prefix)
+        /// Only the total, without the per-layer breakdown
         #[arg(long)]
         total_only: bool,
+        /// Time a whole training step (forward, loss, backward, SGD update) instead of a
+        /// forward
+        #[arg(long)]
+        train: bool,
+        /// GPU kernels: default (what the app runs: tiled conv, naive LRN), tiled (every
+        /// workgroup-memory kernel) or naive (one invocation per output: the oracles), to
+        /// compare them
+        #[arg(long, default_value = "default")]
+        kernels: String,
     },
     /// List the GPU adapters wgpu finds (Vulkan natively), saying which are software
     Adapters,
@@ -145,13 +156,37 @@ fn run(cli: Cli) -> Result<()> {
             batch,
             runs,
             total_only,
+            train,
+            kernels,
         } => {
             if batch == 0 {
                 return Err(Error::Other("--batch must be at least 1".into()));
             }
             let m = load(&model)?;
-            let mut runner = block_on(Runner::new(&m, backend.kind()?))?;
-            let report = block_on(crate::bench::run(&mut runner, &m, batch, runs, !total_only))?;
+            let (conv, lrn) = match kernels.as_str() {
+                "default" => (None, None),
+                "tiled" => (Some(ConvAlgo::Tiled), Some(LrnAlgo::Tiled)),
+                "naive" => (Some(ConvAlgo::Naive), Some(LrnAlgo::Naive)),
+                other => {
+                    return Err(Error::Other(format!(
+                        "unknown --kernels {other:?}: use default, tiled or naive"
+                    )))
+                }
+            };
+            let opts = crate::bench::Options {
+                batch,
+                runs,
+                per_layer: !total_only,
+                train,
+                gpu: GpuOptions {
+                    conv,
+                    lrn,
+                    ..GpuOptions::default()
+                },
+            };
+            let t0 = std::time::Instant::now();
+            let clock = move || t0.elapsed().as_secs_f64();
+            let report = block_on(crate::bench::run(&m, backend.kind()?, opts, &clock))?;
             print!("{}", report.render(&m)?);
             Ok(())
         }

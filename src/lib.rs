@@ -22,7 +22,6 @@ pub use model::Arch;
 pub use net::Model;
 pub use tensor::Tensor;
 
-#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;

@@ -105,44 +105,28 @@ impl WasmModel {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Benchmarks (www/bench.html): forward time per layer and in total on `ref`, `cpu` or `gpu`,
-// timed with the global `performance.now()` (std::time::Instant panics on wasm32, and a Worker
-// has no `window`), plus the model as ONNX and the input as floats so onnxruntime-web can run
-// the same weights on the same input.
+// Benchmarks (www/bench.html): `crate::bench` timed with the global `performance.now()`
+// (std::time::Instant panics on wasm32, and a Worker has no `window`), reported in ms, plus
+// the model as ONNX and the input as floats so onnxruntime-web can run the same weights on
+// the same input.
 
-use crate::backend::{BackendKind, Runner};
-use crate::tensor::{Rng, Tensor};
+use crate::backend::BackendKind;
+use crate::bench::{self, Method};
 use std::rc::Rc;
 
-/// Milliseconds from the global `performance.now()` (a Window or a Worker).
-fn now_ms() -> Result<f64, JsError> {
-    let perf = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance"))
-        .map_err(|_| JsError::new("no global performance object"))?;
-    let now: js_sys::Function = js_sys::Reflect::get(&perf, &JsValue::from_str("now"))
-        .map_err(|_| JsError::new("no performance.now"))?
-        .into();
-    now.call0(&perf)
-        .ok()
-        .and_then(|v| v.as_f64())
-        .ok_or_else(|| JsError::new("performance.now() did not return a number"))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// The seeded random input batch `alexnet bench` uses (same seed, same values).
-fn bench_input(arch: &Arch, batch: usize) -> Tensor {
-    let [c, h, w] = arch.input;
-    let mut x = Tensor::zeros(&[batch, c, h, w]);
-    Rng::new(0xA1E7).fill_normal(&mut x.data, 1.0);
-    x
+/// Seconds from the global `performance.now()` (a Window or a Worker); NaN where the page
+/// has no such clock, which shows up in the report instead of failing the run.
+fn now_s() -> f64 {
+    let now = || -> Option<f64> {
+        let perf =
+            js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok()?;
+        let f: js_sys::Function = js_sys::Reflect::get(&perf, &JsValue::from_str("now"))
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        f.call0(&perf).ok()?.as_f64()
+    };
+    now().map_or(f64::NAN, |ms| ms / 1e3)
 }
 
 #[derive(Serialize)]
@@ -150,8 +134,11 @@ struct BenchLayer {
     name: String,
     kind: &'static str,
     macs: u64,
-    prefix_ms: f64,
+    /// Forward time of this layer (GPU timestamps, or prefix differences).
     layer_ms: f64,
+    prefix_ms: Option<f64>,
+    backward_ms: Option<f64>,
+    update_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -160,15 +147,56 @@ struct BenchReport {
     software_adapter: Option<bool>,
     batch: usize,
     runs: usize,
+    train: bool,
+    method: Method,
     /// Model set-up for this backend (GPU: adapter, device and every kernel), ms.
     setup_ms: f64,
-    /// The warm-up forward (GPU: includes building the plan for this batch size), ms.
+    /// The warm-up forward or step (GPU: includes building the plan for this batch), ms.
     warmup_ms: f64,
     total_ms: f64,
     runs_ms: Vec<f64>,
+    gpu_total_ms: Option<f64>,
+    loss_ms: Option<f64>,
     layers: Vec<BenchLayer>,
     /// The last layer's output of the timed forward, flattened (N x classes).
     output: Vec<f32>,
+}
+
+fn ms(s: f64) -> f64 {
+    s * 1e3
+}
+
+impl From<bench::Report> for BenchReport {
+    fn from(r: bench::Report) -> BenchReport {
+        BenchReport {
+            backend: r.backend,
+            software_adapter: r.software_adapter,
+            batch: r.batch,
+            runs: r.runs,
+            train: r.train,
+            method: r.method,
+            setup_ms: ms(r.setup_s),
+            warmup_ms: ms(r.warmup_s),
+            total_ms: ms(r.total_s),
+            runs_ms: r.runs_s.into_iter().map(ms).collect(),
+            gpu_total_ms: r.gpu_total_s.map(ms),
+            loss_ms: r.loss_s.map(ms),
+            layers: r
+                .layers
+                .into_iter()
+                .map(|l| BenchLayer {
+                    name: l.name,
+                    kind: l.kind,
+                    macs: l.macs,
+                    layer_ms: ms(l.forward_s),
+                    prefix_ms: l.prefix_s.map(ms),
+                    backward_ms: l.backward_s.map(ms),
+                    update_ms: l.update_s.map(ms),
+                })
+                .collect(),
+            output: r.output,
+        }
+    }
 }
 
 /// One model held for benchmarking: see `www/bench.html`.
@@ -207,88 +235,40 @@ impl WasmBench {
 
     /// The seeded random input batch every backend is timed on, `(batch, C, H, W)` flattened.
     pub fn input(&self, batch: usize) -> Vec<f32> {
-        bench_input(&self.model.arch, batch).data
+        bench::random_input(&self.model.arch, batch).data
     }
 
     /// Times `backend` (`ref`, `cpu` or `gpu`) at `batch`: one warm-up, then `runs` whole
-    /// forwards; with `per_layer` also the prefix times (`forward_to` each layer, `runs`
-    /// times, medians; a layer's time is its prefix minus the previous prefix). Resolves to
-    /// `{backend, software_adapter, batch, runs, setup_ms, warmup_ms, total_ms, runs_ms,
-    /// layers: [{name, kind, macs, prefix_ms, layer_ms}], output}`.
+    /// forwards (or training steps with `train`); with `per_layer` also per-layer times (GPU
+    /// timestamps where the adapter has them, else prefix differences). Resolves to
+    /// `{backend, software_adapter, batch, runs, train, method, setup_ms, warmup_ms,
+    /// total_ms, runs_ms, gpu_total_ms, loss_ms, layers: [{name, kind, macs, layer_ms,
+    /// prefix_ms, backward_ms, update_ms}], output}`.
     pub fn run(
         &self,
         backend: &str,
         batch: usize,
         runs: usize,
         per_layer: bool,
+        train: bool,
     ) -> Result<js_sys::Promise, JsError> {
         let kind: BackendKind = backend.parse().map_err(js_err)?;
         if batch == 0 {
             return Err(JsError::new("batch must be at least 1"));
         }
         let model = self.model.clone();
-        let runs = runs.max(1);
+        let opts = bench::Options {
+            batch,
+            runs: runs.max(1),
+            per_layer,
+            train,
+            gpu: Default::default(),
+        };
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            bench_run(&model, kind, batch, runs, per_layer)
+            let report = bench::run(&model, kind, opts, &now_s)
                 .await
-                .map_err(JsValue::from)
+                .map_err(|e| JsValue::from(js_err(e)))?;
+            to_js(&BenchReport::from(report)).map_err(JsValue::from)
         }))
     }
-}
-
-async fn bench_run(
-    model: &Model,
-    kind: BackendKind,
-    batch: usize,
-    runs: usize,
-    per_layer: bool,
-) -> Result<JsValue, JsError> {
-    let x = bench_input(&model.arch, batch);
-    let t = now_ms()?;
-    let mut runner = Runner::new(model, kind).await.map_err(js_err)?;
-    let setup_ms = now_ms()? - t;
-    let t = now_ms()?;
-    runner.forward(&x).await.map_err(js_err)?;
-    let warmup_ms = now_ms()? - t;
-    let mut runs_ms = Vec::with_capacity(runs);
-    let mut output = Vec::new();
-    for _ in 0..runs {
-        let t = now_ms()?;
-        let y = runner.forward(&x).await.map_err(js_err)?;
-        runs_ms.push(now_ms()? - t);
-        output = y.data;
-    }
-    let mut layers = Vec::new();
-    if per_layer {
-        let mut prev = 0.0;
-        for r in model.arch.summary().map_err(js_err)? {
-            let mut ts = Vec::with_capacity(runs);
-            for _ in 0..runs {
-                let t = now_ms()?;
-                runner.forward_to(&x, &r.name).await.map_err(js_err)?;
-                ts.push(now_ms()? - t);
-            }
-            let prefix = median(&ts);
-            layers.push(BenchLayer {
-                name: r.name,
-                kind: r.kind,
-                macs: r.macs,
-                prefix_ms: prefix,
-                layer_ms: prefix - prev,
-            });
-            prev = prefix;
-        }
-    }
-    to_js(&BenchReport {
-        backend: runner.describe(),
-        software_adapter: runner.adapter().map(|a| a.software),
-        batch,
-        runs,
-        setup_ms,
-        warmup_ms,
-        total_ms: median(&runs_ms),
-        runs_ms,
-        layers,
-        output,
-    })
 }

@@ -280,6 +280,24 @@ fn bench_prints_layers_and_total() {
             );
         }
         assert!(out.contains("images/s"), "{out}");
+
+        let o = alexnet(&[
+            "bench",
+            "--model",
+            "mini",
+            "--seed",
+            "1",
+            "--backend",
+            backend,
+            "--runs",
+            "1",
+            "--batch",
+            "2",
+            "--train",
+        ]);
+        assert!(o.status.success(), "{backend} --train: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("training step:"), "{backend} --train: {out}");
     }
     assert_one_line_error(
         &alexnet(&[

@@ -694,3 +694,38 @@ fn softmax_and_xent_grads() {
         losses.iter().map(|&l| l as f64).sum::<f64>() / n as f64
     });
 }
+
+/// One SGD step in the paper's form against the same formula in f64, three steps so the
+/// momentum term matters; a wrong sign or a dropped term is off by ~lr * |g| >> 1e-6.
+#[test]
+fn sgd_update_follows_the_papers_rule() {
+    let opt = Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.01,
+    };
+    let n = 37;
+    let mut rng = Rng::new(1);
+    let mut w = randn(&mut rng, n, 1.0);
+    let mut v = vec![0.0f32; n];
+    let (mut w64, mut v64): (Vec<f64>, Vec<f64>) =
+        (w.iter().map(|&x| x as f64).collect(), vec![0.0; n]);
+    for _ in 0..3 {
+        let g = randn(&mut rng, n, 1.0);
+        sgd_update(&opt, &mut w, &mut v, &g).unwrap();
+        let (lr, mu, wd) = (opt.lr as f64, opt.momentum as f64, opt.weight_decay as f64);
+        for i in 0..n {
+            v64[i] = mu * v64[i] - wd * lr * w64[i] - lr * g[i] as f64;
+            w64[i] += v64[i];
+        }
+    }
+    let want: Vec<f32> = w64.iter().map(|&x| x as f32).collect();
+    let wantv: Vec<f32> = v64.iter().map(|&x| x as f32).collect();
+    // a few f32 roundings of O(1) values per step
+    assert_close("sgd w", &w, &want, 1e-6, 1e-6);
+    assert_close("sgd v", &v, &wantv, 1e-6, 1e-6);
+    assert!(matches!(
+        sgd_update(&opt, &mut w, &mut v, &[0.0; 3]),
+        Err(Error::Shape { .. })
+    ));
+}

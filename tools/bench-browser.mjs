@@ -9,7 +9,10 @@
 //
 //   node tools/bench-browser.mjs [--model mini|bvlc|torchvision[,..]] [--batch N[,N..]] [--runs R]
 //        [--backends cpu,gpu,ort-wasm,ort-webgpu] [--ref] [--no-per-layer] [--gpu-per-layer]
-//        [--ort-threads T] [--seed S] [--timeout-s S] [--json FILE] [--copy-only]
+//        [--train] [--ort-threads T] [--seed S] [--timeout-s S] [--json FILE] [--copy-only]
+//
+// --train times a whole training step (forward, loss, backward, SGD update) on our backends;
+// onnxruntime-web has no training there, so its rows are skipped.
 //
 // Example: node tools/bench-browser.mjs --model mini --batch 1,32 --runs 5
 import { chromium } from 'playwright-core';
@@ -34,6 +37,7 @@ const { values: a } = parseArgs({
     ref: { type: 'boolean', default: false },
     'no-per-layer': { type: 'boolean', default: false },
     'gpu-per-layer': { type: 'boolean', default: false },
+    train: { type: 'boolean', default: false },
     'ort-threads': { type: 'string', default: '1' },
     seed: { type: 'string', default: '1' },
     'timeout-s': { type: 'string', default: '600' },
@@ -72,7 +76,8 @@ function table(res) {
   const ratio = (ref, r) => (ref && !ref.error && !r.error ? `${f(ref.total_ms / r.total_ms, 2)}x` : '-');
   const w = Math.max(20, ...res.rows.map((r) => r.backend.length));
   out.push(`model ${res.model} (${res.info.params.toLocaleString('en-US')} parameters, input ${res.info.input.join('x')}, seed ${res.seed}), ` +
-    `batch ${res.batch}, median of ${res.runs} run(s) after one warm-up; wall ${f(res.wall_s, 1)} s`);
+    `batch ${res.batch}, ${res.train ? 'training step' : 'forward'}, median of ${res.runs} run(s) after one warm-up; ` +
+    `wall ${f(res.wall_s, 1)} s`);
   out.push(`WebGPU adapter: ${res.env.adapter.text}`);
   out.push(`browser: ${res.env.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] || res.env.userAgent}, ` +
     `${res.env.hardwareConcurrency} logical CPUs, crossOriginIsolated ${res.env.crossOriginIsolated}`);
@@ -87,7 +92,16 @@ function table(res) {
   }
   out.push('("vs ORT" = ORT median / this median: above 1 this row is faster; max|diff| vs the first row\'s output)');
   for (const r of res.rows.filter((x) => x.layers && x.layers.length)) {
-    out.push('', `per layer, ${r.backend} (prefix differences):`);
+    const how = r.method === 'gpu_timestamps' ? 'GPU timestamps' : 'prefix differences';
+    out.push('', `per layer, ${r.backend} (${how}):`);
+    if (res.train) {
+      out.push(`${pad('layer', 10, true)} ${pad('op', 8, true)} ${pad('fwd ms', 10)} ${pad('bwd ms', 10)} ${pad('update ms', 10)}`);
+      for (const l of r.layers) {
+        out.push(`${pad(l.name, 10, true)} ${pad(l.kind, 8, true)} ${pad(f(l.layer_ms, 3), 10)} ` +
+          `${pad(f(l.backward_ms, 3), 10)} ${pad(f(l.update_ms, 3), 10)}`);
+      }
+      continue;
+    }
     out.push(`${pad('layer', 10, true)} ${pad('op', 8, true)} ${pad('ms', 10)} ${pad('prefix ms', 10)} ${pad('GFLOP/s', 8)}`);
     for (const l of r.layers) {
       const g = l.macs > 0 && l.layer_ms > 0 ? f((2 * l.macs * r.batch) / (l.layer_ms * 1e6), 2) : '-';
@@ -129,7 +143,7 @@ try {
     const q = new URLSearchParams({
       model: c.model, batch: String(c.batch), runs: a.runs, seed: a.seed, backends: backends.join(','),
       perLayer: a['no-per-layer'] ? '0' : '1', gpuPerLayer: a['gpu-per-layer'] ? '1' : '0',
-      ortThreads: a['ort-threads'], autorun: '1',
+      ortThreads: a['ort-threads'], train: a.train ? '1' : '0', autorun: '1',
     });
     await page.goto(`${url}bench.html?${q}`);
     try {

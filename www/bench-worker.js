@@ -79,7 +79,7 @@ function maxAbsDiff(a, b) {
   return m;
 }
 
-async function bench({ model, seed, batch, runs, backends, perLayer, gpuPerLayer, ortThreads: threads }, progress) {
+async function bench({ model, seed, batch, runs, backends, perLayer, gpuPerLayer, train, ortThreads: threads }, progress) {
   await ready;
   const env = {
     userAgent: navigator.userAgent,
@@ -100,11 +100,13 @@ async function bench({ model, seed, batch, runs, backends, perLayer, gpuPerLayer
     let row;
     try {
       if (name === 'ort-wasm' || name === 'ort-webgpu') {
+        // onnxruntime-web's inference sessions do not train: a training comparison has no ORT rows
+        if (train) continue;
         if (!onnx) onnx = b.exportOnnx();
         row = await runOrt(name === 'ort-wasm' ? 'wasm' : 'webgpu', onnx, input, shape, runs, threads);
       } else {
         const layers = perLayer && (name !== 'gpu' || gpuPerLayer);
-        row = await b.run(name, batch, runs, layers);
+        row = await b.run(name, batch, runs, layers, !!train);
         row.backend = {
           ref: 'ours ref (plain loops)',
           cpu: 'ours cpu (im2col+GEMM, wasm SIMD128, 1 thread)',
@@ -112,8 +114,12 @@ async function bench({ model, seed, batch, runs, backends, perLayer, gpuPerLayer
         }[name] || `ours ${name}`;
       }
       row.output = Float32Array.from(row.output);
-      if (!refOut) refOut = row.output;
-      row.max_abs_diff = maxAbsDiff(refOut, row.output);
+      if (!train) {
+        if (!refOut) refOut = row.output;
+        row.max_abs_diff = maxAbsDiff(refOut, row.output);
+      } else {
+        row.max_abs_diff = null;
+      }
     } catch (e) {
       row = { backend: name, error: e && e.message ? e.message : String(e) };
     }
@@ -122,7 +128,7 @@ async function bench({ model, seed, batch, runs, backends, perLayer, gpuPerLayer
     rows.push(row);
   }
   b.free();
-  return { model, seed, batch, runs, info: { family: info.family, params: info.params, macs: info.macs, input: info.input }, env, rows };
+  return { model, seed, batch, runs, train: !!train, info: { family: info.family, params: info.params, macs: info.macs, input: info.input }, env, rows };
 }
 
 self.onmessage = async (ev) => {

@@ -1,6 +1,6 @@
 // Benchmark page: collects the settings, runs them in bench-worker.js and renders the tables.
 // URL parameters (?model=mini&batch=1&runs=5&backends=cpu,gpu,ort-wasm,ort-webgpu&perLayer=1
-// &gpuPerLayer=0&ortThreads=1&seed=1&autorun=1) pre-fill the form; autorun starts at once.
+// &gpuPerLayer=0&train=0&ortThreads=1&seed=1&autorun=1) pre-fill the form; autorun starts at once.
 // tools/bench-browser.mjs drives it that way and reads window.benchResult.
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const form = $('form');
@@ -71,16 +71,29 @@ function render(res) {
   for (const r of withLayers) {
     const h = document.createElement('h3');
     h.textContent = r.backend;
+    const how = {
+      gpu_timestamps: 'GPU timestamps per kernel launch',
+      prefix_differences: 'wall time, prefix differences',
+    }[r.method] || r.method;
+    h.textContent = `${r.backend} (${how})`;
+    const train = r.layers.some((l) => l.backward_ms !== null && l.backward_ms !== undefined);
     const t = document.createElement('table');
-    t.innerHTML = '<thead><tr><th>layer</th><th>op</th><th>ms</th><th>prefix ms</th><th>GFLOP/s</th></tr></thead>';
+    t.innerHTML = train
+      ? '<thead><tr><th>layer</th><th>op</th><th>fwd ms</th><th>bwd ms</th><th>update ms</th></tr></thead>'
+      : '<thead><tr><th>layer</th><th>op</th><th>ms</th><th>prefix ms</th><th>GFLOP/s</th></tr></thead>';
     const tb = document.createElement('tbody');
     for (const l of r.layers) {
       const tr = document.createElement('tr');
       cell(tr, l.name);
       cell(tr, l.kind);
       cell(tr, f(l.layer_ms, 3));
-      cell(tr, f(l.prefix_ms, 3));
-      cell(tr, l.macs > 0 && l.layer_ms > 0 ? f((2 * l.macs * r.batch) / (l.layer_ms * 1e6), 2) : '-');
+      if (train) {
+        cell(tr, f(l.backward_ms, 3));
+        cell(tr, f(l.update_ms, 3));
+      } else {
+        cell(tr, f(l.prefix_ms, 3));
+        cell(tr, l.macs > 0 && l.layer_ms > 0 ? f((2 * l.macs * r.batch) / (l.layer_ms * 1e6), 2) : '-');
+      }
       tb.append(tr);
     }
     t.append(tb);
@@ -98,6 +111,7 @@ function settings() {
     backends: d.getAll('backend'),
     perLayer: d.get('perLayer') === 'on',
     gpuPerLayer: d.get('gpuPerLayer') === 'on',
+    train: d.get('train') === 'on',
     ortThreads: Math.max(1, Number(d.get('ortThreads'))),
   };
 }
@@ -115,6 +129,7 @@ async function run() {
     render(res);
     window.benchResult = res;
     $('status').textContent = `done in ${res.wall_s.toFixed(1)} s: ${res.model}, batch ${res.batch}, ` +
+      `${res.train ? 'training step, ' : ''}` +
       `median of ${res.runs} run(s)${res.env.crossOriginIsolated ? '' : ' (not cross-origin isolated: ORT wasm has 1 thread)'}`;
     document.body.dataset.done = 'true';
   } catch (e) {
@@ -137,7 +152,7 @@ function prefill() {
     const want = new Set(q.get('backends').split(','));
     for (const c of form.querySelectorAll('input[name="backend"]')) c.checked = want.has(c.value);
   }
-  for (const k of ['perLayer', 'gpuPerLayer']) if (q.has(k)) form.elements[k].checked = q.get(k) === '1';
+  for (const k of ['perLayer', 'gpuPerLayer', 'train']) if (q.has(k)) form.elements[k].checked = q.get(k) === '1';
   return q.get('autorun') === '1';
 }
 

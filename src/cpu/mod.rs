@@ -22,6 +22,7 @@ pub mod linear;
 pub mod lrn;
 pub mod pool;
 pub mod relu;
+pub mod sgd;
 pub mod softmax;
 
 pub use conv::{conv2d_backward, conv2d_forward, ConvGeom};
@@ -33,6 +34,7 @@ pub use pool::{
     AvgPoolGeom, PoolGeom,
 };
 pub use relu::{relu_backward, relu_forward};
+pub use sgd::{sgd_update, Sgd};
 pub use softmax::{softmax_backward, softmax_forward, softmax_xent_backward, softmax_xent_forward};
 
 use crate::error::{Error, Result};

@@ -21,6 +21,8 @@ pub enum Kernel {
     ConvTiled,
     /// `lrn.wgsl`: local response normalisation across channels, saves the scale.
     Lrn,
+    /// `lrn_tiled.wgsl`: LRN with each block's channel windows in workgroup memory.
+    LrnTiled,
     /// `maxpool.wgsl`: max pooling, saves the argmax (u32).
     MaxPool,
     /// `avgpool.wgsl`: adaptive average pooling.
@@ -37,12 +39,23 @@ pub enum Kernel {
     ConvBwdData,
     /// `conv_bwd_weight.wgsl`: conv backward with respect to the weight: one invocation per weight element.
     ConvBwdWeight,
+    /// `conv_bwd_data_tiled.wgsl`: conv backward with respect to the input as an implicit
+    /// GEMM with 64x64 tiles in workgroup memory.
+    ConvBwdDataTiled,
+    /// `conv_bwd_weight_tiled.wgsl`: conv backward with respect to the weight as a tiled
+    /// GEMM, split along the N*OH*OW reduction.
+    ConvBwdWeightTiled,
+    /// `sum_splits.wgsl`: adds the partial results of a split-K GEMM.
+    SumSplits,
     /// `bias_bwd.wgsl`: bias gradient (conv and fully connected): one invocation per channel.
     BiasBwd,
     /// `relu_bwd.wgsl`: `dx = x > 0 ? dout : 0`.
     ReluBwd,
     /// `lrn_bwd.wgsl`: LRN backward over the reverse window, using the saved scale.
     LrnBwd,
+    /// `lrn_bwd_tiled.wgsl`: LRN backward with the reverse window's terms in workgroup
+    /// memory.
+    LrnBwdTiled,
     /// `maxpool_bwd.wgsl`: max-pool backward, a gather over overlapping windows using the saved argmax.
     MaxPoolBwd,
     /// `avgpool_bwd.wgsl`: adaptive average pool backward, a gather.
@@ -61,11 +74,12 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, compiled when a [`GpuContext`](super::GpuContext) is created.
-    pub const ALL: [Kernel; 22] = [
+    pub const ALL: [Kernel; 27] = [
         Kernel::Relu,
         Kernel::ConvNaive,
         Kernel::ConvTiled,
         Kernel::Lrn,
+        Kernel::LrnTiled,
         Kernel::MaxPool,
         Kernel::AvgPool,
         Kernel::LinearGemm,
@@ -74,9 +88,13 @@ impl Kernel {
         Kernel::Softmax,
         Kernel::ConvBwdData,
         Kernel::ConvBwdWeight,
+        Kernel::ConvBwdDataTiled,
+        Kernel::ConvBwdWeightTiled,
+        Kernel::SumSplits,
         Kernel::BiasBwd,
         Kernel::ReluBwd,
         Kernel::LrnBwd,
+        Kernel::LrnBwdTiled,
         Kernel::MaxPoolBwd,
         Kernel::AvgPoolBwd,
         Kernel::LinearBwdData,
@@ -93,6 +111,7 @@ impl Kernel {
             Kernel::ConvNaive => "conv_naive.wgsl",
             Kernel::ConvTiled => "conv_tiled.wgsl",
             Kernel::Lrn => "lrn.wgsl",
+            Kernel::LrnTiled => "lrn_tiled.wgsl",
             Kernel::MaxPool => "maxpool.wgsl",
             Kernel::AvgPool => "avgpool.wgsl",
             Kernel::LinearGemm => "linear_gemm.wgsl",
@@ -101,9 +120,13 @@ impl Kernel {
             Kernel::Softmax => "softmax.wgsl",
             Kernel::ConvBwdData => "conv_bwd_data.wgsl",
             Kernel::ConvBwdWeight => "conv_bwd_weight.wgsl",
+            Kernel::ConvBwdDataTiled => "conv_bwd_data_tiled.wgsl",
+            Kernel::ConvBwdWeightTiled => "conv_bwd_weight_tiled.wgsl",
+            Kernel::SumSplits => "sum_splits.wgsl",
             Kernel::BiasBwd => "bias_bwd.wgsl",
             Kernel::ReluBwd => "relu_bwd.wgsl",
             Kernel::LrnBwd => "lrn_bwd.wgsl",
+            Kernel::LrnBwdTiled => "lrn_bwd_tiled.wgsl",
             Kernel::MaxPoolBwd => "maxpool_bwd.wgsl",
             Kernel::AvgPoolBwd => "avgpool_bwd.wgsl",
             Kernel::LinearBwdData => "linear_bwd_data.wgsl",
@@ -121,6 +144,7 @@ impl Kernel {
             Kernel::ConvNaive => include_str!("shaders/conv_naive.wgsl"),
             Kernel::ConvTiled => include_str!("shaders/conv_tiled.wgsl"),
             Kernel::Lrn => include_str!("shaders/lrn.wgsl"),
+            Kernel::LrnTiled => include_str!("shaders/lrn_tiled.wgsl"),
             Kernel::MaxPool => include_str!("shaders/maxpool.wgsl"),
             Kernel::AvgPool => include_str!("shaders/avgpool.wgsl"),
             Kernel::LinearGemm => include_str!("shaders/linear_gemm.wgsl"),
@@ -129,9 +153,13 @@ impl Kernel {
             Kernel::Softmax => include_str!("shaders/softmax.wgsl"),
             Kernel::ConvBwdData => include_str!("shaders/conv_bwd_data.wgsl"),
             Kernel::ConvBwdWeight => include_str!("shaders/conv_bwd_weight.wgsl"),
+            Kernel::ConvBwdDataTiled => include_str!("shaders/conv_bwd_data_tiled.wgsl"),
+            Kernel::ConvBwdWeightTiled => include_str!("shaders/conv_bwd_weight_tiled.wgsl"),
+            Kernel::SumSplits => include_str!("shaders/sum_splits.wgsl"),
             Kernel::BiasBwd => include_str!("shaders/bias_bwd.wgsl"),
             Kernel::ReluBwd => include_str!("shaders/relu_bwd.wgsl"),
             Kernel::LrnBwd => include_str!("shaders/lrn_bwd.wgsl"),
+            Kernel::LrnBwdTiled => include_str!("shaders/lrn_bwd_tiled.wgsl"),
             Kernel::MaxPoolBwd => include_str!("shaders/maxpool_bwd.wgsl"),
             Kernel::AvgPoolBwd => include_str!("shaders/avgpool_bwd.wgsl"),
             Kernel::LinearBwdData => include_str!("shaders/linear_bwd_data.wgsl"),

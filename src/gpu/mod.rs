@@ -12,7 +12,8 @@
 //!   buffers into [`Dispatch`]es: the place to add backward kernels;
 //! - [`model`]: [`GpuModel`], a whole network planned once per batch size and run in one
 //!   submission;
-//! - [`train`]: [`GpuTrainer`], forward + loss + backward + SGD in one submission per step.
+//! - [`train`]: [`GpuTrainer`], forward + loss + backward + SGD in one submission per step;
+//! - [`timer`]: GPU time per kernel launch from timestamp queries (`alexnet bench`).
 //!
 //! Everything compiles for wasm32 too: no blocking anywhere on that target (readback awaits
 //! `map_async`'s callback; `device.poll` is only called natively).
@@ -21,11 +22,13 @@ pub mod context;
 pub mod kernels;
 pub mod model;
 pub mod ops;
+pub mod timer;
 pub mod train;
 
 pub use context::{Dispatch, GpuContext, Params};
 pub use kernels::Kernel;
 pub use model::GpuModel;
+pub use timer::{Phase, Span, Timer};
 pub use train::GpuTrainer;
 
 /// One adapter.

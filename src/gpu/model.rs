@@ -14,7 +14,8 @@
 //! return them and a backward pass can read them.
 
 use super::context::{Dispatch, GpuContext};
-use super::ops::{self, ConvAlgo, LinearAlgo, WeightBlock};
+use super::ops::{self, ConvAlgo, LinearAlgo, LrnAlgo, WeightBlock};
+use super::timer::{Phase, Span, Timer};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::{Arch, Layer};
@@ -26,6 +27,10 @@ use crate::tensor::Tensor;
 pub struct GpuOptions {
     /// Convolution kernel: `None` = tiled.
     pub conv: Option<ConvAlgo>,
+    /// LRN kernels (forward and, in a trainer, backward): `None` = naive, which measured
+    /// faster than the workgroup-memory version on every adapter we have (see
+    /// `ops::LrnAlgo`).
+    pub lrn: Option<LrnAlgo>,
     /// Fully connected kernel: `None` = `LinearAlgo::for_batch(batch)`.
     pub linear: Option<LinearAlgo>,
     /// Largest weight block in bytes: `None` = the device's storage binding limit. Tests set
@@ -192,18 +197,41 @@ impl GpuModel {
         mode: Mode,
         end: usize,
     ) -> Result<()> {
-        // Consecutive kernel launches share one compute pass; a copy (eval dropout) closes it
-        // and the next launches open another, all in this one encoder.
+        self.record_forward_timed(ctx, enc, mode, end, None)
+    }
+
+    /// As [`GpuModel::record_forward`]; with a timer every launch is timed on the GPU and
+    /// labelled with its layer.
+    pub fn record_forward_timed(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        mode: Mode,
+        end: usize,
+        mut timer: Option<&mut Timer>,
+    ) -> Result<()> {
+        // Untimed, consecutive kernel launches share one compute pass; a copy (eval
+        // dropout) closes it and the next launches open another, all in this one encoder.
         let mut batch: Vec<&Dispatch> = Vec::new();
         for (idx, op) in self.ops.iter().enumerate().take(end) {
+            let span = Span {
+                phase: Phase::Forward,
+                layer: idx,
+            };
             match op {
-                Op::Run(ds) => batch.extend(ds.iter()),
+                Op::Run(ds) => match timer.as_deref_mut() {
+                    Some(t) => ctx.record_timed(enc, &ds.iter().collect::<Vec<_>>(), span, t)?,
+                    None => batch.extend(ds.iter()),
+                },
                 Op::Alias => {}
                 Op::Dropout { dispatch, p, count } => match mode {
                     Mode::Train { seed } => {
                         let s = cpu::dropout_layer_seed(seed, idx);
                         ctx.set_params(dispatch, &ops::dropout_params(*count, *p, s)?)?;
-                        batch.push(dispatch);
+                        match timer.as_deref_mut() {
+                            Some(t) => ctx.record_timed(enc, &[dispatch], span, t)?,
+                            None => batch.push(dispatch),
+                        }
                     }
                     Mode::Eval => {
                         ctx.record(enc, &batch)?;
@@ -216,6 +244,55 @@ impl GpuModel {
             }
         }
         ctx.record(enc, &batch)
+    }
+
+    /// How many kernel launches a forward through layers `0..end` records (what a
+    /// [`Timer`] for it needs room for).
+    pub fn dispatch_count(&self, end: usize) -> usize {
+        self.ops
+            .iter()
+            .take(end)
+            .map(|op| match op {
+                Op::Run(ds) => ds.len(),
+                Op::Alias => 0,
+                Op::Dropout { .. } => 1,
+            })
+            .sum()
+    }
+
+    /// One eval-mode forward through every layer with each kernel launch timed on the GPU
+    /// (`timer` from [`GpuContext::timer`] with room for [`GpuModel::dispatch_count`]):
+    /// the seconds each launch took, labelled with its layer. Nothing is read back but the
+    /// timestamps.
+    pub async fn profile_forward(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        timer: &mut Timer,
+    ) -> Result<Vec<(Span, f64)>> {
+        timer.clear();
+        let staging = ctx
+            .checked("timing the network", || {
+                self.write_input(ctx, x)?;
+                let mut enc = ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("timed forward"),
+                    });
+                self.record_forward_timed(
+                    ctx,
+                    &mut enc,
+                    Mode::Eval,
+                    self.ops.len(),
+                    Some(&mut *timer),
+                )?;
+                let staging = ctx.resolve_timer(&mut enc, timer);
+                ctx.queue.submit([enc.finish()]);
+                Ok(staging)
+            })
+            .await?;
+        let words = ctx.read_staging(&staging).await?;
+        Ok(ctx.timer_seconds(timer, words.first().map(Vec::as_slice).unwrap_or(&[])))
     }
 
     /// Runs layers `0..end` in one submission and reads back the outputs of `read`.
@@ -269,6 +346,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
     let arch = &model.arch;
     let per_image = arch.shapes()?;
     let conv_algo = opts.conv.unwrap_or(ConvAlgo::Tiled);
+    let lrn_algo = opts.lrn.unwrap_or(LrnAlgo::Naive);
     let linear_algo = opts.linear.unwrap_or(LinearAlgo::for_batch(batch));
     let max_block = opts
         .max_weight_block
@@ -387,7 +465,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
                 let g = cpu::LrnGeom::new(spec, batch, ch, ih, iw)?;
                 let ob = own(&mut bufs)?;
                 let scale = ctx.storage(&format!("{}.scale", spec.name), count)?;
-                let d = ops::lrn(ctx, &g, &bufs[in_buf], &bufs[ob], &scale)?;
+                let d = ops::lrn(ctx, &g, lrn_algo, &bufs[in_buf], &bufs[ob], &scale)?;
                 layer_saved = Some(scale);
                 (ob, Op::Run(vec![d]))
             }

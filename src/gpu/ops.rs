@@ -22,6 +22,27 @@ pub enum ConvAlgo {
     Tiled,
 }
 
+/// Which LRN kernel (forward and backward).
+///
+/// The default is `Naive`: LRN is memory bound and its 5-channel window is served from cache,
+/// so the workgroup-memory version's extra barrier and staging did not pay off anywhere we
+/// could measure (`alexnet bench --kernels tiled` vs default, GPU timestamps): bvlc batch 32
+/// on an H200 norm1 0.105 vs 0.074 ms, on SwiftShader (mini batch 2) ~138 vs ~5 ms per
+/// layer, on lavapipe about equal. LRN is ~1% of a forward either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrnAlgo {
+    /// `lrn.wgsl` / `lrn_bwd.wgsl`: one invocation per element, reading its whole window from
+    /// global memory; the default and the oracle.
+    Naive,
+    /// `lrn_tiled.wgsl` / `lrn_bwd_tiled.wgsl`: 32-channel x 64-pixel blocks with their
+    /// window halo in workgroup memory (sizes up to 33).
+    Tiled,
+}
+
+/// The largest LRN size the tiled kernels take (32 channels plus a halo of size - 1 rows in
+/// 64 rows of workgroup memory).
+const LRN_TILED_MAX_SIZE: usize = 33;
+
 /// Which fully connected kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinearAlgo {
@@ -135,18 +156,18 @@ pub fn conv2d(
             Kernel::ConvNaive,
             grid(out_len, WG as usize, max_groups(ctx)),
         ),
-        ConvAlgo::Tiled => {
-            let cols = g.n * g.oh * g.ow;
-            let wg = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-            (
-                Kernel::ConvTiled,
-                [
-                    wg(cols.div_ceil(64)),
-                    wg(g.cout_g().div_ceil(64)),
-                    wg(g.groups),
-                ],
-            )
-        }
+        ConvAlgo::Tiled => match (
+            tiles(ctx, g.n * g.oh * g.ow, 64),
+            tiles(ctx, g.cout_g(), 64),
+            tiles(ctx, g.groups, 1),
+        ) {
+            (Some(x), Some(y), Some(z)) => (Kernel::ConvTiled, [x, y, z]),
+            // past the per-dimension workgroup limit: the naive kernel's grid folds
+            _ => (
+                Kernel::ConvNaive,
+                grid(out_len, WG as usize, max_groups(ctx)),
+            ),
+        },
     };
     ctx.dispatch(kernel, &params, &[x, w, bias, out], groups)
 }
@@ -233,6 +254,7 @@ pub fn relu(
 pub fn lrn(
     ctx: &GpuContext,
     g: &LrnGeom,
+    algo: LrnAlgo,
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
     scale: &wgpu::Buffer,
@@ -245,7 +267,23 @@ pub fn lrn(
     need(out, count, "lrn out")?;
     need(scale, count, "lrn scale")?;
     let params = lrn_params(count, g);
-    per_element(ctx, Kernel::Lrn, &params, &[x, out, scale], count)
+    match lrn_blocks(ctx, g, algo) {
+        Some(groups) => ctx.dispatch(Kernel::LrnTiled, &params, &[x, out, scale], groups),
+        None => per_element(ctx, Kernel::Lrn, &params, &[x, out, scale], count),
+    }
+}
+
+/// The tiled LRN kernels' workgroup counts, or `None` where the naive kernel runs (asked
+/// for, a window over 33 channels, or a grid past the device's limit).
+fn lrn_blocks(ctx: &GpuContext, g: &LrnGeom, algo: LrnAlgo) -> Option<[u32; 3]> {
+    if algo != LrnAlgo::Tiled || g.size > LRN_TILED_MAX_SIZE {
+        return None;
+    }
+    Some([
+        tiles(ctx, g.hw, 64)?,
+        tiles(ctx, g.c, 32)?,
+        tiles(ctx, g.n, 1)?,
+    ])
 }
 
 /// Max pool; writes `out` and the saved `argmax` (u32 flat input indices), `(N, C, OH, OW)`.
@@ -399,12 +437,13 @@ fn check_conv(g: &ConvGeom) -> Result<()> {
 
 /// Convolution gradients, as `cpu::conv2d_backward`: `dx (N, C_in, H, W)` from
 /// `dout (N, C_out, OH, OW)` and `w`; `dw (C_out, C_in/G, KH, KW)` from `dout` and the
-/// forward's input `x`; `db (C_out)`. Three dispatches (data, weight, bias), independent
-/// of each other, each a gather.
+/// forward's input `x`; `db (C_out)`. Data, weight and bias dispatches, independent of
+/// each other (the tiled weight gradient may add a split-K reduction).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
     ctx: &GpuContext,
     g: &ConvGeom,
+    algo: ConvAlgo,
     dout: &wgpu::Buffer,
     x: &wgpu::Buffer,
     w: &wgpu::Buffer,
@@ -412,15 +451,37 @@ pub fn conv2d_backward(
     dw: &wgpu::Buffer,
     db: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    let mut ds = vec![conv2d_backward_data(ctx, g, dout, w, dx)?];
-    ds.extend(conv2d_backward_params(ctx, g, dout, x, dw, db)?);
+    let mut ds = vec![conv2d_backward_data(ctx, g, algo, dout, w, dx)?];
+    ds.extend(conv2d_backward_params(ctx, g, algo, dout, x, dw, db)?);
     Ok(ds)
+}
+
+/// The tiled kernels' workgroup count along one dimension, or `None` past the device's
+/// limit (the caller then falls back to the naive kernel, whose grid folds).
+fn tiles(ctx: &GpuContext, count: usize, tile: usize) -> Option<u32> {
+    u32::try_from(count.div_ceil(tile))
+        .ok()
+        .filter(|&t| t <= max_groups(ctx))
+}
+
+/// The input-gradient kernel for a layer when `preferred` is asked for: the tiled
+/// transposed conv only where its tiles are mostly live work, i.e. stride 1 (with stride s
+/// all but 1/s^2 of its taps are zeros) and at least 64 input channels per group (its tile
+/// rows; mini's conv2 with 32 measured 1.3x slower than the gather on lavapipe, conv3 with
+/// 128 1.4x faster). Otherwise the naive gather.
+pub fn conv_backward_data_algo(g: &ConvGeom, preferred: ConvAlgo) -> ConvAlgo {
+    if g.sh == 1 && g.sw == 1 && g.cin_g() >= 64 {
+        preferred
+    } else {
+        ConvAlgo::Naive
+    }
 }
 
 /// Only `dx` of [`conv2d_backward`] (one dispatch).
 pub fn conv2d_backward_data(
     ctx: &GpuContext,
     g: &ConvGeom,
+    algo: ConvAlgo,
     dout: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
@@ -434,19 +495,49 @@ pub fn conv2d_backward_data(
     )?;
     need(w, g.weight_shape().iter().product(), "conv weight")?;
     need(dx, in_len, "conv dx (N, C_in, H, W)")?;
-    ctx.dispatch(
-        Kernel::ConvBwdData,
-        &conv_params(g),
-        &[dout, w, dx],
-        grid(in_len, WG as usize, max_groups(ctx)),
-    )
+    let tiled = match algo {
+        ConvAlgo::Tiled => tiles(ctx, g.n * g.h * g.w, 64)
+            .zip(tiles(ctx, g.cin_g(), 64))
+            .zip(tiles(ctx, g.groups, 1)),
+        ConvAlgo::Naive => None,
+    };
+    match tiled {
+        Some(((x, y), z)) => ctx.dispatch(
+            Kernel::ConvBwdDataTiled,
+            &conv_params(g),
+            &[dout, w, dx],
+            [x, y, z],
+        ),
+        None => ctx.dispatch(
+            Kernel::ConvBwdData,
+            &conv_params(g),
+            &[dout, w, dx],
+            grid(in_len, WG as usize, max_groups(ctx)),
+        ),
+    }
 }
 
-/// Only `dw` and `db` of [`conv2d_backward`] (two dispatches): what the first layer of a
-/// network needs, whose input gradient nobody reads.
+/// Splits of the tiled weight gradient's reduction over `cols = N*OH*OW` terms: enough
+/// workgroups to fill a large GPU (~1024: an H200 holds 8 per SM on 132 SMs) when the weight
+/// itself has few tiles (conv1: 96 x 363, 12 tiles), but at least 1024 terms per split, so
+/// partial sums stay few and long.
+fn weight_grad_splits(tiles: usize, cols: usize) -> usize {
+    const TARGET_WORKGROUPS: usize = 1024;
+    const MIN_TERMS: usize = 1024;
+    TARGET_WORKGROUPS
+        .div_ceil(tiles.max(1))
+        .min(cols / MIN_TERMS)
+        .max(1)
+}
+
+/// Only `dw` and `db` of [`conv2d_backward`]: what the first layer of a network needs,
+/// whose input gradient nobody reads. Tiled: the weight GEMM (split along N*OH*OW into a
+/// scratch buffer this allocates, then summed), naive: one gather per weight; then the bias.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_params(
     ctx: &GpuContext,
     g: &ConvGeom,
+    algo: ConvAlgo,
     dout: &wgpu::Buffer,
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
@@ -462,15 +553,59 @@ pub fn conv2d_backward_params(
     need(x, g.inp_shape().iter().product(), "conv x (N, C_in, H, W)")?;
     need(dw, w_len, "conv dweight")?;
     need(db, g.c_out, "conv dbias (C_out)")?;
-    Ok(vec![
-        ctx.dispatch(
+    let big_k = g.cin_g() * g.kh * g.kw;
+    let cols = g.n * g.oh * g.ow;
+    let tx = tiles(ctx, big_k, 64);
+    let ty = tiles(ctx, g.cout_g(), 64);
+    let mut ds = Vec::new();
+    match (algo, tx, ty) {
+        (ConvAlgo::Tiled, Some(tx), Some(ty)) => {
+            let splits = weight_grad_splits((tx * ty) as usize * g.groups, cols);
+            let splits = splits
+                .min(max_groups(ctx) as usize / g.groups.max(1))
+                .max(1);
+            let per_split = cols.div_ceil(splits).div_ceil(16) * 16;
+            let splits = cols.div_ceil(per_split);
+            let tz = tiles(ctx, g.groups * splits, 1).ok_or_else(|| {
+                Error::Gpu(format!(
+                    "conv weight gradient: {} groups x {splits} splits",
+                    g.groups
+                ))
+            })?;
+            let params = conv_params(g).u(g.groups).u(splits).u(per_split);
+            if splits == 1 {
+                ds.push(ctx.dispatch(
+                    Kernel::ConvBwdWeightTiled,
+                    &params,
+                    &[dout, x, dw],
+                    [tx, ty, tz],
+                )?);
+            } else {
+                let part = ctx.storage("conv dweight partial sums", splits * w_len)?;
+                ds.push(ctx.dispatch(
+                    Kernel::ConvBwdWeightTiled,
+                    &params,
+                    &[dout, x, &part],
+                    [tx, ty, tz],
+                )?);
+                ds.push(per_element(
+                    ctx,
+                    Kernel::SumSplits,
+                    &Params::new().u(w_len).u(splits),
+                    &[&part, dw],
+                    w_len,
+                )?);
+            }
+        }
+        _ => ds.push(ctx.dispatch(
             Kernel::ConvBwdWeight,
             &conv_params(g),
             &[dout, x, dw],
             grid(w_len, WG as usize, max_groups(ctx)),
-        )?,
-        bias_backward(ctx, g.n, g.c_out, g.oh * g.ow, dout, db)?,
-    ])
+        )?),
+    }
+    ds.push(bias_backward(ctx, g.n, g.c_out, g.oh * g.ow, dout, db)?);
+    Ok(ds)
 }
 
 /// `db[c] = sum_{n, j < inner} dout[(n*C + c)*inner + j]`: a conv bias (`inner = OH*OW`) or
@@ -489,7 +624,8 @@ pub fn bias_backward(
         Kernel::BiasBwd,
         &Params::new().u(n).u(c).u(inner),
         &[dout, db],
-        grid(c, WG as usize, max_groups(ctx)),
+        // one workgroup per channel
+        grid(c * WG as usize, WG as usize, max_groups(ctx)),
     )
 }
 
@@ -588,6 +724,7 @@ pub fn relu_backward(
 pub fn lrn_backward(
     ctx: &GpuContext,
     g: &LrnGeom,
+    algo: LrnAlgo,
     dout: &wgpu::Buffer,
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
@@ -608,13 +745,11 @@ pub fn lrn_backward(
         need(b, count, what)?;
     }
     let params = lrn_params(count, g);
-    per_element(
-        ctx,
-        Kernel::LrnBwd,
-        &params,
-        &[dout, x, out, scale, dx],
-        count,
-    )
+    let bufs = [dout, x, out, scale, dx];
+    match lrn_blocks(ctx, g, algo) {
+        Some(groups) => ctx.dispatch(Kernel::LrnBwdTiled, &params, &bufs, groups),
+        None => per_element(ctx, Kernel::LrnBwd, &params, &bufs, count),
+    }
 }
 
 /// Max-pool backward (`cpu::maxpool_backward`) from the forward's saved `argmax`: a gather
@@ -720,35 +855,16 @@ pub fn upload_labels(ctx: &GpuContext, k: usize, labels: &[usize]) -> Result<wgp
     Ok(buf)
 }
 
-/// SGD hyper-parameters, the paper's form (section 5): `v <- momentum v - wd lr w - lr g`,
-/// `w <- w + v`. The paper: lr 0.01, momentum 0.9, weight decay 0.0005.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sgd {
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-}
+pub use crate::cpu::Sgd;
 
-impl Default for Sgd {
-    fn default() -> Sgd {
-        Sgd {
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 0.0005,
-        }
-    }
-}
-
-impl Sgd {
-    /// The `sgd.wgsl` uniform for `count` elements (rewrite it with `set_params` to change
-    /// the learning rate).
-    pub fn params(&self, count: usize) -> Params {
-        Params::new()
-            .u(count)
-            .f(self.lr)
-            .f(self.momentum)
-            .f(self.weight_decay)
-    }
+/// The `sgd.wgsl` uniform for `count` elements (rewrite it with `set_params` to change the
+/// learning rate).
+pub fn sgd_params(opt: &Sgd, count: usize) -> Params {
+    Params::new()
+        .u(count)
+        .f(opt.lr)
+        .f(opt.momentum)
+        .f(opt.weight_decay)
 }
 
 /// One SGD-with-momentum update of `count` parameters `w` with velocity `v` and gradient `g`.
@@ -763,7 +879,7 @@ pub fn sgd(
     need(w, count, "sgd weight")?;
     need(v, count, "sgd velocity")?;
     need(g, count, "sgd gradient")?;
-    per_element(ctx, Kernel::Sgd, &opt.params(count), &[w, v, g], count)
+    per_element(ctx, Kernel::Sgd, &sgd_params(opt, count), &[w, v, g], count)
 }
 
 /// `buf[0..count] = value`.

@@ -18,7 +18,8 @@
 
 use super::context::{Dispatch, GpuContext};
 use super::model::{GpuModel, GpuOptions};
-use super::ops::{self, Sgd};
+use super::ops::{self, ConvAlgo, LrnAlgo, Sgd};
+use super::timer::{Phase, Span, Timer};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::{Arch, Layer};
@@ -55,10 +56,14 @@ pub struct GpuTrainer {
     dbufs: Vec<wgpu::Buffer>,
     loss: Dispatch,
     backward: Vec<Dispatch>,
+    /// The layer each `backward` dispatch belongs to (for timing).
+    backward_layer: Vec<usize>,
     /// Dropout backward dispatches: (layer index, index into `backward`, p, count).
     dropouts: Vec<(usize, usize, f32, usize)>,
     params: Vec<ParamState>,
     sgd: Vec<Dispatch>,
+    /// The layer each `sgd` dispatch updates (for timing).
+    sgd_layer: Vec<usize>,
     opt: Sgd,
 }
 
@@ -79,7 +84,15 @@ impl GpuTrainer {
     ) -> Result<Self> {
         let gm = GpuModel::with_options(ctx, model, batch, opts).await?;
         ctx.checked("planning the training step", || {
-            build(ctx, gm, &model.arch, batch, opt)
+            build(
+                ctx,
+                gm,
+                &model.arch,
+                batch,
+                opt,
+                opts.conv.unwrap_or(ConvAlgo::Tiled),
+                opts.lrn.unwrap_or(LrnAlgo::Naive),
+            )
         })
         .await
     }
@@ -104,7 +117,7 @@ impl GpuTrainer {
             .iter()
             .zip(self.params.iter().flat_map(|p| p.block_lens.iter()))
         {
-            ctx.set_params(d, &opt.params(*len))?;
+            ctx.set_params(d, &ops::sgd_params(&opt, *len))?;
         }
         self.opt = opt;
         Ok(())
@@ -119,7 +132,7 @@ impl GpuTrainer {
         labels: &[usize],
         seed: u64,
     ) -> Result<f32> {
-        self.run(ctx, x, labels, seed, true).await
+        Ok(self.run(ctx, x, labels, seed, true, None).await?.0)
     }
 
     /// Forward, loss and backward without the update (the gradients stay in their buffers
@@ -131,7 +144,27 @@ impl GpuTrainer {
         labels: &[usize],
         seed: u64,
     ) -> Result<f32> {
-        self.run(ctx, x, labels, seed, false).await
+        Ok(self.run(ctx, x, labels, seed, false, None).await?.0)
+    }
+
+    /// How many kernel launches one step records (what a [`Timer`] for
+    /// [`GpuTrainer::profile_step`] needs room for).
+    pub fn dispatch_count(&self) -> usize {
+        self.model.dispatch_count(self.end) + 1 + self.backward.len() + self.sgd.len()
+    }
+
+    /// [`GpuTrainer::step`] with every kernel launch timed on the GPU: the mean loss and the
+    /// seconds of each launch, labelled with its phase and layer.
+    pub async fn profile_step(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        labels: &[usize],
+        seed: u64,
+        timer: &mut Timer,
+    ) -> Result<(f32, Vec<(Span, f64)>)> {
+        timer.clear();
+        self.run(ctx, x, labels, seed, true, Some(timer)).await
     }
 
     async fn run(
@@ -141,7 +174,8 @@ impl GpuTrainer {
         labels: &[usize],
         seed: u64,
         update: bool,
-    ) -> Result<f32> {
+        mut timer: Option<&mut Timer>,
+    ) -> Result<(f32, Vec<(Span, f64)>)> {
         if labels.len() != self.batch {
             return Err(Error::Shape {
                 what: "training labels (N)".into(),
@@ -162,25 +196,53 @@ impl GpuTrainer {
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("train step"),
                     });
-                self.model
-                    .record_forward(ctx, &mut enc, Mode::Train { seed }, self.end)?;
-                let mut ds: Vec<&Dispatch> = vec![&self.loss];
-                ds.extend(self.backward.iter());
-                if update {
-                    ds.extend(self.sgd.iter());
+                self.model.record_forward_timed(
+                    ctx,
+                    &mut enc,
+                    Mode::Train { seed },
+                    self.end,
+                    timer.as_deref_mut(),
+                )?;
+                match timer.as_deref_mut() {
+                    None => {
+                        let mut ds: Vec<&Dispatch> = vec![&self.loss];
+                        ds.extend(self.backward.iter());
+                        if update {
+                            ds.extend(self.sgd.iter());
+                        }
+                        ctx.record(&mut enc, &ds)?;
+                    }
+                    Some(t) => {
+                        let span = |phase, layer| Span { phase, layer };
+                        ctx.record_timed(&mut enc, &[&self.loss], span(Phase::Loss, self.end), t)?;
+                        for (d, &l) in self.backward.iter().zip(&self.backward_layer) {
+                            ctx.record_timed(&mut enc, &[d], span(Phase::Backward, l), t)?;
+                        }
+                        if update {
+                            for (d, &l) in self.sgd.iter().zip(&self.sgd_layer) {
+                                ctx.record_timed(&mut enc, &[d], span(Phase::Update, l), t)?;
+                            }
+                        }
+                    }
                 }
-                ctx.record(&mut enc, &ds)?;
-                let staging = ctx.copy_out(&mut enc, &[(&self.losses, self.batch)]);
+                let mut staging = ctx.copy_out(&mut enc, &[(&self.losses, self.batch)]);
+                if let Some(t) = timer.as_deref() {
+                    staging.extend(ctx.resolve_timer(&mut enc, t));
+                }
                 ctx.queue.submit([enc.finish()]);
                 Ok(staging)
             })
             .await?;
-        let losses = ctx.read_staging(&staging).await?;
-        let sum: f64 = losses
+        let read = ctx.read_staging(&staging).await?;
+        let sum: f64 = read
             .first()
             .map(|l| l.iter().map(|&v| v as f64).sum())
             .unwrap_or(0.0);
-        Ok((sum / self.batch as f64) as f32)
+        let times = match (timer, read.get(1)) {
+            (Some(t), Some(words)) => ctx.timer_seconds(t, words),
+            _ => Vec::new(),
+        };
+        Ok(((sum / self.batch as f64) as f32, times))
     }
 
     /// Debug accessor: the gradients of the last step (keyed like `Model::params`), read
@@ -241,6 +303,8 @@ fn build(
     arch: &Arch,
     batch: usize,
     opt: Sgd,
+    conv: ConvAlgo,
+    lrn: LrnAlgo,
 ) -> Result<GpuTrainer> {
     let per_image = arch.shapes()?;
     let mut end = arch.layers.len();
@@ -297,9 +361,11 @@ fn build(
     )?;
 
     let mut backward = Vec::new();
+    let mut backward_layer = Vec::new();
     let mut dropouts = Vec::new();
     let mut params = Vec::new();
     for idx in (0..end).rev() {
+        backward_layer.resize(backward.len(), idx + 1);
         let layer = &arch.layers[idx];
         let in_shape: &[usize] = if idx == 0 {
             &arch.input
@@ -335,9 +401,12 @@ fn build(
                 let dw = ctx.storage(&format!("d {}.weight", spec.name), wlen)?;
                 let db = ctx.storage(&format!("d {}.bias", spec.name), g.c_out)?;
                 if let Some(din) = din {
-                    backward.push(ops::conv2d_backward_data(ctx, &g, dout, wbuf, din)?);
+                    let algo = ops::conv_backward_data_algo(&g, conv);
+                    backward.push(ops::conv2d_backward_data(ctx, &g, algo, dout, wbuf, din)?);
                 }
-                backward.extend(ops::conv2d_backward_params(ctx, &g, dout, x, &dw, &db)?);
+                backward.extend(ops::conv2d_backward_params(
+                    ctx, &g, conv, dout, x, &dw, &db,
+                )?);
                 params.push(param_state(
                     ctx,
                     &spec.name,
@@ -402,7 +471,7 @@ fn build(
                     .saved_buffer(idx)
                     .ok_or_else(|| Error::Gpu("lrn scale".into()))?;
                 let din = din.ok_or_else(|| Error::Gpu("lrn: no input gradient".into()))?;
-                backward.push(ops::lrn_backward(ctx, &g, dout, x, out, scale, din)?);
+                backward.push(ops::lrn_backward(ctx, &g, lrn, dout, x, out, scale, din)?);
             }
             Layer::MaxPool(spec) => {
                 let [c, h, w] = chw(layer, in_shape)?;
@@ -434,10 +503,13 @@ fn build(
         }
     }
 
+    backward_layer.resize(backward.len(), 0);
+
     // parameters in the model's key order; SGD: one dispatch per parameter buffer, in the
     // order of `params` and their blocks (what `set_sgd` relies on)
     params.sort_by(|a, b| a.name.cmp(&b.name));
     let mut sgd = Vec::new();
+    let mut sgd_layer = Vec::new();
     for p in &params {
         let (blocks, bias) = model
             .layer_params(p.layer)
@@ -454,6 +526,7 @@ fn build(
             .zip(&p.block_lens)
         {
             sgd.push(ops::sgd(ctx, &opt, len, w, v, g)?);
+            sgd_layer.push(p.layer);
         }
     }
 
@@ -468,9 +541,11 @@ fn build(
         dbufs,
         loss,
         backward,
+        backward_layer,
         dropouts,
         params,
         sgd,
+        sgd_layer,
         opt,
     })
 }

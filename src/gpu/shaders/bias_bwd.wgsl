@@ -1,11 +1,16 @@
 // bias_bwd.wgsl: gradient of a per-channel bias: the sum of dout over everything but the
 // channel (conv: N, OH, OW; fully connected: N with inner = 1).
 //
-// One invocation computes one channel's db[c] = sum_{n, j < inner} dout[(n*C + c)*inner + j],
-// each example's partial sum added separately (a two-level f32 sum).
+// One workgroup computes one channel's db[c] = sum_{n, j < inner} dout[(n*C + c)*inner + j]:
+// its 256 invocations stride over the N*inner terms (invocation l takes terms l, l + 256,
+// ...; consecutive invocations read consecutive addresses within an example), each summing
+// its share in f32, then a tree reduction in workgroup memory adds the 256 partial sums. A
+// channel's terms are spread over the whole workgroup, so conv1's 387,200 terms per channel
+// at batch 128 take ~1,500 sequential adds per invocation, not all of them in one.
 // Shapes: dout (N, C, inner), db (C).
 // Bindings: 0 uniform Params { n, c, inner }, 1 dout (read), 2 db (write).
-// Dispatch: elementwise grid over count = C (see relu.wgsl).
+// Dispatch: C workgroups folded into 2-D like the elementwise grid (see relu.wgsl), i.e. the
+// host's grid(C * 256, 256): channel c = wid.y * nwg.x + wid.x.
 
 struct Params {
     n: u32,
@@ -17,24 +22,34 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
+var<workgroup> partial: array<f32, 256>;
+
 @compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let c = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let c = wid.y * nwg.x + wid.x;
     if c >= p.c {
         return;
     }
+    let total = p.n * p.inner;
     var acc = 0.0;
-    for (var n = 0u; n < p.n; n++) {
-        let base = (n * p.c + c) * p.inner;
-        var part = 0.0;
-        for (var j = 0u; j < p.inner; j++) {
-            part += dout[base + j];
-        }
-        acc += part;
+    for (var e = lid; e < total; e += 256u) {
+        let n = e / p.inner;
+        let j = e - n * p.inner;
+        acc += dout[(n * p.c + c) * p.inner + j];
     }
-    db[c] = acc;
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half = half / 2u) {
+        if lid < half {
+            partial[lid] += partial[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        db[c] = partial[0];
+    }
 }

@@ -1,0 +1,193 @@
+// conv_bwd_weight_tiled.wgsl: gradient of a convolution with respect to its weight, as a
+// tiled GEMM over the implicit im2col matrix, split along its long reduction.
+//
+// Per group g: dW_g[m, k] = sum_j dY_g[m, j] * B[k, j] with
+//   M = cout_g, K = cin_g*KH*KW (k = (c*KH + ky)*KW + kx, the weight's flat layout),
+//   j = (n*OH + oy)*OW + ox over N*OH*OW (the reduction: 387,200 terms for conv1 at batch
+//   128), dY_g[m, j] = dout[n, g*cout_g + m, oy, ox],
+//   B[k, j] = x[n, g*cin_g + c, oy*sh + ky - pad_top, ox*sw + kx - pad_left] (0 in padding).
+// Split-K: workgroup z = s*groups + g sums only j in [s*cols_per_split, (s+1)*cols_per_split)
+// and writes part[s*C_out*K + (g*cout_g + m)*K + k]; with splits > 1 the host then adds the
+// splits (sum_splits.wgsl); with splits = 1 `part` is dw itself. Within a split each
+// invocation keeps a running total and a chunk sum that it folds into the total every 1024
+// terms (a two-level f32 sum, as conv_bwd_weight.wgsl does per output row).
+// Shapes: dout (N, C_out, OH, OW), x (N, C_in, H, W), part (splits, C_out, cin_g, KH, KW).
+// Bindings: 0 uniform Params (conv_naive.wgsl's fields up to cout_g, then groups, splits,
+// cols_per_split), 1 dout (read), 2 x (read), 3 part (write).
+//
+// One workgroup computes a 64 x 64 tile of dW_g (64 output channels x 64 taps) with 16 x 16
+// invocations; invocation (tx, ty) owns rows ty + 16*i and columns tx + 16*jj, i, jj in 0..4.
+// j is walked in steps of 16 through two 16 x 64 tiles in workgroup memory (8 KiB).
+// Dispatch: (ceil(K / 64), ceil(M / 64), groups * splits); each <= 65535 (the host checks).
+
+struct Params {
+    n: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    pad_top: u32,
+    pad_left: u32,
+    cin_g: u32,
+    cout_g: u32,
+    groups: u32,
+    splits: u32,
+    cols_per_split: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TJ: u32 = 16u;
+// Steps of TJ terms per chunk of the two-level sum (64 * 16 = 1024 terms).
+const CHUNK_STEPS: u32 = 64u;
+
+// a_tile[j * TM + m] (dY), b_tile[j * TN + k] (im2col of x)
+var<workgroup> a_tile: array<f32, 1024>;
+var<workgroup> b_tile: array<f32, 1024>;
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let tx = lid3.x;
+    let ty = lid3.y;
+    let g = wid.z % p.groups;
+    let s = wid.z / p.groups;
+    let m0 = wid.y * TM;
+    let k0 = wid.x * TN;
+    let big_m = p.cout_g;
+    let khw = p.kh * p.kw;
+    let big_k = p.cin_g * khw;
+    let ohw = p.oh * p.ow;
+    let cols = p.n * ohw;
+    let j_begin = s * p.cols_per_split;
+    let j_end = min(cols, j_begin + p.cols_per_split);
+
+    // The tap this invocation gathers B values for (fixed for the whole reduction).
+    let bk = li % TN;
+    let my_k = k0 + bk;
+    let k_ok = my_k < big_k;
+    let bc = my_k / khw;
+    let bkr = my_k - bc * khw;
+    let bky = bkr / p.kw;
+    let bkx = bkr - bky * p.kw;
+    let x_chan = g * p.cin_g + bc;
+    // The dY row offset inside a tile this invocation loads is fixed too: aj = li % 16.
+    let aj = li % TJ;
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var tot0 = vec4<f32>(0.0);
+    var tot1 = vec4<f32>(0.0);
+    var tot2 = vec4<f32>(0.0);
+    var tot3 = vec4<f32>(0.0);
+
+    var step = 0u;
+    for (var j0 = j_begin; j0 < j_end; j0 += TJ) {
+        // A tile: 16 j x 64 m; consecutive invocations read consecutive pixels of one plane.
+        let ja = j0 + aj;
+        let ja_ok = ja < j_end;
+        let an = ja / ohw;
+        let apix = ja - an * ohw;
+        for (var r = 0u; r < 4u; r++) {
+            let am = li / TJ + 16u * r;
+            let m = m0 + am;
+            var v = 0.0;
+            if ja_ok && m < big_m {
+                v = dout[(an * p.c_out + g * p.cout_g + m) * ohw + apix];
+            }
+            a_tile[aj * TM + am] = v;
+        }
+        // B tile: 16 j x 64 k; each invocation loads tap bk for rows bj = li / 64 + 4r.
+        for (var r = 0u; r < 4u; r++) {
+            let bj = li / TN + 4u * r;
+            let j = j0 + bj;
+            var v = 0.0;
+            if k_ok && j < j_end {
+                let n = j / ohw;
+                let pix = j - n * ohw;
+                let oy = pix / p.ow;
+                let ox = pix - oy * p.ow;
+                let iy = i32(oy * p.sh + bky) - i32(p.pad_top);
+                let ix = i32(ox * p.sw + bkx) - i32(p.pad_left);
+                if iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w) {
+                    v = x[((n * p.c_in + x_chan) * p.h + u32(iy)) * p.w + u32(ix)];
+                }
+            }
+            b_tile[bj * TN + bk] = v;
+        }
+        workgroupBarrier();
+        for (var jj = 0u; jj < TJ; jj++) {
+            let a = vec4<f32>(
+                a_tile[jj * TM + ty],
+                a_tile[jj * TM + ty + 16u],
+                a_tile[jj * TM + ty + 32u],
+                a_tile[jj * TM + ty + 48u],
+            );
+            let b = vec4<f32>(
+                b_tile[jj * TN + tx],
+                b_tile[jj * TN + tx + 16u],
+                b_tile[jj * TN + tx + 32u],
+                b_tile[jj * TN + tx + 48u],
+            );
+            acc0 += a.x * b;
+            acc1 += a.y * b;
+            acc2 += a.z * b;
+            acc3 += a.w * b;
+        }
+        workgroupBarrier();
+        step += 1u;
+        if step == CHUNK_STEPS {
+            tot0 += acc0;
+            tot1 += acc1;
+            tot2 += acc2;
+            tot3 += acc3;
+            acc0 = vec4<f32>(0.0);
+            acc1 = vec4<f32>(0.0);
+            acc2 = vec4<f32>(0.0);
+            acc3 = vec4<f32>(0.0);
+            step = 0u;
+        }
+    }
+    tot0 += acc0;
+    tot1 += acc1;
+    tot2 += acc2;
+    tot3 += acc3;
+
+    let part_base = s * p.c_out * big_k;
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + ty + 16u * i;
+        if m >= big_m {
+            continue;
+        }
+        var row: vec4<f32>;
+        switch i {
+            case 0u: { row = tot0; }
+            case 1u: { row = tot1; }
+            case 2u: { row = tot2; }
+            default: { row = tot3; }
+        }
+        let o = g * p.cout_g + m;
+        for (var jj = 0u; jj < 4u; jj++) {
+            let k = k0 + tx + 16u * jj;
+            if k < big_k {
+                part[part_base + o * big_k + k] = row[jj];
+            }
+        }
+    }
+}
