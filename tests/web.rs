@@ -1,13 +1,80 @@
 //! Runs in headless Chromium (`wasm-pack test --headless --chrome -- --test web`): the same
-//! core compiled to wasm32 gives the same answers as natively.
+//! core compiled to wasm32 gives the same answers as natively, and every GPU case of
+//! tests/gpu_cases (forward and backward, also run natively by tests/gpu_forward.rs and
+//! tests/gpu_backward.rs) passes on the browser's WebGPU (SwiftShader in headless Chromium).
+//!
+//! No adapter here is a failure, never a skip: the Chromium these tests are for always has
+//! WebGPU (`--enable-unsafe-webgpu` in webdriver.json).
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+mod gpu_cases;
+
+use alexnet::gpu::GpuContext;
 use alexnet::model;
 use alexnet::net::Model;
 use alexnet::tensor::Tensor;
+use std::cell::OnceCell;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+thread_local! {
+    /// The one device every GPU test shares (created by the first; wasm is single-threaded
+    /// and wasm-bindgen-test runs one test at a time). Leaked: it lives as long as the page.
+    static WEBGPU: OnceCell<&'static GpuContext> = const { OnceCell::new() };
+}
+
+/// The shared WebGPU context; panics (fails the test) when the browser offers no adapter.
+async fn webgpu() -> &'static GpuContext {
+    if let Some(ctx) = WEBGPU.with(|c| c.get().copied()) {
+        return ctx;
+    }
+    let t = js_sys::Date::now();
+    let ctx = GpuContext::new().await.unwrap_or_else(|e| {
+        panic!(
+            "no usable WebGPU adapter in this browser ({e}): the GPU tests need Chromium \
+             with --enable-unsafe-webgpu (webdriver.json); they never pass by skipping"
+        )
+    });
+    console_log!(
+        "webgpu: {:?}, max storage binding {} MiB, {:.2} s to create the device and compile \
+         all kernels",
+        ctx.report(),
+        ctx.limits.max_storage_buffer_binding_size >> 20,
+        (js_sys::Date::now() - t) / 1e3
+    );
+    let ctx: &'static GpuContext = Box::leak(Box::new(ctx));
+    WEBGPU.with(|c| *c.get_or_init(|| ctx))
+}
+
+/// The browser wrapper of the shared GPU cases: `mod $module { #[wasm_bindgen_test] async fn
+/// case() }` running `gpu_cases::$module::case` on the shared context, logging its wall time
+/// when it passes (shown with `--nocapture`).
+macro_rules! browser_tests {
+    ($module:ident; $($case:ident),* $(,)?) => {
+        mod $module {
+            use wasm_bindgen_test::*;
+            $(
+                #[wasm_bindgen_test]
+                async fn $case() {
+                    let ctx = crate::webgpu().await;
+                    let t = js_sys::Date::now();
+                    crate::gpu_cases::$module::$case(ctx).await;
+                    console_log!(
+                        "{}::{}: {:.2} s",
+                        stringify!($module),
+                        stringify!($case),
+                        (js_sys::Date::now() - t) / 1e3
+                    );
+                }
+            )*
+        }
+    };
+}
+
+gpu_cases::forward_cases!(browser_tests);
+gpu_cases::backward_cases!(browser_tests);
 
 #[wasm_bindgen_test]
 fn mini_forward_in_the_browser() {
@@ -100,15 +167,13 @@ fn onnx_fixture_matches_onnxruntime_in_the_browser() {
 #[wasm_bindgen_test]
 async fn webgpu_forward_matches_reference_in_the_browser() {
     const NET_RTOL: f32 = 1e-3;
-    let ctx = alexnet::gpu::GpuContext::new()
-        .await
-        .expect("headless Chromium with --enable-unsafe-webgpu offers an adapter");
+    let ctx = webgpu().await;
     let m = Model::random(model::mini(), 5).unwrap();
     let mut x = Tensor::zeros(&[3, 3, 32, 32]);
     alexnet::tensor::Rng::new(9).fill_normal(&mut x.data, 1.0);
-    let plan = alexnet::gpu::GpuModel::new(&ctx, &m, 3).await.unwrap();
+    let plan = alexnet::gpu::GpuModel::new(ctx, &m, 3).await.unwrap();
     let got = plan
-        .forward_all(&ctx, &x, alexnet::net::Mode::Eval)
+        .forward_all(ctx, &x, alexnet::net::Mode::Eval)
         .await
         .unwrap();
     let want = m.forward_all(&x, alexnet::net::Mode::Eval).unwrap();

@@ -1,0 +1,627 @@
+//! The WebGPU backward path and optimiser against the CPU reference (`alexnet::cpu`,
+//! `Model::loss_and_grads`): every backward kernel on seeded random inputs with odd shapes
+//! (stride 4, pad 2, groups 2, asymmetric pads, sizes that are not multiples of the workgroup
+//! size, batch 1 and 3), the fused softmax + cross-entropy, the SGD update against an
+//! independent f64 evaluation of the paper's formula, and (with `GpuTrainer`) whole training
+//! steps on `mini` under every kernel choice.
+//!
+//! Each comparison prints its worst element natively (run with `--nocapture` to see them;
+//! stderr goes nowhere on wasm32); a failure prints the worst element, the count of
+//! violations and the first values.
+
+use super::option_variants;
+use crate::common::{assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random};
+
+use alexnet::cpu;
+use alexnet::gpu::ops::{self, Sgd, WeightBlock};
+use alexnet::gpu::{GpuContext, GpuTrainer};
+use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::net::Model;
+use alexnet::shape::Rounding;
+use alexnet::tensor::Tensor;
+
+// ---- tolerances ----
+
+/// Same operations in the same order on both sides (ReLU and dropout masks, max-pool routing
+/// of at most a few dout values summed in the CPU's order): bit-identical.
+pub const EXACT: f32 = 0.0;
+/// Adaptive average pool backward: the same f32 divisions and sums in the same order; an ulp
+/// of slack in case the shader compiler fuses or reorders.
+pub const AVGPOOL_RTOL: f32 = 1e-6;
+pub const AVGPOOL_ATOL: f32 = 1e-7;
+/// LRN backward: the same f32 sums as the CPU, but WGSL's `pow` (exp2(log2), a few ulp) and
+/// division differ from Rust's, and the two terms of `dx` can cancel: 1e-5 relative plus 1e-5
+/// of the gradient's largest magnitude.
+pub const LRN_RTOL: f32 = 1e-5;
+pub const LRN_ATOL_OF_MAX: f32 = 1e-5;
+/// Convolution and fully connected gradients: f32 sums (in a different order, with
+/// row-wise partials) against the CPU's f64 sums rounded once; as the forward's dot
+/// products: 1e-4 relative plus 1e-4 of the gradient's largest magnitude, which still catches
+/// one missing or extra term (>= ~1e-3 of the sum for the sizes here).
+pub const DOT_RTOL: f32 = 1e-4;
+pub const DOT_ATOL_OF_MAX: f32 = 1e-4;
+/// Softmax cross-entropy: f32 exp and workgroup-tree sums on the GPU, f64 on the CPU, K up to
+/// 1000 terms.
+pub const XENT_RTOL: f32 = 1e-5;
+pub const XENT_ATOL: f32 = 1e-6;
+/// SGD: three f32 multiply-adds per step against f64: after 3 steps a few ulp of w and v
+/// (measured: 2.4e-7 on |w| ~ 3, 3.7e-9 on |v| ~ 0.05).
+pub const SGD_RTOL: f32 = 1e-6;
+pub const SGD_ATOL: f32 = 1e-7;
+/// Whole-network gradients (`mini`, batch 3): every layer's f32-vs-f64 error compounded
+/// through 8 layers backward and forward, with ReLU/max-pool switches that can flip on
+/// near-ties: 1e-3 relative plus 1e-3 of the tensor's largest magnitude (as the forward's
+/// whole-network tolerance).
+pub const NET_RTOL: f32 = 1e-3;
+pub const NET_ATOL_OF_MAX: f32 = 1e-3;
+
+// ---- helpers ----
+
+/// `common::assert_close_nan_eq`, then prints the largest absolute difference, where it is
+/// and the largest magnitude of `want` (the measurements quoted above come from these).
+/// Returns the largest absolute difference.
+fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) -> f32 {
+    assert_close_nan_eq(name, got, want, rtol, atol);
+    print_max_diff(name, got, want)
+}
+
+/// A u32 buffer (stored through f32 bit patterns, as `GpuContext::upload` takes f32).
+fn upload_u32(ctx: &GpuContext, label: &str, v: &[u32]) -> wgpu::Buffer {
+    let bits: Vec<f32> = v.iter().map(|&u| f32::from_bits(u)).collect();
+    ctx.upload(label, &bits).unwrap()
+}
+
+// ---- convolution ----
+
+pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
+    let asym = Pads {
+        top: 1,
+        left: 2,
+        bottom: 0,
+        right: 3,
+    };
+    let asym4 = Pads {
+        top: 2,
+        left: 0,
+        bottom: 1,
+        right: 3,
+    };
+    // (what, spec, n, h, w)
+    let cases = [
+        (
+            "11x11 stride 4 pad 2, 3->5, batch 3",
+            conv_spec(3, 5, [11, 11], [4, 4], Pads::same(2), 1),
+            3,
+            29,
+            31,
+        ),
+        (
+            "5x5 groups 2 asymmetric pads, 6->10, batch 1",
+            conv_spec(6, 10, [5, 5], [1, 1], asym, 2),
+            1,
+            13,
+            11,
+        ),
+        (
+            "3x3 stride 4 groups 2 pads t2 l0 b1 r3, 4->6, batch 3",
+            conv_spec(4, 6, [3, 3], [4, 4], asym4, 2),
+            3,
+            17,
+            14,
+        ),
+        (
+            "3x3 pad 1 groups 2, 8->70, batch 3",
+            conv_spec(8, 70, [3, 3], [1, 1], Pads::same(1), 2),
+            3,
+            9,
+            9,
+        ),
+        (
+            "3x2 stride 2x3, 4->3, batch 2",
+            conv_spec(4, 3, [3, 2], [2, 3], Pads::default(), 1),
+            2,
+            16,
+            19,
+        ),
+    ];
+    for (i, (what, spec, n, h, w)) in cases.into_iter().enumerate() {
+        let g = cpu::ConvGeom::new(&spec, n, h, w).unwrap();
+        let in_len: usize = g.inp_shape().iter().product();
+        let w_len: usize = g.weight_shape().iter().product();
+        let out_len: usize = g.out_shape().iter().product();
+        let x = random(in_len, 10 + i as u64, 1.0);
+        let wt = random(w_len, 20 + i as u64, 0.2);
+        let dout = random(out_len, 30 + i as u64, 1.0);
+        let (mut dx, mut dw, mut db) = (vec![0.0; in_len], vec![0.0; w_len], vec![0.0; g.c_out]);
+        cpu::conv2d_backward(&g, &dout, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
+
+        let xb = ctx.upload("x", &x).unwrap();
+        let wb = ctx.upload("w", &wt).unwrap();
+        let db_ = ctx.upload("dout", &dout).unwrap();
+        // garbage in the outputs: the kernels must overwrite, not accumulate
+        let gdx = ctx.upload("dx", &vec![7.0; in_len]).unwrap();
+        let gdw = ctx.upload("dw", &vec![7.0; w_len]).unwrap();
+        let gdb = ctx.upload("db", &vec![7.0; g.c_out]).unwrap();
+        let ds = ops::conv2d_backward(ctx, &g, &db_, &xb, &wb, &gdx, &gdw, &gdb).unwrap();
+        let refs: Vec<_> = ds.iter().collect();
+        let got = ctx
+            .run(&refs, &[(&gdx, in_len), (&gdw, w_len), (&gdb, g.c_out)])
+            .await
+            .unwrap();
+        for (part, got, want) in [
+            ("dx", &got[0], &dx),
+            ("dw", &got[1], &dw),
+            ("db", &got[2], &db),
+        ] {
+            assert_close(
+                &format!("conv backward {part}: {what}"),
+                got,
+                want,
+                DOT_RTOL,
+                DOT_ATOL_OF_MAX * max_abs(want),
+            );
+        }
+    }
+}
+
+// ---- fully connected ----
+
+pub async fn linear_backward_matches_cpu_with_and_without_split(ctx: &GpuContext) {
+    let spec = LinearSpec {
+        name: "fc".into(),
+        in_features: 301,
+        out_features: 130,
+    };
+    for n in [1, 3] {
+        let g = cpu::LinearGeom::new(&spec, n);
+        let (ni, no) = (spec.in_features, spec.out_features);
+        let x = random(n * ni, 40 + n as u64, 1.0);
+        let wt = random(no * ni, 41, 0.1);
+        let dy = random(n * no, 42 + n as u64, 1.0);
+        let (mut dx, mut dw, mut db) = (vec![0.0; n * ni], vec![0.0; no * ni], vec![0.0; no]);
+        cpu::linear_backward(&g, &dy, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
+        // one block, and blocks of 50 rows (50 + 50 + 30) as a small device would split it
+        for max_bytes in [u64::MAX, 50 * ni as u64 * 4] {
+            let blocks = ops::row_blocks(no, ni, max_bytes).unwrap();
+            let wbufs: Vec<_> = blocks
+                .iter()
+                .map(|&(r0, rows)| ctx.upload("w", &wt[r0 * ni..(r0 + rows) * ni]).unwrap())
+                .collect();
+            let dwbufs: Vec<_> = blocks
+                .iter()
+                .map(|&(_, rows)| ctx.upload("dw", &vec![7.0; rows * ni]).unwrap())
+                .collect();
+            let wb: Vec<WeightBlock> = blocks
+                .iter()
+                .zip(&wbufs)
+                .map(|(&(row0, rows), buf)| WeightBlock { buf, row0, rows })
+                .collect();
+            let dwrefs: Vec<&wgpu::Buffer> = dwbufs.iter().collect();
+            let xb = ctx.upload("x", &x).unwrap();
+            let dyb = ctx.upload("dy", &dy).unwrap();
+            let dxb = ctx.upload("dx", &vec![7.0; n * ni]).unwrap();
+            let dbb = ctx.upload("db", &vec![7.0; no]).unwrap();
+            let ds = ops::linear_backward(ctx, &g, &dyb, &xb, &wb, &dxb, &dwrefs, &dbb).unwrap();
+            let refs: Vec<_> = ds.iter().collect();
+            let mut outs = vec![(&dxb, n * ni), (&dbb, no)];
+            outs.extend(
+                dwbufs
+                    .iter()
+                    .zip(&blocks)
+                    .map(|(b, &(_, rows))| (b, rows * ni)),
+            );
+            let got = ctx.run(&refs, &outs).await.unwrap();
+            let what = format!("linear backward batch {n}, {} block(s)", blocks.len());
+            let got_dw: Vec<f32> = got[2..].concat();
+            for (part, got, want) in [
+                ("dx", &got[0], &dx),
+                ("db", &got[1], &db),
+                ("dw", &got_dw, &dw),
+            ] {
+                assert_close(
+                    &format!("{what} {part}"),
+                    got,
+                    want,
+                    DOT_RTOL,
+                    DOT_ATOL_OF_MAX * max_abs(want),
+                );
+            }
+        }
+    }
+}
+
+// ---- elementwise ----
+
+pub async fn relu_and_dropout_backward_match_cpu(ctx: &GpuContext) {
+    let len = 3 * 1000 + 17;
+    let x = random(len, 50, 1.0);
+    let dout = random(len, 51, 1.0);
+    let xb = ctx.upload("x", &x).unwrap();
+    let db = ctx.upload("dout", &dout).unwrap();
+    let dxb = ctx.upload("dx", &vec![7.0; len]).unwrap();
+    let mut want = vec![0.0; len];
+    cpu::relu_backward(&dout, &x, &mut want).unwrap();
+    let d = ops::relu_backward(ctx, len, &db, &xb, &dxb).unwrap();
+    let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
+    assert_close("relu backward", &got, &want, EXACT, EXACT);
+
+    for (p, seed) in [(0.5, 7u32), (0.1, cpu::dropout_layer_seed(99, 18))] {
+        cpu::dropout_backward(p, seed, &dout, &mut want).unwrap();
+        let d = ops::dropout_backward(ctx, len, p, seed, &db, &dxb).unwrap();
+        let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
+        assert_close(
+            &format!("dropout backward p {p} seed {seed}"),
+            &got,
+            &want,
+            EXACT,
+            EXACT,
+        );
+    }
+
+    let d = ops::fill(ctx, len - 5, 0.0, &dxb).unwrap();
+    let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
+    assert!(
+        got[..len - 5].iter().all(|&v| v == 0.0),
+        "fill: not all zero"
+    );
+    assert_eq!(got[len - 5..], want[len - 5..], "fill wrote past its count");
+}
+
+pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
+    for (size, mode, k, n, c, h, w) in [
+        (5, LrnAlpha::OverN, 1.0, 3, 7, 5, 3),
+        (5, LrnAlpha::Raw, 2.0, 1, 9, 4, 4),
+        (4, LrnAlpha::OverN, 2.0, 2, 6, 3, 5), // even window: reverse window differs
+    ] {
+        let spec = LrnSpec {
+            name: "lrn".into(),
+            size,
+            alpha: 1e-2,
+            beta: 0.75,
+            k,
+            alpha_mode: mode,
+        };
+        let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+        let len = n * c * h * w;
+        let x = random(len, 60 + size as u64, 3.0);
+        let dout = random(len, 61, 1.0);
+        let (mut out, mut scale) = (vec![0.0; len], vec![0.0; len]);
+        cpu::lrn_forward(&g, &x, &mut out, &mut scale).unwrap();
+        let mut want = vec![0.0; len];
+        cpu::lrn_backward(&g, &dout, &x, &out, &scale, &mut want).unwrap();
+        let bufs: Vec<_> = [&dout, &x, &out, &scale, &vec![7.0; len]]
+            .iter()
+            .map(|v| ctx.upload("lrn", v).unwrap())
+            .collect();
+        let d =
+            ops::lrn_backward(ctx, &g, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4]).unwrap();
+        let got = ctx.run(&[&d], &[(&bufs[4], len)]).await.unwrap().remove(0);
+        assert_close(
+            &format!("lrn backward n{size} {mode:?} batch {n}"),
+            &got,
+            &want,
+            LRN_RTOL,
+            LRN_ATOL_OF_MAX * max_abs(&want),
+        );
+    }
+}
+
+// ---- pooling ----
+
+pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
+    let pools = [
+        (
+            "3/2 ceil (overlapping)",
+            [3, 3],
+            [2, 2],
+            Pads::default(),
+            Rounding::Ceil,
+            3,
+            4,
+            13,
+            13,
+        ),
+        (
+            "3/2 floor",
+            [3, 3],
+            [2, 2],
+            Pads::default(),
+            Rounding::Floor,
+            1,
+            3,
+            15,
+            14,
+        ),
+        (
+            "3x2/2x1 pads t1 l1 b2 r0 ceil",
+            [3, 2],
+            [2, 1],
+            Pads {
+                top: 1,
+                left: 1,
+                bottom: 2,
+                right: 0,
+            },
+            Rounding::Ceil,
+            2,
+            5,
+            8,
+            7,
+        ),
+        (
+            "3/4 pad 2 (gaps)",
+            [3, 3],
+            [4, 4],
+            Pads::same(2),
+            Rounding::Floor,
+            3,
+            2,
+            17,
+            19,
+        ),
+    ];
+    for (i, (what, kernel, stride, pads, rounding, n, c, h, w)) in pools.into_iter().enumerate() {
+        let spec = PoolSpec {
+            name: "pool".into(),
+            kernel,
+            stride,
+            pads,
+            rounding,
+        };
+        let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+        let in_len = n * c * h * w;
+        // values rounded to a coarse grid: many ties, so the argmax tie rule matters
+        let x: Vec<f32> = random(in_len, 70 + i as u64, 2.0)
+            .iter()
+            .map(|v| v.round())
+            .collect();
+        let out_len: usize = g.out_shape().iter().product();
+        let (mut out, mut arg) = (vec![0.0; out_len], vec![0u32; out_len]);
+        cpu::maxpool_forward(&g, &x, &mut out, &mut arg).unwrap();
+        let dout = random(out_len, 71 + i as u64, 1.0);
+        let mut want = vec![0.0; in_len];
+        cpu::maxpool_backward(&g, &dout, &arg, &mut want).unwrap();
+        // the GPU forward's own argmax feeds the GPU backward
+        let xb = ctx.upload("x", &x).unwrap();
+        let ob = ctx.storage("out", out_len).unwrap();
+        let ab = ctx.storage("argmax", out_len).unwrap();
+        let doutb = ctx.upload("dout", &dout).unwrap();
+        let dxb = ctx.upload("dx", &vec![7.0; in_len]).unwrap();
+        let fwd = ops::maxpool(ctx, &g, &xb, &ob, &ab).unwrap();
+        let bwd = ops::maxpool_backward(ctx, &g, &doutb, &ab, &dxb).unwrap();
+        let got = ctx
+            .run(&[&fwd, &bwd], &[(&dxb, in_len)])
+            .await
+            .unwrap()
+            .remove(0);
+        assert_close(
+            &format!("maxpool backward {what}"),
+            &got,
+            &want,
+            EXACT,
+            EXACT,
+        );
+        // and with the CPU's argmax uploaded
+        let ab = upload_u32(ctx, "argmax", &arg);
+        let bwd = ops::maxpool_backward(ctx, &g, &doutb, &ab, &dxb).unwrap();
+        let got = ctx.run(&[&bwd], &[(&dxb, in_len)]).await.unwrap().remove(0);
+        assert_close(
+            &format!("maxpool backward {what} (cpu argmax)"),
+            &got,
+            &want,
+            EXACT,
+            EXACT,
+        );
+    }
+    for (oh, ow, n, c, h, w) in [
+        (6, 6, 1, 3, 13, 13),
+        (3, 2, 3, 2, 5, 7),
+        (6, 6, 1, 2, 6, 6),
+        (4, 4, 2, 2, 3, 2),
+    ] {
+        let spec = AvgPoolSpec {
+            name: "avg".into(),
+            out: [oh, ow],
+        };
+        let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+        let in_len = n * c * h * w;
+        let out_len: usize = g.out_shape().iter().product();
+        let dout = random(out_len, 80, 1.0);
+        let mut want = vec![0.0; in_len];
+        cpu::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
+        let doutb = ctx.upload("dout", &dout).unwrap();
+        let dxb = ctx.upload("dx", &vec![7.0; in_len]).unwrap();
+        let d = ops::avgpool_backward(ctx, &g, &doutb, &dxb).unwrap();
+        let got = ctx.run(&[&d], &[(&dxb, in_len)]).await.unwrap().remove(0);
+        assert_close(
+            &format!("avgpool backward {h}x{w} -> {oh}x{ow}"),
+            &got,
+            &want,
+            AVGPOOL_RTOL,
+            AVGPOOL_ATOL,
+        );
+    }
+}
+
+// ---- loss and optimiser ----
+
+pub async fn softmax_xent_matches_cpu(ctx: &GpuContext) {
+    for (n, k) in [(3, 1000), (1, 10), (3, 7), (2, 1)] {
+        let z = random(n * k, 90 + k as u64, 3.0);
+        let labels: Vec<usize> = (0..n).map(|r| (r * 7 + 3) % k).collect();
+        let (mut probs, mut losses, mut dz) = (vec![0.0; n * k], vec![0.0; n], vec![0.0; n * k]);
+        cpu::softmax_xent_forward(n, k, &z, &labels, &mut probs, &mut losses).unwrap();
+        cpu::softmax_xent_backward(n, k, &probs, &labels, &mut dz).unwrap();
+        let zb = ctx.upload("z", &z).unwrap();
+        let lb = ops::upload_labels(ctx, k, &labels).unwrap();
+        let lossb = ctx.storage("losses", n).unwrap();
+        let dzb = ctx.storage("dz", n * k).unwrap();
+        let d = ops::softmax_xent(ctx, n, k, &zb, &lb, &lossb, &dzb).unwrap();
+        let got = ctx.run(&[&d], &[(&lossb, n), (&dzb, n * k)]).await.unwrap();
+        assert_close(
+            &format!("xent {n}x{k} losses"),
+            &got[0],
+            &losses,
+            XENT_RTOL,
+            XENT_ATOL,
+        );
+        assert_close(
+            &format!("xent {n}x{k} dlogits"),
+            &got[1],
+            &dz,
+            XENT_RTOL,
+            XENT_ATOL,
+        );
+    }
+    assert!(
+        ops::upload_labels(ctx, 10, &[3, 10]).is_err(),
+        "label 10 of 10 accepted"
+    );
+}
+
+pub async fn sgd_matches_the_papers_formula_in_f64(ctx: &GpuContext) {
+    let len = 1000 + 37;
+    let opt = Sgd {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 0.0005,
+    };
+    let w0 = random(len, 100, 1.0);
+    let grads: Vec<Vec<f32>> = (0..3).map(|s| random(len, 101 + s, 1.0)).collect();
+    // the paper's update, in f64, independently of the kernel
+    let (mut w, mut v): (Vec<f64>, Vec<f64>) =
+        (w0.iter().map(|&x| x as f64).collect(), vec![0.0; len]);
+    let (lr, mo, wd) = (opt.lr as f64, opt.momentum as f64, opt.weight_decay as f64);
+    let wb = ctx.upload("w", &w0).unwrap();
+    let vb = ctx.upload("v", &vec![123.0; len]).unwrap();
+    let gb = ctx.storage("g", len).unwrap();
+    let zero = ops::fill(ctx, len, 0.0, &vb).unwrap();
+    let step = ops::sgd(ctx, &opt, len, &wb, &vb, &gb).unwrap();
+    for (s, g) in grads.iter().enumerate() {
+        for i in 0..len {
+            v[i] = mo * v[i] - wd * lr * w[i] - lr * g[i] as f64;
+            w[i] += v[i];
+        }
+        ctx.write(&gb, g);
+        let ds: Vec<_> = if s == 0 {
+            vec![&zero, &step]
+        } else {
+            vec![&step]
+        };
+        let got = ctx.run(&ds, &[(&wb, len), (&vb, len)]).await.unwrap();
+        let (w32, v32): (Vec<f32>, Vec<f32>) = (
+            w.iter().map(|&x| x as f32).collect(),
+            v.iter().map(|&x| x as f32).collect(),
+        );
+        assert_close(
+            &format!("sgd step {} w", s + 1),
+            &got[0],
+            &w32,
+            SGD_RTOL,
+            SGD_ATOL,
+        );
+        assert_close(
+            &format!("sgd step {} v", s + 1),
+            &got[1],
+            &v32,
+            SGD_RTOL,
+            SGD_ATOL,
+        );
+    }
+}
+
+// ---- whole training steps ----
+
+/// `mini` at batch 3 with fixed labels and dropout seed: the model, its input and labels.
+fn mini_batch() -> (Model, Tensor, [usize; 3], u64) {
+    let model = Model::random(model::mini(), 5).unwrap();
+    let n = 3;
+    let [c, h, w] = model.arch.input;
+    let x = Tensor::new(&[n, c, h, w], random(n * c * h * w, 77, 1.0)).unwrap();
+    (model, x, [1, 7, 3], 42)
+}
+
+/// `GpuTrainer`'s loss and every parameter's gradient on `mini` (batch 3, training mode)
+/// against `Model::loss_and_grads`, under every kernel choice (`option_variants`; fc6 in 3
+/// blocks for the split).
+pub async fn trainer_matches_cpu_gradients_every_option_on_mini(ctx: &GpuContext) {
+    let (model, x, labels, seed) = mini_batch();
+    let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
+    for (opt, opts) in option_variants(1 << 20) {
+        let tr = GpuTrainer::with_options(ctx, &model, labels.len(), Sgd::default(), &opts)
+            .await
+            .unwrap();
+        let loss = tr.loss_and_grads(ctx, &x, &labels, seed).await.unwrap();
+        assert_close(
+            &format!("mini {opt}: loss"),
+            &[loss],
+            &[want_loss],
+            NET_RTOL,
+            0.0,
+        );
+        let got = tr.grads(ctx).await.unwrap();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "mini {opt}: gradient keys"
+        );
+        for (name, g) in &got {
+            let w = &want[name];
+            assert_eq!(g.shape, w.shape, "mini {opt}: {name}: shape");
+            assert_close(
+                &format!("mini {opt}: grad {name}"),
+                &g.data,
+                &w.data,
+                NET_RTOL,
+                NET_ATOL_OF_MAX * max_abs(&w.data),
+            );
+        }
+    }
+}
+
+/// One `GpuTrainer::step` on `mini` (default kernels) against the update computed in f64
+/// from the CPU's gradients, then four more steps on the same batch must lower the loss.
+pub async fn trainer_update_matches_cpu_and_lowers_the_loss_on_mini(ctx: &GpuContext) {
+    let (model, x, labels, seed) = mini_batch();
+    let opt = Sgd::default();
+    let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
+    let tr = GpuTrainer::new(ctx, &model, labels.len(), opt)
+        .await
+        .unwrap();
+
+    // one step from zero velocity: v = -wd lr w - lr g, w + v, in f64 from the CPU gradients
+    let step_loss = tr.step(ctx, &x, &labels, seed).await.unwrap();
+    assert_close("mini step loss", &[step_loss], &[want_loss], NET_RTOL, 0.0);
+    let after = tr.to_model(ctx).await.unwrap();
+    let (lr, wd) = (opt.lr as f64, opt.weight_decay as f64);
+    for (name, p) in &model.params {
+        let g = &want[name];
+        let expect: Vec<f32> = p
+            .data
+            .iter()
+            .zip(&g.data)
+            .map(|(&w, &g)| (w as f64 - wd * lr * w as f64 - lr * g as f64) as f32)
+            .collect();
+        // the update is lr * (gradient error) away from exact: the gradient tolerance times lr
+        assert_close(
+            &format!("mini after one step {name}"),
+            &after.params[name].data,
+            &expect,
+            SGD_RTOL,
+            lr as f32 * NET_ATOL_OF_MAX * max_abs(&g.data) + SGD_ATOL,
+        );
+    }
+
+    // four more steps on the same batch (same dropout mask), then the loss after five
+    let mut losses = vec![step_loss];
+    for _ in 0..4 {
+        losses.push(tr.step(ctx, &x, &labels, seed).await.unwrap());
+    }
+    let final_loss = tr.loss_and_grads(ctx, &x, &labels, seed).await.unwrap();
+    losses.push(final_loss);
+    eprintln!("mini batch {}: losses {losses:?}", labels.len());
+    assert!(
+        final_loss < losses[0] && losses.iter().all(|l| l.is_finite()),
+        "5 SGD steps did not lower the loss: {losses:?}"
+    );
+}

@@ -1,0 +1,129 @@
+//! The GPU test cases, written once and run in two worlds: natively on Mesa lavapipe
+//! (tests/gpu_forward.rs and tests/gpu_backward.rs, `cargo test`) and in headless Chromium on
+//! WebGPU (tests/web.rs, `wasm-pack test --headless --chrome`).
+//!
+//! - [`forward`]: every forward kernel and whole networks against the CPU reference;
+//! - [`backward`]: every backward kernel, the loss, SGD and `GpuTrainer` against the CPU
+//!   reference.
+//!
+//! A case is `pub async fn name(ctx: &GpuContext)`: it awaits its GPU work (readback is
+//! async in the browser), panics with the worst element on a mismatch, and times nothing
+//! (`std::time::Instant` panics on wasm32). Its tolerances are named constants beside it.
+//!
+//! Every case is listed once, in [`forward_cases!`] or [`backward_cases!`]; each world
+//! expands the lists with its own wrapper (`native_tests!` here, a `#[wasm_bindgen_test]` one
+//! in tests/web.rs), so a case added to a list runs in both.
+//!
+//! Where a kernel has variants, a case loops over all of them: [`CONV_ALGOS`],
+//! [`LINEAR_ALGOS`], [`option_variants`]. Each list is checked against its enum by an
+//! exhaustive `match`, so a new variant does not compile until it is listed, and is then
+//! tested in both worlds.
+// Each test crate expands one of the two lists (tests/web.rs both), so the other and its
+// cases are unused there.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod backward;
+pub mod forward;
+
+use alexnet::gpu::model::GpuOptions;
+use alexnet::gpu::ops::{ConvAlgo, LinearAlgo};
+
+/// Every convolution kernel.
+pub const CONV_ALGOS: [ConvAlgo; 2] = [ConvAlgo::Naive, ConvAlgo::Tiled];
+const _: () = match ConvAlgo::Naive {
+    // a new variant fails here until it is in CONV_ALGOS
+    ConvAlgo::Naive | ConvAlgo::Tiled => (),
+};
+
+/// Every fully connected kernel.
+pub const LINEAR_ALGOS: [LinearAlgo; 2] = [LinearAlgo::Gemv, LinearAlgo::Gemm];
+const _: () = match LinearAlgo::Gemv {
+    // a new variant fails here until it is in LINEAR_ALGOS
+    LinearAlgo::Gemv | LinearAlgo::Gemm => (),
+};
+
+/// The kernel choices whole networks are checked with: each [`GpuOptions`] knob forced to
+/// each of its values in turn, the others left at their defaults, then the fc weights split
+/// into blocks of at most `split_bytes` (as a device with a small storage binding limit would
+/// split them). A new knob gets its lines here (the destructuring below does not compile
+/// until it does).
+pub fn option_variants(split_bytes: u64) -> Vec<(String, GpuOptions)> {
+    let GpuOptions {
+        conv: _,
+        linear: _,
+        max_weight_block: _,
+    } = GpuOptions::default();
+    let mut v = Vec::new();
+    for conv in CONV_ALGOS {
+        let o = GpuOptions {
+            conv: Some(conv),
+            ..Default::default()
+        };
+        v.push((format!("conv {conv:?}"), o));
+    }
+    for linear in LINEAR_ALGOS {
+        let o = GpuOptions {
+            linear: Some(linear),
+            ..Default::default()
+        };
+        v.push((format!("linear {linear:?}"), o));
+    }
+    let o = GpuOptions {
+        max_weight_block: Some(split_bytes),
+        ..Default::default()
+    };
+    v.push((format!("fc weights in blocks of <= {split_bytes} bytes"), o));
+    v
+}
+
+/// The forward cases. `$wrap!(forward; case, ...)` must define one test per case.
+macro_rules! forward_cases {
+    ($wrap:ident) => {
+        $wrap!(forward;
+            conv_every_algo_matches_cpu_on_odd_shapes,
+            linear_every_algo_matches_cpu_with_and_without_split,
+            relu_dropout_softmax_match_cpu,
+            elementwise_grid_folds_past_65535_workgroups,
+            lrn_matches_cpu_both_conventions,
+            maxpool_and_avgpool_match_cpu,
+            mini_network_matches_cpu_every_option_batch_1_and_3_eval_and_train,
+            bvlc_batch_1_matches_cpu_with_fc6_split,
+            torchvision_batch_1_matches_cpu_with_fc6_split,
+        );
+    };
+}
+pub(crate) use forward_cases;
+
+/// The backward cases. `$wrap!(backward; case, ...)` must define one test per case.
+macro_rules! backward_cases {
+    ($wrap:ident) => {
+        $wrap!(backward;
+            conv_backward_matches_cpu_on_odd_shapes,
+            linear_backward_matches_cpu_with_and_without_split,
+            relu_and_dropout_backward_match_cpu,
+            lrn_backward_matches_cpu_both_conventions,
+            maxpool_and_avgpool_backward_match_cpu,
+            softmax_xent_matches_cpu,
+            sgd_matches_the_papers_formula_in_f64,
+            trainer_matches_cpu_gradients_every_option_on_mini,
+            trainer_update_matches_cpu_and_lowers_the_loss_on_mini,
+        );
+    };
+}
+pub(crate) use backward_cases;
+
+/// The native wrapper: `#[test] fn case()` running `gpu_cases::$module::case` on the shared
+/// lavapipe context. Without an adapter it passes with a loud SKIPPED line, except under
+/// `CI=true`, where `common::gpu()` fails.
+#[cfg(not(target_arch = "wasm32"))]
+macro_rules! native_tests {
+    ($module:ident; $($case:ident),* $(,)?) => {$(
+        #[test]
+        fn $case() {
+            let Some(ctx) = crate::common::gpu() else { return };
+            crate::common::block_on(crate::gpu_cases::$module::$case(ctx));
+        }
+    )*};
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use native_tests;
