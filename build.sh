@@ -133,7 +133,7 @@ run_tests() {
   cargo fmt --all -- --check
   log "cargo clippy -D warnings (native and wasm32)"
   cargo clippy --all-targets -- -D warnings
-  RUSTFLAGS="$WASM_RUSTFLAGS" cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+  RUSTFLAGS="$WASM_RUSTFLAGS" cargo clippy --lib --tests --target wasm32-unknown-unknown -- -D warnings
 
   check_fixtures
   gen_refs

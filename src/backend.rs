@@ -165,7 +165,8 @@ impl<'m> Runner<'m> {
             Inner::Reference => self.model.forward(x),
             Inner::Cpu(f) => f.forward(x),
             Inner::Gpu { ctx, plans } => {
-                let plan = plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
+                let plan =
+                    plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
                 plan.forward(ctx, x).await
             }
         }
@@ -177,7 +178,8 @@ impl<'m> Runner<'m> {
             Inner::Reference => self.model.forward_to(x, layer),
             Inner::Cpu(f) => f.forward_to(x, layer),
             Inner::Gpu { ctx, plans } => {
-                let plan = plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
+                let plan =
+                    plan_for(ctx, plans, self.model, batch_of(x)?, &self.gpu_options).await?;
                 plan.forward_to(ctx, x, layer).await
             }
         }

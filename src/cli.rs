@@ -2,10 +2,10 @@
 //! printed as one line and the exit status is 1; usage errors exit 2 (clap).
 
 use crate::backend::{BackendKind, Runner};
-use crate::gpu::model::GpuOptions;
-use crate::gpu::ops::{ConvAlgo, LrnAlgo};
 use crate::classify;
 use crate::error::{Error, Result};
+use crate::gpu::model::GpuOptions;
+use crate::gpu::ops::{ConvAlgo, LrnAlgo};
 use crate::model::Arch;
 use crate::net::Model;
 use crate::{io, labels, npy};

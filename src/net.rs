@@ -371,26 +371,39 @@ impl Model {
     /// `Softmax` layer is skipped: the fused loss includes it, and its gradient
     /// `(probs - onehot) / N` is exact and stable.
     pub fn loss_and_grads(&self, x: &Tensor, labels: &[usize], seed: u64) -> Result<(f32, Params)> {
-        let mut end = self.arch.layers.len();
-        if matches!(self.arch.layers.last(), Some(Layer::Softmax { .. })) {
-            end -= 1;
-        }
-        let trace = self.run(x, Mode::Train { seed }, end, true)?;
-        let logits = trace.output();
-        let (n, k) = match logits.shape.as_slice() {
-            [n, k] => (*n, *k),
-            s => {
-                return Err(Error::Other(format!(
-                    "loss: the logits must be (N, K), got {s:?}"
-                )))
-            }
-        };
-        let mut probs = vec![0.0; n * k];
-        let mut losses = vec![0.0; n];
-        let loss = cpu::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses)?;
-        let mut dlogits = Tensor::zeros(&[n, k]);
-        cpu::softmax_xent_backward(n, k, &probs, labels, &mut dlogits.data)?;
+        let trace = self.run(x, Mode::Train { seed }, loss_layers(&self.arch), true)?;
+        let (loss, dlogits) = softmax_xent(trace.output(), labels)?;
         let (grads, _) = self.backward(&trace, &dlogits)?;
         Ok((loss, grads))
     }
+}
+
+/// How many layers a training forward runs: all but a terminal `Softmax`, which the fused
+/// loss includes.
+pub fn loss_layers(arch: &Arch) -> usize {
+    let n = arch.layers.len();
+    if matches!(arch.layers.last(), Some(Layer::Softmax { .. })) {
+        n - 1
+    } else {
+        n
+    }
+}
+
+/// The mean softmax cross-entropy of `(N, K)` logits for `labels`, and its gradient
+/// `dL/dlogits = (softmax - onehot) / N`, `(N, K)`.
+pub fn softmax_xent(logits: &Tensor, labels: &[usize]) -> Result<(f32, Tensor)> {
+    let (n, k) = match logits.shape.as_slice() {
+        [n, k] => (*n, *k),
+        s => {
+            return Err(Error::Other(format!(
+                "loss: the logits must be (N, K), got {s:?}"
+            )))
+        }
+    };
+    let mut probs = vec![0.0; n * k];
+    let mut losses = vec![0.0; n];
+    let loss = cpu::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses)?;
+    let mut dlogits = Tensor::zeros(&[n, k]);
+    cpu::softmax_xent_backward(n, k, &probs, labels, &mut dlogits.data)?;
+    Ok((loss, dlogits))
 }

@@ -284,25 +284,8 @@ pub fn loss_and_grads(
             &[labels.len()],
         ));
     }
-    let mut end = model.arch.layers.len();
-    if matches!(model.arch.layers.last(), Some(Layer::Softmax { .. })) {
-        end -= 1;
-    }
-    let trace = run_train(ws, model, x, seed, end)?;
-    let logits = trace.output();
-    let (n, k) = match logits.shape.as_slice() {
-        [n, k] => (*n, *k),
-        s => {
-            return Err(Error::Other(format!(
-                "loss: the logits must be (N, K), got {s:?}"
-            )))
-        }
-    };
-    let mut probs = vec![0.0; n * k];
-    let mut losses = vec![0.0; n];
-    let loss = cpu::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses)?;
-    let mut dlogits = Tensor::zeros(&[n, k]);
-    cpu::softmax_xent_backward(n, k, &probs, labels, &mut dlogits.data)?;
+    let trace = run_train(ws, model, x, seed, crate::net::loss_layers(&model.arch))?;
+    let (loss, dlogits) = crate::net::softmax_xent(trace.output(), labels)?;
     let (grads, _) = backward(ws, model, &trace, &dlogits, false)?;
     Ok((loss, grads))
 }

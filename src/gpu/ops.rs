@@ -465,12 +465,14 @@ fn tiles(ctx: &GpuContext, count: usize, tile: usize) -> Option<u32> {
 }
 
 /// The input-gradient kernel for a layer when `preferred` is asked for: the tiled
-/// transposed conv only where its tiles are mostly live work, i.e. stride 1 (with stride s
-/// all but 1/s^2 of its taps are zeros) and at least 64 input channels per group (its tile
-/// rows; mini's conv2 with 32 measured 1.3x slower than the gather on lavapipe, conv3 with
-/// 128 1.4x faster). Otherwise the naive gather.
-pub fn conv_backward_data_algo(g: &ConvGeom, preferred: ConvAlgo) -> ConvAlgo {
-    if g.sh == 1 && g.sw == 1 && g.cin_g() >= 64 {
+/// transposed conv only at stride 1 (with stride s all but 1/s^2 of its taps are zeros), and
+/// on a software adapter only with at least 64 input channels per group (its tile rows):
+/// there mini's conv2 with 32 measured 1.3x slower than the gather on lavapipe, conv3 with 128
+/// 1.4x faster. A hardware GPU takes the tiles at any width (a CPU emulating a GPU pays
+/// more for workgroup memory and barriers than for the wasted rows). Otherwise the gather.
+pub fn conv_backward_data_algo(ctx: &GpuContext, g: &ConvGeom, preferred: ConvAlgo) -> ConvAlgo {
+    let wide_enough = g.cin_g() >= 64 || !ctx.report().software;
+    if g.sh == 1 && g.sw == 1 && wide_enough {
         preferred
     } else {
         ConvAlgo::Naive

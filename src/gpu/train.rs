@@ -307,10 +307,7 @@ fn build(
     lrn: LrnAlgo,
 ) -> Result<GpuTrainer> {
     let per_image = arch.shapes()?;
-    let mut end = arch.layers.len();
-    if matches!(arch.layers.last(), Some(Layer::Softmax { .. })) {
-        end -= 1;
-    }
+    let end = crate::net::loss_layers(arch);
     if end == 0 {
         return Err(Error::Arch(
             "nothing to train: no layers before the loss".into(),
@@ -401,7 +398,7 @@ fn build(
                 let dw = ctx.storage(&format!("d {}.weight", spec.name), wlen)?;
                 let db = ctx.storage(&format!("d {}.bias", spec.name), g.c_out)?;
                 if let Some(din) = din {
-                    let algo = ops::conv_backward_data_algo(&g, conv);
+                    let algo = ops::conv_backward_data_algo(ctx, &g, conv);
                     backward.push(ops::conv2d_backward_data(ctx, &g, algo, dout, wbuf, din)?);
                 }
                 backward.extend(ops::conv2d_backward_params(

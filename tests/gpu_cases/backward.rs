@@ -9,7 +9,7 @@
 //! stderr goes nowhere on wasm32); a failure prints the worst element, the count of
 //! violations and the first values.
 
-use super::option_variants;
+use super::{option_variants, pool_cases, CONV_ALGOS, LRN_ALGOS};
 use crate::common::{assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random};
 
 use alexnet::cpu;
@@ -123,6 +123,20 @@ pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
             16,
             19,
         ),
+        (
+            "5x5 pad 2 groups 2, 140->66 (two channel tiles, chunked sums over 1458 terms), batch 2",
+            conv_spec(140, 66, [5, 5], [1, 1], Pads::same(2), 2),
+            2,
+            27,
+            27,
+        ),
+        (
+            "11x11 stride 4 pad 2, 3->7 (split-K over 2160 terms), batch 9",
+            conv_spec(3, 7, [11, 11], [4, 4], Pads::same(2), 1),
+            9,
+            67,
+            65,
+        ),
     ];
     for (i, (what, spec, n, h, w)) in cases.into_iter().enumerate() {
         let g = cpu::ConvGeom::new(&spec, n, h, w).unwrap();
@@ -142,24 +156,29 @@ pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
         let gdx = ctx.upload("dx", &vec![7.0; in_len]).unwrap();
         let gdw = ctx.upload("dw", &vec![7.0; w_len]).unwrap();
         let gdb = ctx.upload("db", &vec![7.0; g.c_out]).unwrap();
-        let ds = ops::conv2d_backward(ctx, &g, &db_, &xb, &wb, &gdx, &gdw, &gdb).unwrap();
-        let refs: Vec<_> = ds.iter().collect();
-        let got = ctx
-            .run(&refs, &[(&gdx, in_len), (&gdw, w_len), (&gdb, g.c_out)])
-            .await
-            .unwrap();
-        for (part, got, want) in [
-            ("dx", &got[0], &dx),
-            ("dw", &got[1], &dw),
-            ("db", &got[2], &db),
-        ] {
-            assert_close(
-                &format!("conv backward {part}: {what}"),
-                got,
-                want,
-                DOT_RTOL,
-                DOT_ATOL_OF_MAX * max_abs(want),
-            );
+        for algo in CONV_ALGOS {
+            let ds = ops::conv2d_backward(ctx, &g, algo, &db_, &xb, &wb, &gdx, &gdw, &gdb).unwrap();
+            let refs: Vec<_> = ds.iter().collect();
+            let got = ctx
+                .run(&refs, &[(&gdx, in_len), (&gdw, w_len), (&gdb, g.c_out)])
+                .await
+                .unwrap();
+            for (part, got, want) in [
+                ("dx", &got[0], &dx),
+                ("dw", &got[1], &dw),
+                ("db", &got[2], &db),
+            ] {
+                assert_close(
+                    &format!("conv backward {algo:?} {part}: {what}"),
+                    got,
+                    want,
+                    DOT_RTOL,
+                    DOT_ATOL_OF_MAX * max_abs(want),
+                );
+            }
+            // the next algorithm must overwrite these too
+            ctx.write(&gdx, &vec![7.0; in_len]);
+            ctx.write(&gdw, &vec![7.0; w_len]);
         }
     }
 }
@@ -272,6 +291,10 @@ pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
         (5, LrnAlpha::OverN, 1.0, 3, 7, 5, 3),
         (5, LrnAlpha::Raw, 2.0, 1, 9, 4, 4),
         (4, LrnAlpha::OverN, 2.0, 2, 6, 3, 5), // even window: reverse window differs
+        // 70 channels over three 32-channel blocks, 100 pixels over two 64-pixel blocks
+        (5, LrnAlpha::OverN, 2.0, 2, 70, 10, 10),
+        (8, LrnAlpha::Raw, 1.0, 1, 40, 9, 9), // even window wider than AlexNet's
+        (35, LrnAlpha::OverN, 2.0, 1, 40, 3, 3), // over 33: a tiled request runs naive
     ] {
         let spec = LrnSpec {
             name: "lrn".into(),
@@ -293,73 +316,28 @@ pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
             .iter()
             .map(|v| ctx.upload("lrn", v).unwrap())
             .collect();
-        let d =
-            ops::lrn_backward(ctx, &g, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4]).unwrap();
-        let got = ctx.run(&[&d], &[(&bufs[4], len)]).await.unwrap().remove(0);
-        assert_close(
-            &format!("lrn backward n{size} {mode:?} batch {n}"),
-            &got,
-            &want,
-            LRN_RTOL,
-            LRN_ATOL_OF_MAX * max_abs(&want),
-        );
+        for algo in LRN_ALGOS {
+            let d = ops::lrn_backward(
+                ctx, &g, algo, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4],
+            )
+            .unwrap();
+            let got = ctx.run(&[&d], &[(&bufs[4], len)]).await.unwrap().remove(0);
+            assert_close(
+                &format!("lrn backward {algo:?} n{size} c{c} {mode:?} batch {n}"),
+                &got,
+                &want,
+                LRN_RTOL,
+                LRN_ATOL_OF_MAX * max_abs(&want),
+            );
+            ctx.write(&bufs[4], &vec![7.0; len]);
+        }
     }
 }
 
 // ---- pooling ----
 
 pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
-    let pools = [
-        (
-            "3/2 ceil (overlapping)",
-            [3, 3],
-            [2, 2],
-            Pads::default(),
-            Rounding::Ceil,
-            3,
-            4,
-            13,
-            13,
-        ),
-        (
-            "3/2 floor",
-            [3, 3],
-            [2, 2],
-            Pads::default(),
-            Rounding::Floor,
-            1,
-            3,
-            15,
-            14,
-        ),
-        (
-            "3x2/2x1 pads t1 l1 b2 r0 ceil",
-            [3, 2],
-            [2, 1],
-            Pads {
-                top: 1,
-                left: 1,
-                bottom: 2,
-                right: 0,
-            },
-            Rounding::Ceil,
-            2,
-            5,
-            8,
-            7,
-        ),
-        (
-            "3/4 pad 2 (gaps)",
-            [3, 3],
-            [4, 4],
-            Pads::same(2),
-            Rounding::Floor,
-            3,
-            2,
-            17,
-            19,
-        ),
-    ];
+    let pools = pool_cases();
     for (i, (what, kernel, stride, pads, rounding, n, c, h, w)) in pools.into_iter().enumerate() {
         let spec = PoolSpec {
             name: "pool".into(),

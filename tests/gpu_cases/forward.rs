@@ -5,7 +5,7 @@
 //! split, and whole networks (`mini` at batch 1 and 3 with every kernel choice, `bvlc` and
 //! `torchvision` at batch 1, whose fc6 is split on a 128 MiB-binding device).
 
-use super::{option_variants, CONV_ALGOS, LINEAR_ALGOS};
+use super::{option_variants, pool_cases, CONV_ALGOS, LINEAR_ALGOS, LRN_ALGOS};
 use crate::common::{assert_close_nan_eq, conv_spec, max_abs, random, random_input};
 
 use alexnet::cpu;
@@ -294,6 +294,10 @@ pub async fn lrn_matches_cpu_both_conventions(ctx: &GpuContext) {
         (5, LrnAlpha::OverN, 1.0, 3, 7, 5, 3),
         (5, LrnAlpha::Raw, 2.0, 1, 9, 4, 4),
         (4, LrnAlpha::OverN, 2.0, 2, 6, 3, 5), // even window: asymmetric
+        // 70 channels over three 32-channel blocks, 100 pixels over two 64-pixel blocks
+        (5, LrnAlpha::OverN, 2.0, 2, 70, 10, 10),
+        (8, LrnAlpha::Raw, 1.0, 1, 40, 9, 9), // even window wider than AlexNet's
+        (35, LrnAlpha::OverN, 2.0, 1, 40, 3, 3), // over 33: a tiled request runs naive
     ] {
         let spec = LrnSpec {
             name: "lrn".into(),
@@ -311,66 +315,29 @@ pub async fn lrn_matches_cpu_both_conventions(ctx: &GpuContext) {
         let xb = ctx.upload("x", &x).unwrap();
         let ob = ctx.storage("out", len).unwrap();
         let sb = ctx.storage("scale", len).unwrap();
-        let d = ops::lrn(ctx, &g, &xb, &ob, &sb).unwrap();
-        let got = ctx.run(&[&d], &[(&ob, len), (&sb, len)]).await.unwrap();
-        assert_close_nan_eq(
-            &format!("lrn n{size} {mode:?} out"),
-            &got[0],
-            &want,
-            LRN_RTOL,
-            LRN_ATOL,
-        );
-        assert_close_nan_eq(
-            &format!("lrn n{size} {mode:?} scale"),
-            &got[1],
-            &want_scale,
-            LRN_RTOL,
-            LRN_ATOL,
-        );
+        for algo in LRN_ALGOS {
+            let d = ops::lrn(ctx, &g, algo, &xb, &ob, &sb).unwrap();
+            let got = ctx.run(&[&d], &[(&ob, len), (&sb, len)]).await.unwrap();
+            assert_close_nan_eq(
+                &format!("lrn {algo:?} n{size} c{c} {mode:?} out"),
+                &got[0],
+                &want,
+                LRN_RTOL,
+                LRN_ATOL,
+            );
+            assert_close_nan_eq(
+                &format!("lrn {algo:?} n{size} c{c} {mode:?} scale"),
+                &got[1],
+                &want_scale,
+                LRN_RTOL,
+                LRN_ATOL,
+            );
+        }
     }
 }
 
 pub async fn maxpool_and_avgpool_match_cpu(ctx: &GpuContext) {
-    let pools = [
-        (
-            "3/2 ceil",
-            [3, 3],
-            [2, 2],
-            Pads::default(),
-            Rounding::Ceil,
-            3,
-            4,
-            13,
-            13,
-        ),
-        (
-            "3/2 floor",
-            [3, 3],
-            [2, 2],
-            Pads::default(),
-            Rounding::Floor,
-            1,
-            3,
-            15,
-            14,
-        ),
-        (
-            "3x2/2x1 pads t1 l1 b2 r0 ceil",
-            [3, 2],
-            [2, 1],
-            Pads {
-                top: 1,
-                left: 1,
-                bottom: 2,
-                right: 0,
-            },
-            Rounding::Ceil,
-            2,
-            5,
-            8,
-            7,
-        ),
-    ];
+    let pools = pool_cases();
     for (what, kernel, stride, pads, rounding, n, c, h, w) in pools {
         let spec = PoolSpec {
             name: "pool".into(),

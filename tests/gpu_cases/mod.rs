@@ -26,13 +26,22 @@ pub mod backward;
 pub mod forward;
 
 use alexnet::gpu::model::GpuOptions;
-use alexnet::gpu::ops::{ConvAlgo, LinearAlgo};
+use alexnet::gpu::ops::{ConvAlgo, LinearAlgo, LrnAlgo};
+use alexnet::model::Pads;
+use alexnet::shape::Rounding;
 
 /// Every convolution kernel.
 pub const CONV_ALGOS: [ConvAlgo; 2] = [ConvAlgo::Naive, ConvAlgo::Tiled];
 const _: () = match ConvAlgo::Naive {
     // a new variant fails here until it is in CONV_ALGOS
     ConvAlgo::Naive | ConvAlgo::Tiled => (),
+};
+
+/// Every LRN kernel (forward and backward).
+pub const LRN_ALGOS: [LrnAlgo; 2] = [LrnAlgo::Naive, LrnAlgo::Tiled];
+const _: () = match LrnAlgo::Naive {
+    // a new variant fails here until it is in LRN_ALGOS
+    LrnAlgo::Naive | LrnAlgo::Tiled => (),
 };
 
 /// Every fully connected kernel.
@@ -50,6 +59,7 @@ const _: () = match LinearAlgo::Gemv {
 pub fn option_variants(split_bytes: u64) -> Vec<(String, GpuOptions)> {
     let GpuOptions {
         conv: _,
+        lrn: _,
         linear: _,
         max_weight_block: _,
     } = GpuOptions::default();
@@ -60,6 +70,13 @@ pub fn option_variants(split_bytes: u64) -> Vec<(String, GpuOptions)> {
             ..Default::default()
         };
         v.push((format!("conv {conv:?}"), o));
+    }
+    for lrn in LRN_ALGOS {
+        let o = GpuOptions {
+            lrn: Some(lrn),
+            ..Default::default()
+        };
+        v.push((format!("lrn {lrn:?}"), o));
     }
     for linear in LINEAR_ALGOS {
         let o = GpuOptions {
@@ -74,6 +91,76 @@ pub fn option_variants(split_bytes: u64) -> Vec<(String, GpuOptions)> {
     };
     v.push((format!("fc weights in blocks of <= {split_bytes} bytes"), o));
     v
+}
+
+/// A pooling case: (what, kernel, stride, pads, rounding, n, c, h, w).
+pub type PoolCase = (
+    &'static str,
+    [usize; 2],
+    [usize; 2],
+    Pads,
+    Rounding,
+    usize,
+    usize,
+    usize,
+    usize,
+);
+
+/// The max-pool shapes both directions are checked on: overlapping windows with ceil
+/// rounding, floor rounding, asymmetric pads, and a stride larger than the window (inputs no
+/// window reads).
+pub fn pool_cases() -> [PoolCase; 4] {
+    [
+        (
+            "3/2 ceil (overlapping)",
+            [3, 3],
+            [2, 2],
+            Pads::default(),
+            Rounding::Ceil,
+            3,
+            4,
+            13,
+            13,
+        ),
+        (
+            "3/2 floor",
+            [3, 3],
+            [2, 2],
+            Pads::default(),
+            Rounding::Floor,
+            1,
+            3,
+            15,
+            14,
+        ),
+        (
+            "3x2/2x1 pads t1 l1 b2 r0 ceil",
+            [3, 2],
+            [2, 1],
+            Pads {
+                top: 1,
+                left: 1,
+                bottom: 2,
+                right: 0,
+            },
+            Rounding::Ceil,
+            2,
+            5,
+            8,
+            7,
+        ),
+        (
+            "3/4 pad 2 (gaps)",
+            [3, 3],
+            [4, 4],
+            Pads::same(2),
+            Rounding::Floor,
+            3,
+            2,
+            17,
+            19,
+        ),
+    ]
 }
 
 /// The forward cases. `$wrap!(forward; case, ...)` must define one test per case.
