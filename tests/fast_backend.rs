@@ -822,6 +822,31 @@ fn mini_loss_and_grads_match_reference() {
     }
 }
 
+/// The full-size networks (batch 1, dropout active): the same contract on bvlc's and
+/// torchvision's shapes (11x11 stride 4, groups 2, fc6's 9216 inputs).
+#[test]
+fn bvlc_and_torchvision_loss_and_grads_match_reference() {
+    for (name, arch) in [
+        ("bvlc", model::bvlc()),
+        ("torchvision", model::torchvision()),
+    ] {
+        let model = Model::random(arch, 24).unwrap();
+        let x = random_input(&model.arch, 1, 25);
+        let labels = [417];
+        let (want_loss, want) = model.loss_and_grads(&x, &labels, 26).unwrap();
+        let mut ws = Workspace::new(2);
+        let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 26).unwrap();
+        assert_close(
+            &format!("{name} loss"),
+            &[loss],
+            &[want_loss],
+            LOSS_RTOL,
+            0.0,
+        );
+        assert_grads_close(name, &got, &want, NET_GRAD_TOL_OF_MAX);
+    }
+}
+
 /// The fast training trace against `Model::forward_train`: every activation within the
 /// network tolerance, LRN scales within LRN's, dropout seeds and masks bit-identical, and
 /// max-pool argmax identical except at near-ties (two window values within rounding of

@@ -10,7 +10,9 @@
 //! violations and the first values.
 
 use super::{option_variants, pool_cases, CONV_ALGOS, LRN_ALGOS};
-use crate::common::{assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random};
+use crate::common::{
+    assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random, random_input,
+};
 
 use alexnet::cpu;
 use alexnet::gpu::ops::{self, Sgd, WeightBlock};
@@ -548,6 +550,49 @@ pub async fn trainer_matches_cpu_gradients_every_option_on_mini(ctx: &GpuContext
             assert_eq!(g.shape, w.shape, "mini {opt}: {name}: shape");
             assert_close(
                 &format!("mini {opt}: grad {name}"),
+                &g.data,
+                &w.data,
+                NET_RTOL,
+                NET_ATOL_OF_MAX * max_abs(&w.data),
+            );
+        }
+    }
+}
+
+/// `GpuTrainer`'s loss and every parameter's gradient on the full-size `bvlc` and
+/// `torchvision` networks (batch 1, training mode, default kernels: the tiled conv
+/// backward, fc6 split where the binding limit requires it) against `Model::loss_and_grads`.
+pub async fn trainer_matches_cpu_gradients_on_bvlc_and_torchvision(ctx: &GpuContext) {
+    for (name, arch) in [
+        ("bvlc", model::bvlc()),
+        ("torchvision", model::torchvision()),
+    ] {
+        let model = Model::random(arch, 9).unwrap();
+        let x = random_input(&model.arch, 1, 91);
+        let (labels, seed) = ([417], 5);
+        let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
+        let tr = GpuTrainer::new(ctx, &model, 1, Sgd::default())
+            .await
+            .unwrap();
+        let loss = tr.loss_and_grads(ctx, &x, &labels, seed).await.unwrap();
+        assert_close(
+            &format!("{name}: loss"),
+            &[loss],
+            &[want_loss],
+            NET_RTOL,
+            0.0,
+        );
+        let got = tr.grads(ctx).await.unwrap();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{name}: gradient keys"
+        );
+        for (key, g) in &got {
+            let w = &want[key];
+            assert_eq!(g.shape, w.shape, "{name}: {key}: shape");
+            assert_close(
+                &format!("{name}: grad {key}"),
                 &g.data,
                 &w.data,
                 NET_RTOL,

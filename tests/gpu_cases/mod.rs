@@ -193,6 +193,7 @@ macro_rules! backward_cases {
             softmax_xent_matches_cpu,
             sgd_matches_the_papers_formula_in_f64,
             trainer_matches_cpu_gradients_every_option_on_mini,
+            trainer_matches_cpu_gradients_on_bvlc_and_torchvision,
             trainer_update_matches_cpu_and_lowers_the_loss_on_mini,
         );
     };
