@@ -12,7 +12,9 @@
 //!   layers `0..=i` minus the time to run `0..i`, each the median of the runs. That works
 //!   the same on every backend at the cost of running the network about L/2 times per run;
 //!   tiny layers can come out slightly negative in noise and are printed as measured.
-//! - A training step on the CPU, or on a GPU without timestamps, gets its total only.
+//! - **Wall time per layer** (a training step on the fast CPU backend): the clock read around
+//!   each layer's forward, backward and update inside the step.
+//! - A training step on the reference, or on a GPU without timestamps, gets its total only.
 //!
 //! Wall time comes from a caller's clock (`Instant` natively, `performance.now()` in a
 //! browser, where `Instant` panics), so the same code serves the CLI and the page.
@@ -47,6 +49,8 @@ pub struct Options {
 pub enum Method {
     GpuTimestamps,
     PrefixDifferences,
+    /// Wall time around each layer's forward, backward and update inside the step.
+    WallPerLayer,
     /// No per-layer numbers.
     TotalOnly,
 }
@@ -56,6 +60,7 @@ impl Method {
         match self {
             Method::GpuTimestamps => "GPU timestamps per kernel launch (timestamp-query)",
             Method::PrefixDifferences => "wall time, differences of prefix runs",
+            Method::WallPerLayer => "wall time around each layer inside the step",
             Method::TotalOnly => "wall time of the whole step only",
         }
     }
@@ -339,29 +344,81 @@ async fn train(
                 .collect();
             let fast = runner.kind() == BackendKind::Cpu;
             let mut ws = crate::fast::Workspace::new(crate::fast::default_threads());
-            let mut step = |m: &mut Model, seed: u64| -> Result<()> {
-                let (_, grads) = if fast {
-                    crate::fast::loss_and_grads(&mut ws, m, x, &labels, seed)?
+            let layer_of: HashMap<String, usize> = m
+                .arch
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.name().to_string(), i))
+                .collect();
+            // one step; with the fast backend also (forward, backward, update) per layer
+            let mut step = |m: &mut Model, seed: u64| -> Result<Option<[Vec<f64>; 3]>> {
+                let (grads, mut times) = if fast {
+                    let (_, g, t) =
+                        crate::fast::loss_and_grads_timed(&mut ws, m, x, &labels, seed, clock)?;
+                    (g, Some([t.forward, t.backward, Vec::new()]))
                 } else {
-                    m.loss_and_grads(x, &labels, seed)?
+                    (m.loss_and_grads(x, &labels, seed)?.1, None)
                 };
                 for (name, w) in m.params.iter_mut() {
                     let (Some(v), Some(g)) = (velocity.get_mut(name), grads.get(name)) else {
                         return Err(Error::Other(format!("no gradient for {name}")));
                     };
+                    let t = clock();
                     cpu::sgd_update(&opt, &mut w.data, &mut v.data, &g.data)?;
+                    let layer = name.rsplit_once('.').and_then(|(l, _)| layer_of.get(l));
+                    if let (Some(times), Some(&i)) = (times.as_mut(), layer) {
+                        let u = &mut times[2];
+                        if u.len() <= i {
+                            u.resize(i + 1, 0.0);
+                        }
+                        u[i] += clock() - t;
+                    }
                 }
-                Ok(())
+                Ok(times)
             };
             let t = clock();
             step(&mut m, 0)?;
             report.warmup_s = clock() - t;
+            let mut per_run = Vec::with_capacity(report.runs);
             for i in 0..report.runs {
                 let t = clock();
-                step(&mut m, i as u64 + 1)?;
+                let times = step(&mut m, i as u64 + 1)?;
                 report.runs_s.push(clock() - t);
+                per_run.extend(times);
             }
             report.total_s = median(report.runs_s.clone());
+            if !opts.per_layer || per_run.is_empty() {
+                return Ok(());
+            }
+            report.method = Method::WallPerLayer;
+            let med = |part: usize, i: usize| -> f64 {
+                median(
+                    per_run
+                        .iter()
+                        .map(|r| r[part].get(i).copied().unwrap_or(0.0))
+                        .collect(),
+                )
+            };
+            // the step runs every layer but a terminal softmax, backward included
+            let ran = crate::net::loss_layers(&model.arch);
+            for (idx, (r, layer)) in model
+                .arch
+                .summary()?
+                .into_iter()
+                .zip(&model.arch.layers)
+                .enumerate()
+            {
+                report.layers.push(LayerTime {
+                    name: r.name,
+                    kind: r.kind,
+                    macs: r.macs,
+                    forward_s: med(0, idx),
+                    prefix_s: None,
+                    backward_s: (idx < ran).then(|| med(1, idx)),
+                    update_s: layer.param_shapes().is_some().then(|| med(2, idx)),
+                });
+            }
         }
     }
     Ok(())

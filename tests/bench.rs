@@ -42,7 +42,7 @@ fn check_common(what: &str, m: &Model, r: &Report) {
 }
 
 #[test]
-fn cpu_backends_report_prefix_times_forward_and_totals_for_training() {
+fn cpu_backends_report_prefix_times_forward_and_per_layer_training_on_the_fast_one() {
     let m = Model::random(model::mini(), 1).unwrap();
     for kind in [BackendKind::Reference, BackendKind::Cpu] {
         let r = run(&m, kind, false);
@@ -53,7 +53,23 @@ fn cpu_backends_report_prefix_times_forward_and_totals_for_training() {
 
         let r = run(&m, kind, true);
         check_common(&format!("{kind:?} train"), &m, &r);
-        assert_eq!(r.method, Method::TotalOnly);
+        if kind == BackendKind::Reference {
+            assert_eq!(r.method, Method::TotalOnly);
+            continue;
+        }
+        // the fast backend times each layer inside the step
+        assert_eq!(r.method, Method::WallPerLayer);
+        for (l, layer) in r.layers.iter().zip(&m.arch.layers) {
+            let params = matches!(layer, Layer::Conv(_) | Layer::Linear(_));
+            assert_eq!(l.update_s.is_some(), params, "{}: update", l.name);
+            assert!(l.backward_s.is_some(), "{}: backward", l.name);
+            assert!(l.forward_s >= 0.0 && l.backward_s.unwrap_or(0.0) >= 0.0);
+        }
+        let conv2 = &r.layers[m.arch.layer_index("conv2").unwrap()];
+        assert!(
+            conv2.forward_s > 0.0 && conv2.backward_s.unwrap_or(0.0) > 0.0,
+            "conv2 takes measurable time: {conv2:?}"
+        );
     }
 }
 

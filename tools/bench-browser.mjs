@@ -92,7 +92,8 @@ function table(res) {
   }
   out.push('("vs ORT" = ORT median / this median: above 1 this row is faster; max|diff| vs the first row\'s output)');
   for (const r of res.rows.filter((x) => x.layers && x.layers.length)) {
-    const how = r.method === 'gpu_timestamps' ? 'GPU timestamps' : 'prefix differences';
+    const how = { gpu_timestamps: 'GPU timestamps', prefix_differences: 'prefix differences',
+      wall_per_layer: 'wall time per layer inside the step' }[r.method] || r.method;
     out.push('', `per layer, ${r.backend} (${how}):`);
     if (res.train) {
       out.push(`${pad('layer', 10, true)} ${pad('op', 8, true)} ${pad('fwd ms', 10)} ${pad('bwd ms', 10)} ${pad('update ms', 10)}`);

@@ -74,6 +74,7 @@ function render(res) {
     const how = {
       gpu_timestamps: 'GPU timestamps per kernel launch',
       prefix_differences: 'wall time, prefix differences',
+      wall_per_layer: 'wall time around each layer inside the step',
     }[r.method] || r.method;
     h.textContent = `${r.backend} (${how})`;
     const train = r.layers.some((l) => l.backward_ms !== null && l.backward_ms !== undefined);

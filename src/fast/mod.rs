@@ -63,7 +63,7 @@ pub use pool::{
     adaptive_avgpool_backward, adaptive_avgpool_forward, maxpool_backward, maxpool_forward,
     maxpool_forward_train, softmax_forward,
 };
-pub use train::{backward, forward_train, loss_and_grads};
+pub use train::{backward, forward_train, loss_and_grads, loss_and_grads_timed, StepTimes};
 
 use crate::cpu;
 use crate::error::{Error, Result};

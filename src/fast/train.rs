@@ -26,8 +26,19 @@ use crate::tensor::Tensor;
 /// contract as `Model::forward_train`: `acts[0] = x (N, C, H, W)`, `acts[i + 1]` = layer
 /// `i`'s output, `saved[i]` what layer `i` saved.
 pub fn forward_train(ws: &mut Workspace, model: &Model, x: &Tensor, seed: u64) -> Result<Trace> {
-    run_train(ws, model, x, seed, model.arch.layers.len())
+    run_train(ws, model, x, seed, model.arch.layers.len(), &mut None)
 }
+
+/// Wall time per layer of one training step (`loss_and_grads_timed`), seconds, indexed by
+/// layer; layers a step does not run stay 0.
+#[derive(Clone, Debug, Default)]
+pub struct StepTimes {
+    pub forward: Vec<f64>,
+    pub backward: Vec<f64>,
+}
+
+/// A clock (seconds from any origin) and the times it has measured.
+type Timing<'c> = Option<(&'c dyn Fn() -> f64, &'c mut StepTimes)>;
 
 /// Training-mode forward through layers `0..end`.
 fn run_train(
@@ -36,11 +47,13 @@ fn run_train(
     x: &Tensor,
     seed: u64,
     end: usize,
+    timing: &mut Timing<'_>,
 ) -> Result<Trace> {
     model.arch.check_input(x)?;
     let mut acts = vec![x.clone()];
     let mut saved = Vec::with_capacity(end);
     for (idx, layer) in model.arch.layers[..end].iter().enumerate() {
+        let t0 = timing.as_ref().map(|(clock, _)| clock());
         let inp = &acts[idx];
         let n = inp.shape.first().copied().unwrap_or(0);
         let mut out_shape = vec![n];
@@ -74,6 +87,9 @@ fn run_train(
         };
         acts.push(out);
         saved.push(s);
+        if let (Some(t0), Some((clock, times))) = (t0, timing.as_mut()) {
+            record(&mut times.forward, idx, clock() - t0);
+        }
     }
     Ok(Trace {
         mode: Mode::Train { seed },
@@ -105,6 +121,25 @@ pub fn backward(
     dout: &Tensor,
     need_input_grad: bool,
 ) -> Result<(Params, Option<Tensor>)> {
+    backward_timed(ws, model, trace, dout, need_input_grad, &mut None)
+}
+
+/// Adds `secs` to `v[idx]`, growing `v` as needed.
+fn record(v: &mut Vec<f64>, idx: usize, secs: f64) {
+    if v.len() <= idx {
+        v.resize(idx + 1, 0.0);
+    }
+    v[idx] += secs;
+}
+
+fn backward_timed(
+    ws: &mut Workspace,
+    model: &Model,
+    trace: &Trace,
+    dout: &Tensor,
+    need_input_grad: bool,
+    timing: &mut Timing<'_>,
+) -> Result<(Params, Option<Tensor>)> {
     let layers = &model.arch.layers;
     let end = trace.saved.len();
     if trace.acts.len() != end + 1 || end > layers.len() {
@@ -135,6 +170,7 @@ pub fn backward(
     let mut grads = Params::new();
     let mut d = dout.clone();
     for idx in (stop..end).rev() {
+        let t0 = timing.as_ref().map(|(clock, _)| clock());
         let layer = &layers[idx];
         let (inp, out) = (&trace.acts[idx], &trace.acts[idx + 1]);
         if out.shape != d.shape || out.len() != d.len() {
@@ -260,6 +296,9 @@ pub fn backward(
             Some(t) => d = t,
             None => d.shape.clone_from(&inp.shape),
         }
+        if let (Some(t0), Some((clock, times))) = (t0, timing.as_mut()) {
+            record(&mut times.backward, idx, clock() - t0);
+        }
     }
     Ok((grads, need_input_grad.then_some(d)))
 }
@@ -276,6 +315,34 @@ pub fn loss_and_grads(
     labels: &[usize],
     seed: u64,
 ) -> Result<(f32, Params)> {
+    loss_and_grads_inner(ws, model, x, labels, seed, &mut None)
+}
+
+/// [`loss_and_grads`], also timing every layer's forward and backward with `clock`
+/// (seconds; `alexnet bench --train`). The softmax cross-entropy between the two (a few
+/// microseconds) is not attributed to a layer.
+pub fn loss_and_grads_timed(
+    ws: &mut Workspace,
+    model: &Model,
+    x: &Tensor,
+    labels: &[usize],
+    seed: u64,
+    clock: &dyn Fn() -> f64,
+) -> Result<(f32, Params, StepTimes)> {
+    let mut times = StepTimes::default();
+    let (loss, grads) =
+        loss_and_grads_inner(ws, model, x, labels, seed, &mut Some((clock, &mut times)))?;
+    Ok((loss, grads, times))
+}
+
+fn loss_and_grads_inner(
+    ws: &mut Workspace,
+    model: &Model,
+    x: &Tensor,
+    labels: &[usize],
+    seed: u64,
+    timing: &mut Timing<'_>,
+) -> Result<(f32, Params)> {
     let n = model.arch.check_input(x)?;
     if labels.len() != n {
         return Err(shape_err(
@@ -284,8 +351,9 @@ pub fn loss_and_grads(
             &[labels.len()],
         ));
     }
-    let trace = run_train(ws, model, x, seed, crate::net::loss_layers(&model.arch))?;
+    let end = crate::net::loss_layers(&model.arch);
+    let trace = run_train(ws, model, x, seed, end, timing)?;
     let (loss, dlogits) = crate::net::softmax_xent(trace.output(), labels)?;
-    let (grads, _) = backward(ws, model, &trace, &dlogits, false)?;
+    let (grads, _) = backward_timed(ws, model, &trace, &dlogits, false, timing)?;
     Ok((loss, grads))
 }
