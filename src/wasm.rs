@@ -3,9 +3,14 @@
 //! with our message, never a wasm trap.
 
 use crate::classify;
+use crate::gpu::{GpuContext, GpuModel};
 use crate::model::Arch;
 use crate::net::Model;
+use crate::tensor::Tensor;
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 fn js_err(e: crate::Error) -> JsError {
@@ -65,7 +70,23 @@ pub fn builtin_info(name: &str) -> Result<JsValue, JsError> {
 
 #[wasm_bindgen]
 pub struct WasmModel {
-    inner: Model,
+    inner: Rc<Model>,
+    /// WebGPU, once `enableGpu` found an adapter: the device and one plan per batch size
+    /// (1 for a single crop, 10 for the paper's ten crops). The worker runs one request at a
+    /// time, so no two futures borrow it at once.
+    gpu: Rc<RefCell<Option<GpuState>>>,
+}
+
+struct GpuState {
+    ctx: GpuContext,
+    plans: HashMap<usize, GpuModel>,
+}
+
+#[derive(Serialize)]
+struct AdapterInfo {
+    name: String,
+    backend: String,
+    software: bool,
 }
 
 #[wasm_bindgen]
@@ -73,27 +94,80 @@ impl WasmModel {
     /// Loads an ONNX or safetensors file from its bytes.
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(bytes: &[u8]) -> Result<WasmModel, JsError> {
-        Ok(WasmModel {
-            inner: crate::io::load_bytes(bytes).map_err(js_err)?,
-        })
+        Ok(WasmModel::new(
+            crate::io::load_bytes(bytes).map_err(js_err)?,
+        ))
     }
 
     /// A built-in config with seeded random (untrained) weights.
     pub fn random(config: &str, seed: u32) -> Result<WasmModel, JsError> {
         let arch = Arch::builtin(config).map_err(js_err)?;
-        Ok(WasmModel {
-            inner: Model::random(arch, seed as u64).map_err(js_err)?,
-        })
+        Ok(WasmModel::new(
+            Model::random(arch, seed as u64).map_err(js_err)?,
+        ))
     }
 
     pub fn info(&self) -> Result<JsValue, JsError> {
         to_js(&arch_info(&self.inner.arch)?)
     }
 
+    /// Asks the browser for a WebGPU adapter and compiles every kernel; later
+    /// `classifyGpu` calls run there. Resolves to `{name, backend, software}` (software: a
+    /// CPU emulating a GPU, such as SwiftShader); rejects when the browser has no WebGPU.
+    #[wasm_bindgen(js_name = enableGpu)]
+    pub fn enable_gpu(&self) -> js_sys::Promise {
+        let gpu = self.gpu.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let ctx = GpuContext::new()
+                .await
+                .map_err(|e| JsValue::from(js_err(e)))?;
+            let a = ctx.report();
+            let info = AdapterInfo {
+                name: a.name,
+                backend: a.backend,
+                software: a.software,
+            };
+            *gpu.borrow_mut() = Some(GpuState {
+                ctx,
+                plans: HashMap::new(),
+            });
+            to_js(&info).map_err(JsValue::from)
+        })
+    }
+
+    /// Forgets the GPU (after a lost device, or to force the CPU path); `classify` keeps
+    /// working on the CPU.
+    #[wasm_bindgen(js_name = disableGpu)]
+    pub fn disable_gpu(&self) {
+        self.gpu.borrow_mut().take();
+    }
+
+    /// `classify` on WebGPU (`enableGpu` first): the same preprocessing and ranking, the
+    /// forward in one submission with only the logits read back. Resolves to the same list.
+    #[wasm_bindgen(js_name = classifyGpu)]
+    pub fn classify_gpu(&self, image: &[u8], top: usize, tta: bool) -> js_sys::Promise {
+        let model = self.inner.clone();
+        let gpu = self.gpu.clone();
+        let x = classify::prepare_input(&model, image, tta);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let x = x.map_err(fail)?;
+            // taken out for the await, put back after, so no RefCell borrow spans it
+            let mut state = gpu
+                .borrow_mut()
+                .take()
+                .ok_or_else(|| JsValue::from(JsError::new("WebGPU is not enabled")))?;
+            let out = gpu_forward(&mut state, &model, &x).await;
+            *gpu.borrow_mut() = Some(state);
+            let preds = classify::rank(&model, out.map_err(fail)?, top).map_err(fail)?;
+            to_js(&preds).map_err(JsValue::from)
+        })
+    }
+
     /// Top-`top` predictions for an encoded image (png, jpeg, webp, gif, bmp), as
     /// `[{index, label, probability}]`; `tta` averages the paper's ten crops.
     pub fn classify(&self, image: &[u8], top: usize, tta: bool) -> Result<JsValue, JsError> {
-        let m = &self.inner;
+        let m: &Model = &self.inner;
         let x = classify::prepare_input(m, image, tta).map_err(js_err)?;
         // The fast CPU backend (im2col + SIMD128 GEMM, one thread in wasm); its scratch is
         // sized per call, which costs far less than the forward pass itself.
@@ -101,6 +175,28 @@ impl WasmModel {
             .and_then(|mut f| f.forward(&x))
             .map_err(js_err)?;
         to_js(&classify::rank(m, out, top).map_err(js_err)?)
+    }
+}
+
+impl WasmModel {
+    fn new(model: Model) -> WasmModel {
+        WasmModel {
+            inner: Rc::new(model),
+            gpu: Rc::new(RefCell::new(None)),
+        }
+    }
+}
+
+/// The forward of `x` on the GPU, with the plan for its batch size built on first use.
+async fn gpu_forward(state: &mut GpuState, model: &Model, x: &Tensor) -> crate::Result<Tensor> {
+    let batch = x.shape.first().copied().unwrap_or(0);
+    if !state.plans.contains_key(&batch) {
+        let plan = GpuModel::new(&state.ctx, model, batch).await?;
+        state.plans.insert(batch, plan);
+    }
+    match state.plans.get(&batch) {
+        Some(plan) => plan.forward(&state.ctx, x).await,
+        None => Err(crate::Error::Gpu("no plan for this batch size".into())),
     }
 }
 
@@ -112,7 +208,6 @@ impl WasmModel {
 
 use crate::backend::BackendKind;
 use crate::bench::{self, Method};
-use std::rc::Rc;
 
 /// Seconds from the global `performance.now()` (a Window or a Worker); NaN where the page
 /// has no such clock, which shows up in the report instead of failing the run.

@@ -35,28 +35,29 @@ function describe(info, what) {
     `${(info.macs / 1e9).toFixed(3)} G multiply-adds, ${info.classes} classes`;
 }
 
-async function checkWebGpu() {
-  const el = $('webgpu');
-  if (!navigator.gpu) { el.textContent = 'not available (the CPU path is used)'; return; }
-  try {
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) { el.textContent = 'navigator.gpu exists but no adapter was found'; return; }
-    const i = adapter.info || {};
-    const name = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') || 'unnamed adapter';
-    const software = i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
-    el.textContent = `${name}${software ? ' (a software adapter: a CPU emulating a GPU)' : ''}; ` +
-      'the page uses WebGPU from the next milestone on';
-  } catch (e) {
-    el.textContent = `error asking for an adapter: ${e.message}`;
+// Which backend the worker runs, in words; a software adapter is called one.
+function showBackend(b) {
+  const el = $('backend');
+  if (b.kind === 'gpu') {
+    const a = b.adapter;
+    el.textContent = `WebGPU on ${a.name || 'an unnamed adapter'} (${a.backend}` +
+      `${a.software ? ', a software adapter: a CPU emulating a GPU' : ', hardware'})`;
+  } else {
+    el.textContent = `fast CPU backend (wasm SIMD128, in a Web Worker): ${b.reason}`;
   }
+  el.dataset.kind = b.kind;
 }
+
+// `?backend=cpu` forces the CPU backend (the fallback a browser without WebGPU gets).
+const wantBackend = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'auto';
 
 async function classify(file) {
   clearError();
   const bytes = await file.arrayBuffer();
   const img = $('preview');
   try {
-    const { preds, ms } = await call('classify', { bytes, top: 5, tta: $('tta-toggle').checked }, [bytes]);
+    const { preds, ms, backend } = await call('classify', { bytes, top: 5, tta: $('tta-toggle').checked }, [bytes]);
+    showBackend(backend);
     img.src = URL.createObjectURL(file);
     img.hidden = false;
     const ol = $('top5');
@@ -69,7 +70,7 @@ async function classify(file) {
       li.append(bar);
       return li;
     }));
-    $('time').textContent = `${ms.toFixed(0)} ms in the worker`;
+    $('time').textContent = `${ms.toFixed(0)} ms in the worker (${backend.kind === 'gpu' ? 'WebGPU' : 'CPU'})`;
   } catch (e) {
     showError(`${file.name}: ${e.message}`);
   }
@@ -80,8 +81,9 @@ async function loadWeights(file) {
   $('model-status').textContent = `loading ${file.name}…`;
   try {
     const bytes = await file.arrayBuffer();
-    const info = await call('load', { bytes }, [bytes]);
+    const { info, backend } = await call('load', { bytes }, [bytes]);
     $('model-status').textContent = describe(info, file.name);
+    showBackend(backend);
   } catch (e) {
     showError(`${file.name}: ${e.message}`);
     $('model-status').textContent = 'the previous model is still loaded';
@@ -89,9 +91,9 @@ async function loadWeights(file) {
 }
 
 async function main() {
-  checkWebGpu();
   try {
-    const info = await call('init', { config: 'mini', seed: 1 });
+    const { info, backend } = await call('init', { config: 'mini', seed: 1, backend: wantBackend });
+    showBackend(backend);
     $('wasm-status').textContent = 'loaded';
     $('model-status').textContent = describe(info, 'mini-AlexNet with random, UNTRAINED weights ' +
       '(a placeholder: its predictions mean nothing until the trained model lands)');

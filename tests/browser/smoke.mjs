@@ -1,7 +1,8 @@
 // Browser smoke test of www/: serves it on 127.0.0.1, drives Debian's Chromium with
 // playwright-core (never a downloaded browser), and checks the page really works: the wasm
 // core loads in the worker, the built-in configs show the known parameter counts, a photo
-// classifies into five results, a bad file shows an error and the next good one still works.
+// classifies into five results on WebGPU, a bad file shows an error and the next good one still
+// works, and the forced CPU fallback classifies too.
 // Screenshots go to test-artifacts/.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
@@ -65,16 +66,19 @@ try {
     assert.match(rows[1], /bvlc\s+3x224x224\s+60,965,224/);
     assert.match(rows[2], /torchvision\s+3x224x224\s+61,100,840/);
   });
-  await check('the WebGPU line reports the adapter honestly', async () => {
-    await page.waitForFunction(() => !document.querySelector('[data-testid="webgpu"]').textContent.includes('checking'));
-    const t = await page.textContent('[data-testid="webgpu"]');
-    console.log(`  webgpu: ${t}`);
+  await check('the backend line names WebGPU and its adapter honestly', async () => {
+    const t = await page.textContent('[data-testid="backend"]');
+    console.log(`  backend: ${t}`);
+    // the build's Chromium has WebGPU on SwiftShader, a software adapter
+    assert.equal(await page.getAttribute('[data-testid="backend"]', 'data-kind'), 'gpu', t);
+    assert.match(t, /^WebGPU on /);
     if (/swiftshader/i.test(t)) assert.match(t, /software adapter/);
   });
-  await check('a photo classifies into five results', async () => {
+  await check('a photo classifies into five results on WebGPU', async () => {
     await page.setInputFiles('[data-testid="file-input"]', join(ROOT, 'fixtures/photos/chelsea.png'));
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="top5"] li').length === 5, null, { timeout: 60000 });
     assert.equal(await page.isHidden('[data-testid="error"]'), true);
+    assert.match(await page.textContent('[data-testid="time"]'), /\(WebGPU\)/);
     await page.screenshot({ path: join(ART, 'smoke-classified.png'), fullPage: true });
   });
   await check('a non-image shows an error and the next photo still classifies', async () => {
@@ -98,6 +102,16 @@ try {
     await page.waitForSelector('[data-testid="error"]:not([hidden])', { timeout: 30000 });
     assert.match(await page.textContent('[data-testid="error"]'), /broken\.onnx: /);
     assert.match(await page.textContent('[data-testid="model-status"]'), /previous model is still loaded/);
+  });
+  await check('the forced CPU fallback classifies too and says so', async () => {
+    await page.goto(`${url}?backend=cpu`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+    assert.equal(await page.getAttribute('[data-testid="backend"]', 'data-kind'), 'cpu');
+    assert.match(await page.textContent('[data-testid="backend"]'), /fast CPU backend/);
+    await page.setInputFiles('[data-testid="file-input"]', join(ROOT, 'fixtures/photos/chelsea.png'));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="top5"] li').length === 5, null, { timeout: 60000 });
+    assert.match(await page.textContent('[data-testid="time"]'), /\(CPU\)/);
+    await page.screenshot({ path: join(ART, 'smoke-cpu.png'), fullPage: true });
   });
 } finally {
   writeFileSync(join(ART, 'smoke-console.log'), logs.join('\n'));
