@@ -186,8 +186,8 @@ impl<'m> Runner<'m> {
     }
 }
 
-/// The plan for `batch`, built on first use.
-async fn plan_for<'p>(
+/// The plan for `batch`, built on first use (the Runner's and the page's per-batch cache).
+pub(crate) async fn plan_for<'p>(
     ctx: &GpuContext,
     plans: &'p mut HashMap<usize, GpuModel>,
     model: &Model,
@@ -200,7 +200,7 @@ async fn plan_for<'p>(
     })
 }
 
-fn batch_of(x: &Tensor) -> Result<usize> {
+pub(crate) fn batch_of(x: &Tensor) -> Result<usize> {
     match x.shape.first() {
         Some(&n) if n > 0 => Ok(n),
         _ => Err(Error::Other(format!(

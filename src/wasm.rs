@@ -189,15 +189,10 @@ impl WasmModel {
 
 /// The forward of `x` on the GPU, with the plan for its batch size built on first use.
 async fn gpu_forward(state: &mut GpuState, model: &Model, x: &Tensor) -> crate::Result<Tensor> {
-    let batch = x.shape.first().copied().unwrap_or(0);
-    if !state.plans.contains_key(&batch) {
-        let plan = GpuModel::new(&state.ctx, model, batch).await?;
-        state.plans.insert(batch, plan);
-    }
-    match state.plans.get(&batch) {
-        Some(plan) => plan.forward(&state.ctx, x).await,
-        None => Err(crate::Error::Gpu("no plan for this batch size".into())),
-    }
+    let batch = crate::backend::batch_of(x)?;
+    let opts = crate::gpu::model::GpuOptions::default();
+    let plan = crate::backend::plan_for(&state.ctx, &mut state.plans, model, batch, &opts).await?;
+    plan.forward(&state.ctx, x).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 //! stderr goes nowhere on wasm32); a failure prints the worst element, the count of
 //! violations and the first values.
 
-use super::{option_variants, pool_cases, CONV_ALGOS, LRN_ALGOS};
+use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LRN_ALGOS};
 use crate::common::{
     assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random, random_input,
 };
@@ -76,70 +76,7 @@ fn upload_u32(ctx: &GpuContext, label: &str, v: &[u32]) -> wgpu::Buffer {
 // ---- convolution ----
 
 pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
-    let asym = Pads {
-        top: 1,
-        left: 2,
-        bottom: 0,
-        right: 3,
-    };
-    let asym4 = Pads {
-        top: 2,
-        left: 0,
-        bottom: 1,
-        right: 3,
-    };
-    // (what, spec, n, h, w)
-    let cases = [
-        (
-            "11x11 stride 4 pad 2, 3->5, batch 3",
-            conv_spec(3, 5, [11, 11], [4, 4], Pads::same(2), 1),
-            3,
-            29,
-            31,
-        ),
-        (
-            "5x5 groups 2 asymmetric pads, 6->10, batch 1",
-            conv_spec(6, 10, [5, 5], [1, 1], asym, 2),
-            1,
-            13,
-            11,
-        ),
-        (
-            "3x3 stride 4 groups 2 pads t2 l0 b1 r3, 4->6, batch 3",
-            conv_spec(4, 6, [3, 3], [4, 4], asym4, 2),
-            3,
-            17,
-            14,
-        ),
-        (
-            "3x3 pad 1 groups 2, 8->70, batch 3",
-            conv_spec(8, 70, [3, 3], [1, 1], Pads::same(1), 2),
-            3,
-            9,
-            9,
-        ),
-        (
-            "3x2 stride 2x3, 4->3, batch 2",
-            conv_spec(4, 3, [3, 2], [2, 3], Pads::default(), 1),
-            2,
-            16,
-            19,
-        ),
-        (
-            "5x5 pad 2 groups 2, 140->66 (two channel tiles, chunked sums over 1458 terms), batch 2",
-            conv_spec(140, 66, [5, 5], [1, 1], Pads::same(2), 2),
-            2,
-            27,
-            27,
-        ),
-        (
-            "11x11 stride 4 pad 2, 3->7 (split-K over 2160 terms), batch 9",
-            conv_spec(3, 7, [11, 11], [4, 4], Pads::same(2), 1),
-            9,
-            67,
-            65,
-        ),
-    ];
+    let cases = conv_cases();
     for (i, (what, spec, n, h, w)) in cases.into_iter().enumerate() {
         let g = cpu::ConvGeom::new(&spec, n, h, w).unwrap();
         let in_len: usize = g.inp_shape().iter().product();

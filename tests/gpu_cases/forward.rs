@@ -5,7 +5,7 @@
 //! split, and whole networks (`mini` at batch 1 and 3 with every kernel choice, `bvlc` and
 //! `torchvision` at batch 1, whose fc6 is split on a 128 MiB-binding device).
 
-use super::{option_variants, pool_cases, CONV_ALGOS, LINEAR_ALGOS, LRN_ALGOS};
+use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LINEAR_ALGOS, LRN_ALGOS};
 use crate::common::{assert_close_nan_eq, conv_spec, max_abs, random, random_input};
 
 use alexnet::cpu;
@@ -71,50 +71,7 @@ async fn gpu_conv(
 /// Every conv kernel, with and without the fused ReLU, against the CPU; and each against the
 /// first of `CONV_ALGOS` (the naive kernel, the GPU's own oracle).
 pub async fn conv_every_algo_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
-    let asym = Pads {
-        top: 1,
-        left: 2,
-        bottom: 0,
-        right: 3,
-    };
-    // (what, spec, n, h, w)
-    let cases = [
-        (
-            "11x11 stride 4 pad 2, 3->5, batch 3",
-            conv_spec(3, 5, [11, 11], [4, 4], Pads::same(2), 1),
-            3,
-            29,
-            31,
-        ),
-        (
-            "5x5 groups 2 asymmetric pads, 6->10, batch 1",
-            conv_spec(6, 10, [5, 5], [1, 1], asym, 2),
-            1,
-            13,
-            11,
-        ),
-        (
-            "3x3 pad 1 groups 2, 8->70 (not a tile multiple), batch 3",
-            conv_spec(8, 70, [3, 3], [1, 1], Pads::same(1), 2),
-            3,
-            9,
-            9,
-        ),
-        (
-            "3x2 stride 2x3, 4->3, batch 2",
-            conv_spec(4, 3, [3, 2], [2, 3], Pads::default(), 1),
-            2,
-            16,
-            19,
-        ),
-        (
-            "1x1, 130->66 (K not a multiple of 16), batch 1",
-            conv_spec(130, 66, [1, 1], [1, 1], Pads::default(), 1),
-            1,
-            7,
-            5,
-        ),
-    ];
+    let cases = conv_cases();
     for (i, (what, spec, n, h, w)) in cases.into_iter().enumerate() {
         let g = cpu::ConvGeom::new(&spec, n, h, w).unwrap();
         let x = random(g.inp_shape().iter().product(), 10 + i as u64, 1.0);

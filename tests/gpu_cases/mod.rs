@@ -25,9 +25,10 @@
 pub mod backward;
 pub mod forward;
 
+use crate::common::conv_spec;
 use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::{ConvAlgo, LinearAlgo, LrnAlgo};
-use alexnet::model::Pads;
+use alexnet::model::{ConvSpec, Pads};
 use alexnet::shape::Rounding;
 
 /// Every convolution kernel.
@@ -91,6 +92,86 @@ pub fn option_variants(split_bytes: u64) -> Vec<(String, GpuOptions)> {
     };
     v.push((format!("fc weights in blocks of <= {split_bytes} bytes"), o));
     v
+}
+
+/// A convolution case: (what, spec, n, h, w).
+pub type ConvCase = (&'static str, ConvSpec, usize, usize, usize);
+
+/// The convolution shapes every conv kernel is checked on, forward and backward: stride 4
+/// with pad 2, groups 2 with asymmetric pads (also at stride 4), channel counts and K that
+/// are not tile multiples, several channel tiles, and reductions long enough for the weight
+/// gradient's split and chunked sums; batch 1 to 9.
+pub fn conv_cases() -> Vec<ConvCase> {
+    let asym = Pads {
+        top: 1,
+        left: 2,
+        bottom: 0,
+        right: 3,
+    };
+    let asym4 = Pads {
+        top: 2,
+        left: 0,
+        bottom: 1,
+        right: 3,
+    };
+    vec![
+        (
+                "11x11 stride 4 pad 2, 3->5, batch 3",
+                conv_spec(3, 5, [11, 11], [4, 4], Pads::same(2), 1),
+                3,
+                29,
+                31,
+            ),
+        (
+                "5x5 groups 2 asymmetric pads, 6->10, batch 1",
+                conv_spec(6, 10, [5, 5], [1, 1], asym, 2),
+                1,
+                13,
+                11,
+            ),
+        (
+                "3x3 stride 4 groups 2 pads t2 l0 b1 r3, 4->6, batch 3",
+                conv_spec(4, 6, [3, 3], [4, 4], asym4, 2),
+                3,
+                17,
+                14,
+            ),
+        (
+                "3x3 pad 1 groups 2, 8->70, batch 3",
+                conv_spec(8, 70, [3, 3], [1, 1], Pads::same(1), 2),
+                3,
+                9,
+                9,
+            ),
+        (
+                "3x2 stride 2x3, 4->3, batch 2",
+                conv_spec(4, 3, [3, 2], [2, 3], Pads::default(), 1),
+                2,
+                16,
+                19,
+            ),
+        (
+                "5x5 pad 2 groups 2, 140->66 (two channel tiles, chunked sums over 1458 terms), batch 2",
+                conv_spec(140, 66, [5, 5], [1, 1], Pads::same(2), 2),
+                2,
+                27,
+                27,
+            ),
+        (
+                "11x11 stride 4 pad 2, 3->7 (split-K over 2160 terms), batch 9",
+                conv_spec(3, 7, [11, 11], [4, 4], Pads::same(2), 1),
+                9,
+                67,
+                65,
+            ),
+        (
+                "1x1, 130->66 (K not a multiple of 16), batch 1",
+                conv_spec(130, 66, [1, 1], [1, 1], Pads::default(), 1),
+                1,
+                7,
+                5,
+            ),
+    ]
 }
 
 /// A pooling case: (what, kernel, stride, pads, rounding, n, c, h, w).
