@@ -5,7 +5,7 @@
 #   ./build.sh test    install what the tests need (apt, Rust targets, pinned CLIs, Python venv,
 #                      npm dev tools) and run every test: Rust unit/integration tests, reference
 #                      checks against onnxruntime, the wasm tests in headless Chromium, and the
-#                      browser smoke test of the page
+#                      Playwright tests of the web app
 #   ./build.sh wasm    only build the wasm package into www/pkg
 #   ./build.sh setup   only install the tools
 #
@@ -147,8 +147,8 @@ run_tests() {
     wasm-pack test --headless --chrome --release -- --test web
 
   build_wasm
-  log "browser smoke test of www/ (playwright-core + /usr/bin/chromium)"
-  node tests/browser/smoke.mjs
+  log "the web app in Chromium (playwright-core + /usr/bin/chromium)"
+  node tests/browser/app.mjs
   log "all tests passed"
 }
 

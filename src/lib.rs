@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod error;
 pub mod fast;
 pub mod gpu;
+pub mod inspect;
 pub mod io;
 pub mod labels;
 pub mod model;

@@ -36,6 +36,9 @@ pub struct GpuContext {
     /// The limits the device was created with (what the kernels may rely on).
     pub limits: wgpu::Limits,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    /// Set by the device-lost callback (driver reset, browser reclaiming the GPU,
+    /// `lose_device`): why the device is gone. Every buffer and plan on it is then dead.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -156,6 +159,13 @@ impl GpuContext {
             }
             pipelines.insert(kernel, pipeline);
         }
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
+        });
         Ok(GpuContext {
             adapter,
             device,
@@ -163,7 +173,25 @@ impl GpuContext {
             info,
             limits: want,
             pipelines,
+            lost,
         })
+    }
+
+    /// Why the device was lost, once it has been (see [`crate::gpu::GpuSession`], which
+    /// re-creates it).
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Destroys the device as a driver reset would: every later use fails and the lost
+    /// callback fires. For tests and the page's "simulate a lost device" control.
+    pub fn lose_device(&self) {
+        // Natively the lost callback only fires on the next poll; mark it now so nothing
+        // reads from the dead device in between.
+        if let Ok(mut l) = self.lost.lock() {
+            l.get_or_insert_with(|| "Destroyed: lost on purpose".into());
+        }
+        self.device.destroy();
     }
 
     /// The adapter, as `alexnet adapters` prints it (software adapters called software).
@@ -187,6 +215,11 @@ impl GpuContext {
         let out = f();
         let v = validation.pop().await;
         let o = oom.pop().await;
+        // On a lost device the work above did nothing and reported nothing; reading from it
+        // would fail (natively: panic in the default error handler).
+        if let Some(why) = self.lost() {
+            return Err(Error::Gpu(format!("{what}: the device was lost ({why})")));
+        }
         if let Some(e) = o {
             return Err(Error::Gpu(format!("{what}: out of GPU memory: {e}")));
         }
@@ -332,6 +365,29 @@ impl GpuContext {
             })
             .await?;
         self.read_staging(&staging).await
+    }
+
+    /// Reads `len` f32 starting at element `offset` of `buf` (e.g. one image of a batch).
+    pub async fn read_at(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        let staging = self
+            .checked("reading a buffer", || {
+                let mut enc = self
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+                let dst = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: (len.max(1) as u64) * 4,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                if len > 0 {
+                    enc.copy_buffer_to_buffer(buf, offset as u64 * 4, &dst, 0, len as u64 * 4);
+                }
+                self.queue.submit([enc.finish()]);
+                Ok(vec![(dst, len)])
+            })
+            .await?;
+        Ok(self.read_staging(&staging).await?.pop().unwrap_or_default())
     }
 
     /// Reads a whole buffer of `len` f32 back.

@@ -22,12 +22,14 @@ pub mod context;
 pub mod kernels;
 pub mod model;
 pub mod ops;
+pub mod session;
 pub mod timer;
 pub mod train;
 
 pub use context::{Dispatch, GpuContext, Params};
 pub use kernels::Kernel;
 pub use model::GpuModel;
+pub use session::GpuSession;
 pub use timer::{Phase, Span, Timer};
 pub use train::GpuTrainer;
 

@@ -171,6 +171,47 @@ impl GpuModel {
         self.execute(ctx, x, mode, self.ops.len(), &all).await
     }
 
+    /// An eval-mode forward through every layer in one submission, reading back only the
+    /// outputs of the layers in `read` (e.g. the logits and fc7 for the page); the others
+    /// stay on the GPU for [`GpuModel::read_image`] until the next run.
+    pub async fn forward_read(
+        &self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        read: &[usize],
+    ) -> Result<Vec<Tensor>> {
+        if let Some(&bad) = read.iter().find(|&&i| i >= self.ops.len()) {
+            return Err(Error::Other(format!(
+                "layer {bad} out of 0..{}",
+                self.ops.len()
+            )));
+        }
+        self.execute(ctx, x, Mode::Eval, self.ops.len(), read)
+            .await
+    }
+
+    /// Layer `idx`'s output for image `image` of the last run, `(1, ...)`: one image's
+    /// slice read back, nothing run.
+    pub async fn read_image(&self, ctx: &GpuContext, idx: usize, image: usize) -> Result<Tensor> {
+        let shape = self
+            .shapes
+            .get(idx)
+            .ok_or_else(|| Error::Other(format!("layer {idx} out of 0..{}", self.shapes.len())))?;
+        if image >= self.batch {
+            return Err(Error::Other(format!(
+                "image {image} out of a batch of {}",
+                self.batch
+            )));
+        }
+        let per: usize = shape[1..].iter().product();
+        let data = ctx
+            .read_at(&self.bufs[self.out_buf[idx]], image * per, per)
+            .await?;
+        let mut one = shape.clone();
+        one[0] = 1;
+        Tensor::new(&one, data)
+    }
+
     /// Checks that `x` is `(batch, C, H, W)` and writes it into the input buffer (ordered
     /// before the next submission).
     pub fn write_input(&self, ctx: &GpuContext, x: &Tensor) -> Result<()> {

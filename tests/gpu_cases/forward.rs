@@ -449,3 +449,43 @@ pub async fn bvlc_batch_1_matches_cpu_with_fc6_split(ctx: &GpuContext) {
 pub async fn torchvision_batch_1_matches_cpu_with_fc6_split(ctx: &GpuContext) {
     big_network_batch_1_matches_cpu(ctx, "torchvision", model::torchvision()).await;
 }
+
+/// The page's GPU session: the logits and fc7 read back together match the CPU, any layer of
+/// any image of the last run reads back alone, and a destroyed device (as after a driver
+/// reset) is re-created with the model re-uploaded, the run still giving the same answers.
+/// It makes its own device (`_ctx` is the shared one, which it must not destroy).
+pub async fn session_reads_layers_back_and_recovers_from_a_lost_device(_ctx: &GpuContext) {
+    use alexnet::gpu::GpuSession;
+    let model = Model::random(model::mini(), 9).unwrap();
+    let x = random_input(&model.arch, 2, 77);
+    let want = model.forward_all(&x, Mode::Eval).unwrap();
+    let last = model.arch.layers.len() - 1;
+    let fc7 = alexnet::inspect::feature_layer(&model.arch).unwrap();
+    let conv2 = model.arch.layer_index("conv2").unwrap();
+    let mut s = GpuSession::new().await.unwrap();
+    assert!(s.read_image(conv2, 0).await.is_err(), "nothing ran yet");
+
+    let out = s.forward_read(&model, &x, &[last, fc7]).await.unwrap();
+    assert!(out.recovered.is_none());
+    assert_net_close("session logits", &out.tensors[0], &want[last]);
+    assert_net_close("session fc7", &out.tensors[1], &want[fc7]);
+    // image 1's conv2 maps alone: the second half of the CPU's batch
+    let one = s.read_image(conv2, 1).await.unwrap();
+    let per = want[conv2].data.len() / 2;
+    assert_eq!(one.shape[0], 1);
+    assert_eq!(&one.shape[1..], &want[conv2].shape[1..]);
+    let want1 = Tensor::new(&one.shape, want[conv2].data[per..].to_vec()).unwrap();
+    assert_net_close("session conv2 of image 1", &one, &want1);
+    assert!(s.read_image(conv2, 2).await.is_err(), "batch is 2");
+    assert!(s.forward_read(&model, &x, &[last + 1]).await.is_err());
+
+    s.lose_device();
+    let out = s.forward_read(&model, &x, &[last]).await.unwrap();
+    let note = out.recovered.expect("the lost device must be reported as recovered");
+    assert!(note.contains("re-created"), "{note}");
+    assert_net_close("logits after recovery", &out.tensors[0], &want[last]);
+    // and the device works on from there
+    let out = s.forward_read(&model, &x, &[fc7]).await.unwrap();
+    assert!(out.recovered.is_none());
+    assert_net_close("fc7 after recovery", &out.tensors[0], &want[fc7]);
+}

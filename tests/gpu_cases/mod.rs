@@ -257,6 +257,7 @@ macro_rules! forward_cases {
             mini_network_matches_cpu_every_option_batch_1_and_3_eval_and_train,
             bvlc_batch_1_matches_cpu_with_fc6_split,
             torchvision_batch_1_matches_cpu_with_fc6_split,
+            session_reads_layers_back_and_recovers_from_a_lost_device,
         );
     };
 }

@@ -1,0 +1,254 @@
+// The web app in real Chromium: serves www/ on 127.0.0.1, drives Debian's Chromium with
+// playwright-core (never a downloaded browser) and checks what a person would: the wasm core
+// loads in the worker on WebGPU, a photo dropped with a synthetic DataTransfer gets five
+// results, every layer's activations and conv1's filters are drawn (non-blank pixels),
+// several images queue up and the nearest ones by fc7 show, 10-crop shows its crops, bad
+// files (not an image, a truncated PNG) get their error while the next good image still
+// classifies, a lost GPU device is recovered, and the forced CPU fallback does all of it too.
+// Screenshots and the console log go to test-artifacts/.
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const ART = join(ROOT, 'test-artifacts');
+mkdirSync(ART, { recursive: true });
+const PHOTOS = join(ROOT, 'fixtures/photos');
+// The headless Chromium's WebGPU is SwiftShader (a CPU): a forward of the mini net takes a
+// second or two there, ten crops longer, and CI machines are slow and shared.
+const WAIT = { timeout: 120000 };
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const srv = spawn('python3', [join(ROOT, 'tools/serve.py'), '--dir', join(ROOT, 'www'), '--port', '0']);
+    srv.stdout.on('data', (d) => {
+      const m = /http:\/\/[\d.]+:\d+\//.exec(d.toString());
+      if (m) resolve({ srv, url: m[0] });
+    });
+    srv.on('exit', (code) => reject(new Error(`server exited ${code}`)));
+    setTimeout(() => reject(new Error('server did not start in 10 s')), 10000);
+  });
+}
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}\n  ${e.stack || e}`);
+  }
+}
+
+const photo = (name) => ({ name, mime: name.endsWith('.jpg') ? 'image/jpeg' : 'image/png', data: readFileSync(join(PHOTOS, name)) });
+
+// Drops files on a drop zone the way a browser does: a DataTransfer holding Files, with
+// dragenter, dragover and drop events.
+async function drop(page, testid, files) {
+  await page.evaluate(({ testid, files }) => {
+    const dt = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], f.name, { type: f.mime }));
+    }
+    const target = document.querySelector(`[data-testid="${testid}"]`);
+    for (const type of ['dragenter', 'dragover', 'drop']) {
+      target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+    }
+  }, { testid, files: files.map((f) => ({ name: f.name, mime: f.mime, b64: f.data.toString('base64') })) });
+}
+
+// Waits until the queue item named `name` (the newest with that name) is done or failed,
+// and returns its status.
+async function settled(page, name) {
+  const h = await page.waitForFunction((name) => {
+    const lis = [...document.querySelectorAll('[data-testid="queue"] li')]
+      .filter((li) => li.querySelector('.name')?.textContent === name);
+    const s = lis.length && lis[lis.length - 1].dataset.status;
+    return (s === 'done' || s === 'error') && s;
+  }, name, WAIT);
+  return h.jsonValue();
+}
+
+// For every canvas matching `selector`: its size and how many distinct colours it has (a
+// blank canvas has one).
+const canvasStats = (page, selector) => page.$$eval(selector, (cs) => cs.map((c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const colours = new Set();
+  for (let i = 0; i < d.length && colours.size < 64; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+  return { w: c.width, h: c.height, colours: colours.size };
+}));
+
+const top5Count = (page) => page.$$eval('[data-testid="top5"] li', (l) => l.length);
+
+// Waits for every open activation panel of the current image to be drawn.
+async function activationsDrawn(page) {
+  await page.waitForFunction(() => {
+    const open = [...document.querySelectorAll('[data-testid="activations"] details[open]')];
+    return open.length > 0 && open.every((d) => d.querySelector('canvas'));
+  }, null, WAIT);
+}
+
+async function checkActivations(page, label) {
+  await activationsDrawn(page);
+  const layers = await page.$$eval('[data-testid="activations"] details', (ds) =>
+    ds.map((d) => ({ name: d.dataset.layer, open: d.open, canvases: d.querySelectorAll('canvas').length })));
+  const open = layers.filter((l) => l.open);
+  for (const name of ['conv1', 'pool1', 'conv5', 'pool5', 'fc6', 'fc7', 'fc8']) {
+    assert.ok(open.some((l) => l.name === name), `${label}: ${name} is listed open: ${JSON.stringify(layers)}`);
+  }
+  // the mini net's grouped layers are drawn as two towers, fc layers as one strip
+  const conv2 = open.find((l) => l.name === 'conv2');
+  assert.equal(conv2.canvases, 2, `${label}: conv2 in two towers`);
+  assert.equal(open.find((l) => l.name === 'fc7').canvases, 1);
+  const stats = await canvasStats(page, '[data-testid="activations"] details[open] canvas');
+  const blank = stats.filter((s) => s.colours < 2);
+  assert.ok(stats.length >= open.length, `${label}: ${stats.length} canvases`);
+  assert.equal(blank.length, 0, `${label}: blank activation canvases: ${JSON.stringify(blank)}`);
+  // closed layers (ReLU, softmax) were not read back
+  for (const l of layers.filter((l) => !l.open)) assert.equal(l.canvases, 0, `${label}: closed ${l.name} was drawn`);
+}
+
+const { srv, url } = await startServer();
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // playwright gives every launch a fresh temporary profile of its own.
+  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+const logs = [];
+page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+
+try {
+  await page.goto(url);
+  await check('the wasm core loads in the worker and the default model is described', async () => {
+    await page.waitForSelector('body[data-ready="true"]', WAIT);
+    assert.equal(await page.textContent('[data-testid="wasm-status"]'), 'loaded');
+    const status = await page.textContent('[data-testid="model-status"]');
+    assert.match(status, /mini variant, 1,463,690 parameters/);
+    assert.match(status, /UNTRAINED/);
+  });
+  await check('the built-in configs show the known parameter counts', async () => {
+    const rows = await page.$$eval('[data-testid="configs"] tbody tr', (trs) => trs.map((tr) => tr.innerText));
+    assert.equal(rows.length, 4);
+    assert.match(rows[1], /bvlc\s+3x224x224\s+60,965,224/);
+    assert.match(rows[2], /torchvision\s+3x224x224\s+61,100,840/);
+  });
+  await check('the backend line names WebGPU and its adapter honestly', async () => {
+    const t = await page.textContent('[data-testid="backend"]');
+    console.log(`  backend: ${t}`);
+    // the build's Chromium has WebGPU on SwiftShader, a software adapter
+    assert.equal(await page.getAttribute('[data-testid="backend"]', 'data-kind'), 'gpu', t);
+    assert.match(t, /^WebGPU on /);
+    if (/swiftshader/i.test(t)) assert.match(t, /software adapter/);
+  });
+  await check("conv1's filters are drawn as two towers of colour tiles", async () => {
+    await page.waitForSelector('[data-testid="filters"] canvas', WAIT);
+    const stats = await canvasStats(page, '[data-testid="filters"] canvas');
+    assert.equal(stats.length, 2, JSON.stringify(stats));
+    for (const s of stats) assert.ok(s.colours > 16, `filter canvas ${JSON.stringify(s)}`);
+    assert.match(await page.textContent('[data-testid="filters-caption"]'), /conv1: 64 kernels of 5x5, RGB/);
+  });
+  await check('a dropped photo gets five results on WebGPU, with every open layer drawn', async () => {
+    await drop(page, 'drop-zone', [photo('chelsea.png')]);
+    assert.equal(await settled(page, 'chelsea.png'), 'done');
+    assert.equal(await top5Count(page), 5);
+    assert.equal(await page.isHidden('[data-testid="error"]'), true);
+    assert.match(await page.textContent('[data-testid="time"]'), /on the GPU \(WebGPU\), centre crop/);
+    await checkActivations(page, 'WebGPU');
+    const crops = await canvasStats(page, '[data-testid="crops"] canvas');
+    assert.equal(crops.length, 1);
+    assert.ok(crops[0].colours > 16);
+    await page.screenshot({ path: join(ART, 'app-classified.png'), fullPage: true });
+  });
+  await check('a click on a map enlarges it', async () => {
+    const c = page.locator('[data-testid="activations"] details[data-layer="conv1"] canvas').first();
+    await c.scrollIntoViewIfNeeded();
+    await c.click({ position: { x: 3, y: 3 } });
+    await page.waitForSelector('[data-testid="enlarged-wrap"]:not([hidden])', WAIT);
+    assert.match(await page.textContent('[data-testid="enlarged-caption"]'), /conv1, map 0 \(tower 1\), 32×32/);
+    const [s] = await canvasStats(page, '[data-testid="enlarged"]');
+    assert.ok(s.colours > 2, JSON.stringify(s));
+  });
+  await check('several images queue up, and the nearest ones by fc7 distance are listed', async () => {
+    await drop(page, 'drop-zone', [photo('coffee.png'), photo('astronaut.png')]);
+    // both are in the queue at once, and run one after the other
+    assert.ok(await page.$$eval('[data-testid="queue"] li', (l) => l.length) >= 3);
+    assert.equal(await settled(page, 'coffee.png'), 'done');
+    assert.equal(await settled(page, 'astronaut.png'), 'done');
+    assert.equal(await page.textContent('[data-testid="current-name"]'), 'astronaut.png');
+    const n = await page.$$eval('[data-testid="neighbours"] [data-testid="neighbour"]', (ls) =>
+      ls.map((l) => ({ name: l.querySelector('.name').textContent, d: parseFloat(l.querySelector('.dist').textContent.replace('distance ', '')) })));
+    assert.deepEqual(n.map((x) => x.name).sort(), ['chelsea.png', 'coffee.png']);
+    assert.ok(n[0].d <= n[1].d && n[0].d > 0, JSON.stringify(n));
+  });
+  await check('10-crop averaging re-runs the image and shows the ten crops', async () => {
+    await page.check('[data-testid="tta-toggle"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="crops"] canvas').length === 10, null, WAIT);
+    await page.waitForFunction(() => /10 crops averaged/.test(document.querySelector('[data-testid="time"]').textContent), null, WAIT);
+    assert.equal(await top5Count(page), 5);
+    const crops = await canvasStats(page, '[data-testid="crops"] canvas');
+    assert.ok(crops.every((c) => c.colours > 16), JSON.stringify(crops));
+    await checkActivations(page, 'WebGPU 10-crop');
+    await page.screenshot({ path: join(ART, 'app-ten-crop.png'), fullPage: true });
+    await page.uncheck('[data-testid="tta-toggle"]');
+    await page.waitForFunction(() => /centre crop/.test(document.querySelector('[data-testid="time"]').textContent), null, WAIT);
+  });
+  await check('a non-image and a truncated PNG get their errors; the next good image still classifies', async () => {
+    const png = readFileSync(join(PHOTOS, 'chelsea.png'));
+    await drop(page, 'drop-zone', [
+      { name: 'notes.png', mime: 'image/png', data: Buffer.from('this is not an image') },
+      { name: 'truncated.png', mime: 'image/png', data: png.subarray(0, Math.floor(png.length / 3)) },
+      photo('grace_hopper.jpg'),
+    ]);
+    assert.equal(await settled(page, 'notes.png'), 'error');
+    assert.equal(await settled(page, 'truncated.png'), 'error');
+    assert.equal(await settled(page, 'grace_hopper.jpg'), 'done');
+    const errs = await page.$$eval('[data-testid="queue"] li.error', (ls) => ls.map((l) => l.textContent));
+    assert.equal(errs.length, 2, JSON.stringify(errs));
+    assert.match(errs[0], /notes\.png.*image/);
+    assert.match(errs[1], /truncated\.png.*image/);
+    assert.equal(await page.isVisible('[data-testid="error"]'), true);
+    assert.match(await page.textContent('[data-testid="error"]'), /truncated\.png: image/);
+    assert.equal(await page.textContent('[data-testid="current-name"]'), 'grace_hopper.jpg');
+    assert.equal(await top5Count(page), 5);
+    await page.screenshot({ path: join(ART, 'app-errors.png'), fullPage: true });
+  });
+  await check('a lost GPU device is re-created and the model re-uploaded without a reload', async () => {
+    await page.click('[data-testid="lose-device"]');
+    await page.waitForFunction(() => /device destroyed/.test(document.querySelector('[data-testid="backend"]').textContent), null, WAIT);
+    await drop(page, 'drop-zone', [photo('rocket.jpg')]);
+    assert.equal(await settled(page, 'rocket.jpg'), 'done');
+    const t = await page.textContent('[data-testid="backend"]');
+    assert.equal(await page.getAttribute('[data-testid="backend"]', 'data-kind'), 'gpu', t);
+    assert.match(t, /recovered: the GPU device was lost .*re-created it and re-uploaded the model/);
+    assert.match(await page.textContent('[data-testid="time"]'), /on the GPU/);
+    await checkActivations(page, 'after recovery');
+  });
+  await check('the forced CPU fallback classifies, draws activations and neighbours too', async () => {
+    await page.goto(`${url}?backend=cpu`);
+    await page.waitForSelector('body[data-ready="true"]', WAIT);
+    assert.equal(await page.getAttribute('[data-testid="backend"]', 'data-kind'), 'cpu');
+    assert.match(await page.textContent('[data-testid="backend"]'), /fast CPU backend/);
+    assert.equal(await page.isHidden('[data-testid="lose-device"]'), true);
+    await drop(page, 'drop-zone', [photo('chelsea.png'), photo('coffee.png')]);
+    assert.equal(await settled(page, 'coffee.png'), 'done');
+    assert.match(await page.textContent('[data-testid="time"]'), /on the CPU/);
+    await checkActivations(page, 'CPU');
+    assert.equal(await page.$$eval('[data-testid="neighbours"] [data-testid="neighbour"]', (l) => l.length), 1);
+    await page.screenshot({ path: join(ART, 'app-cpu.png'), fullPage: true });
+  });
+} finally {
+  writeFileSync(join(ART, 'app-console.log'), logs.join('\n'));
+  await browser.close();
+  srv.kill();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
