@@ -120,12 +120,7 @@ pub fn feature_layer(arch: &Arch) -> Result<usize> {
 /// tiles, each stretched from its own minimum (black) to maximum (white): a layer's maps
 /// differ in scale by orders of magnitude, and a common scale would show most as black. A
 /// constant map is drawn black.
-pub fn maps_picture(
-    data: &[f32],
-    shape: &[usize],
-    first: usize,
-    count: usize,
-) -> Result<Picture> {
+pub fn maps_picture(data: &[f32], shape: &[usize], first: usize, count: usize) -> Result<Picture> {
     let &[c, h, w] = shape else {
         return Err(Error::Other(format!(
             "feature maps must be (C, H, W), got {shape:?}"
@@ -291,7 +286,7 @@ fn min_max(v: &[f32]) -> (f32, f32) {
 
 /// `v` on `[lo, hi]` as 0..=255; 0 when the range is empty (a constant map), NaN or inf.
 fn unit(v: f32, lo: f32, hi: f32) -> u8 {
-    if !(hi > lo) || !v.is_finite() {
+    if hi <= lo || !v.is_finite() {
         return 0;
     }
     (((v - lo) / (hi - lo)) * 255.0).round().clamp(0.0, 255.0) as u8
@@ -340,7 +335,10 @@ mod tests {
         assert_eq!(conv1.shape, vec![96, 54, 54]);
         assert!(v.iter().all(|l| l.kind != "dropout" && l.kind != "flatten"));
         let fc6 = v.iter().find(|l| l.name == "fc6").unwrap();
-        assert_eq!((fc6.display, fc6.shape.clone()), (Display::Strip, vec![4096]));
+        assert_eq!(
+            (fc6.display, fc6.shape.clone()),
+            (Display::Strip, vec![4096])
+        );
     }
 
     #[test]

@@ -264,7 +264,11 @@ impl WasmModel {
             let mut recovered = None;
             last.borrow_mut().take();
             // taken out across the await, so no RefCell borrow spans it
-            let taken = if gpu { session.borrow_mut().take() } else { None };
+            let taken = if gpu {
+                session.borrow_mut().take()
+            } else {
+                None
+            };
             if let Some(mut s) = taken {
                 match s.forward_read(&model, &x, &[n_layers - 1, fc7]).await {
                     Ok(out) => {
@@ -288,8 +292,12 @@ impl WasmModel {
                     ("cpu", picked)
                 }
             };
-            let feature = outs.pop().ok_or_else(|| JsError::new("no feature output"))?;
-            let logits = outs.pop().ok_or_else(|| JsError::new("no network output"))?;
+            let feature = outs
+                .pop()
+                .ok_or_else(|| JsError::new("no feature output"))?;
+            let logits = outs
+                .pop()
+                .ok_or_else(|| JsError::new("no network output"))?;
             let preds = classify::rank(&model, logits, top).map_err(fail)?;
             let crops = x.shape[0];
             let result = to_js(&Analysis {

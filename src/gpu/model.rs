@@ -186,8 +186,7 @@ impl GpuModel {
                 self.ops.len()
             )));
         }
-        self.execute(ctx, x, Mode::Eval, self.ops.len(), read)
-            .await
+        self.execute(ctx, x, Mode::Eval, self.ops.len(), read).await
     }
 
     /// Layer `idx`'s output for image `image` of the last run, `(1, ...)`: one image's

@@ -102,7 +102,12 @@ impl GpuSession {
         self.ctx.lose_device();
     }
 
-    async fn try_forward(&mut self, model: &Model, x: &Tensor, read: &[usize]) -> Result<Vec<Tensor>> {
+    async fn try_forward(
+        &mut self,
+        model: &Model,
+        x: &Tensor,
+        read: &[usize],
+    ) -> Result<Vec<Tensor>> {
         let batch = crate::backend::batch_of(x)?;
         self.last = None;
         let plan =

@@ -481,7 +481,9 @@ pub async fn session_reads_layers_back_and_recovers_from_a_lost_device(_ctx: &Gp
 
     s.lose_device();
     let out = s.forward_read(&model, &x, &[last]).await.unwrap();
-    let note = out.recovered.expect("the lost device must be reported as recovered");
+    let note = out
+        .recovered
+        .expect("the lost device must be reported as recovered");
     assert!(note.contains("re-created"), "{note}");
     assert_net_close("logits after recovery", &out.tensors[0], &want[last]);
     // and the device works on from there
