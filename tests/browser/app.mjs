@@ -3,77 +3,15 @@
 // loads in the worker on WebGPU, a photo dropped with a synthetic DataTransfer gets five
 // results, every layer's activations and conv1's filters are drawn (non-blank pixels),
 // several images queue up and the nearest ones by fc7 show, 10-crop shows its crops, bad
-// files (not an image, a truncated PNG) get their error while the next good image still
+// files (not an image, a truncated PNG, a decompression bomb, a 65 MB file) get their error while the next good image still
 // classifies, a lost GPU device is recovered, and the forced CPU fallback does all of it too.
 // Screenshots and the console log go to test-artifacts/.
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { ART, PHOTOS, WAIT, collectLogs, drop, launch, photo, runner, settled, startServer } from './lib.mjs';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const ART = join(ROOT, 'test-artifacts');
-mkdirSync(ART, { recursive: true });
-const PHOTOS = join(ROOT, 'fixtures/photos');
-// The headless Chromium's WebGPU is SwiftShader (a CPU): a forward of the mini net takes a
-// second or two there, ten crops longer, and CI machines are slow and shared.
-const WAIT = { timeout: 120000 };
-
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const srv = spawn('python3', [join(ROOT, 'tools/serve.py'), '--dir', join(ROOT, 'www'), '--port', '0']);
-    srv.stdout.on('data', (d) => {
-      const m = /http:\/\/[\d.]+:\d+\//.exec(d.toString());
-      if (m) resolve({ srv, url: m[0] });
-    });
-    srv.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-    setTimeout(() => reject(new Error('server did not start in 10 s')), 10000);
-  });
-}
-
-let passed = 0;
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}\n  ${e.stack || e}`);
-  }
-}
-
-const photo = (name) => ({ name, mime: name.endsWith('.jpg') ? 'image/jpeg' : 'image/png', data: readFileSync(join(PHOTOS, name)) });
-
-// Drops files on a drop zone the way a browser does: a DataTransfer holding Files, with
-// dragenter, dragover and drop events.
-async function drop(page, testid, files) {
-  await page.evaluate(({ testid, files }) => {
-    const dt = new DataTransfer();
-    for (const f of files) {
-      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
-      dt.items.add(new File([bytes], f.name, { type: f.mime }));
-    }
-    const target = document.querySelector(`[data-testid="${testid}"]`);
-    for (const type of ['dragenter', 'dragover', 'drop']) {
-      target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
-    }
-  }, { testid, files: files.map((f) => ({ name: f.name, mime: f.mime, b64: f.data.toString('base64') })) });
-}
-
-// Waits until the queue item named `name` (the newest with that name) is done or failed,
-// and returns its status.
-async function settled(page, name) {
-  const h = await page.waitForFunction((name) => {
-    const lis = [...document.querySelectorAll('[data-testid="queue"] li')]
-      .filter((li) => li.querySelector('.name')?.textContent === name);
-    const s = lis.length && lis[lis.length - 1].dataset.status;
-    return (s === 'done' || s === 'error') && s;
-  }, name, WAIT);
-  return h.jsonValue();
-}
+const { check, summary } = runner();
 
 // For every canvas matching `selector`: its size and how many distinct colours it has (a
 // blank canvas has one).
@@ -83,6 +21,34 @@ const canvasStats = (page, selector) => page.$$eval(selector, (cs) => cs.map((c)
   for (let i = 0; i < d.length && colours.size < 64; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
   return { w: c.width, h: c.height, colours: colours.size };
 }));
+
+// A valid PNG header that claims 40000 x 40000 pixels (a decompression bomb): the core must
+// refuse it from the header, before decoding.
+function pngBomb() {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(40000, 0);
+  ihdr.writeUInt32BE(40000, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IEND', Buffer.alloc(0))]);
+}
 
 const top5Count = (page) => page.$$eval('[data-testid="top5"] li', (l) => l.length);
 
@@ -115,16 +81,10 @@ async function checkActivations(page, label) {
 }
 
 const { srv, url } = await startServer();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // playwright gives every launch a fresh temporary profile of its own.
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 const logs = [];
-page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+collectLogs(page, logs);
 
 try {
   await page.goto(url);
@@ -201,22 +161,25 @@ try {
     await page.uncheck('[data-testid="tta-toggle"]');
     await page.waitForFunction(() => /centre crop/.test(document.querySelector('[data-testid="time"]').textContent), null, WAIT);
   });
-  await check('a non-image and a truncated PNG get their errors; the next good image still classifies', async () => {
+  await check('a non-image, a truncated PNG, a decompression bomb and a 65 MB file get their errors; the next good image still classifies', async () => {
     const png = readFileSync(join(PHOTOS, 'chelsea.png'));
     await drop(page, 'drop-zone', [
       { name: 'notes.png', mime: 'image/png', data: Buffer.from('this is not an image') },
       { name: 'truncated.png', mime: 'image/png', data: png.subarray(0, Math.floor(png.length / 3)) },
+      { name: 'bomb.png', mime: 'image/png', data: pngBomb() },
+      { name: 'huge.png', mime: 'image/png', zeros: 65 * 2 ** 20 },
       photo('grace_hopper.jpg'),
     ]);
-    assert.equal(await settled(page, 'notes.png'), 'error');
-    assert.equal(await settled(page, 'truncated.png'), 'error');
+    for (const bad of ['notes.png', 'truncated.png', 'bomb.png', 'huge.png']) assert.equal(await settled(page, bad), 'error', bad);
     assert.equal(await settled(page, 'grace_hopper.jpg'), 'done');
     const errs = await page.$$eval('[data-testid="queue"] li.error', (ls) => ls.map((l) => l.textContent));
-    assert.equal(errs.length, 2, JSON.stringify(errs));
+    assert.equal(errs.length, 4, JSON.stringify(errs));
     assert.match(errs[0], /notes\.png.*image/);
     assert.match(errs[1], /truncated\.png.*image/);
+    assert.match(errs[2], /bomb\.png.*image.*(over the limit|over the decoding limits)/);
+    assert.match(errs[3], /huge\.png.*too large: 65\.0 MB/);
     assert.equal(await page.isVisible('[data-testid="error"]'), true);
-    assert.match(await page.textContent('[data-testid="error"]'), /truncated\.png: image/);
+    assert.match(await page.textContent('[data-testid="error"]'), /huge\.png: too large/);
     assert.equal(await page.textContent('[data-testid="current-name"]'), 'grace_hopper.jpg');
     assert.equal(await top5Count(page), 5);
     await page.screenshot({ path: join(ART, 'app-errors.png'), fullPage: true });
@@ -250,5 +213,4 @@ try {
   await browser.close();
   srv.kill();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(summary());
