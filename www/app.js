@@ -1,4 +1,6 @@
 // Page logic: talks to the worker, never runs the network on the main thread.
+import { setupWeights } from './models.js';
+
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -76,20 +78,6 @@ async function classify(file) {
   }
 }
 
-async function loadWeights(file) {
-  clearError();
-  $('model-status').textContent = `loading ${file.name}…`;
-  try {
-    const bytes = await file.arrayBuffer();
-    const { info, backend } = await call('load', { bytes }, [bytes]);
-    $('model-status').textContent = describe(info, file.name);
-    showBackend(backend);
-  } catch (e) {
-    showError(`${file.name}: ${e.message}`);
-    $('model-status').textContent = 'the previous model is still loaded';
-  }
-}
-
 async function main() {
   try {
     const { info, backend } = await call('init', { config: 'mini', seed: 1, backend: wantBackend });
@@ -124,9 +112,14 @@ async function main() {
   $('file-input').addEventListener('change', async (e) => {
     for (const f of e.target.files) await classify(f);
   });
-  $('weights-input').addEventListener('change', (e) => {
-    if (e.target.files[0]) loadWeights(e.target.files[0]);
+  const weights = setupWeights($('weights'), {
+    call,
+    onLoaded: (info, backend, name) => {
+      $('model-status').textContent = describe(info, name);
+      showBackend(backend);
+    },
   });
+  await weights.restore();
   document.body.dataset.ready = 'true';
 }
 

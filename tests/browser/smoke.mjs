@@ -99,9 +99,9 @@ try {
   });
   await check('a bad weight file is refused and the model stays loaded', async () => {
     await page.setInputFiles('[data-testid="weights-input"]', { name: 'broken.onnx', mimeType: 'application/octet-stream', buffer: Buffer.from([8, 7, 0xff, 0xff, 0xff]) });
-    await page.waitForSelector('[data-testid="error"]:not([hidden])', { timeout: 30000 });
-    assert.match(await page.textContent('[data-testid="error"]'), /broken\.onnx: /);
-    assert.match(await page.textContent('[data-testid="model-status"]'), /previous model is still loaded/);
+    await page.waitForSelector('[data-testid="weights-error"]:not([hidden])', { timeout: 30000 });
+    assert.match(await page.textContent('[data-testid="weights-error"]'), /broken\.onnx: .*previous model is still loaded/);
+    assert.match(await page.textContent('[data-testid="model-status"]'), /mini variant/);
   });
   await check('the forced CPU fallback classifies too and says so', async () => {
     await page.goto(`${url}?backend=cpu`);
