@@ -429,7 +429,6 @@ async function main() {
       showBackend(backend);
       return modelChanged(newInfo, name);
     },
-    onError: (msg) => showError(msg),
   });
   await weights.restore();
   document.body.dataset.ready = 'true';
