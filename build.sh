@@ -149,6 +149,7 @@ run_tests() {
   build_wasm
   log "the web app in Chromium (playwright-core + /usr/bin/chromium)"
   node tests/browser/app.mjs
+  node tests/browser/weights.mjs
   log "all tests passed"
 }
 

@@ -42,7 +42,8 @@ struct ArchInfo {
     views: Vec<inspect::LayerView>,
     /// 2 for a net with the paper's two GPU towers (grouped convolutions), else 1.
     towers: usize,
-    /// The layer whose output is compared for nearest images (fc7 after ReLU) and its width.
+    /// The layer whose output is compared for nearest images ("fc7 after its ReLU") and its
+    /// width.
     feature_layer: String,
     feature_dim: usize,
 }
@@ -69,7 +70,15 @@ fn arch_info(arch: &Arch) -> Result<ArchInfo, JsError> {
             .collect(),
         views: inspect::views(arch).map_err(js_err)?,
         towers: inspect::towers(arch),
-        feature_layer: arch.layers[feature].name().to_string(),
+        feature_layer: match (
+            feature.checked_sub(1).map(|i| &arch.layers[i]),
+            &arch.layers[feature],
+        ) {
+            (Some(crate::model::Layer::Linear(fc)), crate::model::Layer::Relu { .. }) => {
+                format!("{} after its ReLU", fc.name)
+            }
+            (_, l) => l.name().to_string(),
+        },
         feature_dim: shapes[feature].iter().product(),
     })
 }

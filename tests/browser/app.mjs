@@ -9,7 +9,7 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { ART, PHOTOS, WAIT, collectLogs, drop, launch, photo, runner, settled, startServer } from './lib.mjs';
+import { ART, PHOTOS, ROOT, WAIT, collectLogs, drop, launch, photo, runner, settled, startServer } from './lib.mjs';
 
 const { check, summary } = runner();
 
@@ -207,6 +207,22 @@ try {
     await checkActivations(page, 'CPU');
     assert.equal(await page.$$eval('[data-testid="neighbours"] [data-testid="neighbour"]', (l) => l.length), 1);
     await page.screenshot({ path: join(ART, 'app-cpu.png'), fullPage: true });
+  });
+  await check('a loaded weight file replaces the net: filters, activations and neighbours follow it', async () => {
+    await page.setInputFiles('[data-testid="weights-input"]', join(ROOT, 'fixtures/onnx/mini-tv.onnx'));
+    await page.waitForFunction(() => /mini-tv\.onnx — custom variant, 11,334 parameters/
+      .test(document.querySelector('[data-testid="model-status"]').textContent), null, WAIT);
+    // the shown image runs again on the new net: one tower (no grouped convolutions)
+    await page.waitForFunction(() => /8×24×24$/.test(document.querySelector('[data-testid="activations"] details[data-layer="conv1"] summary')?.textContent || ''), null, WAIT);
+    await activationsDrawn(page);
+    const conv1 = await canvasStats(page, '[data-testid="activations"] details[data-layer="conv1"] canvas');
+    assert.equal(conv1.length, 1, JSON.stringify(conv1));
+    assert.ok(conv1[0].colours > 2);
+    assert.match(await page.textContent('[data-testid="filters-caption"]'), /conv1: 8 kernels of 5x5, RGB/);
+    assert.equal((await canvasStats(page, '[data-testid="filters"] canvas')).length, 1);
+    assert.equal(await top5Count(page), 5);
+    // fc7 vectors of the old net are not comparable with the new one's
+    assert.equal(await page.$$eval('[data-testid="neighbours"] [data-testid="neighbour"]', (l) => l.length), 0);
   });
 } finally {
   writeFileSync(join(ART, 'app-console.log'), logs.join('\n'));

@@ -4,15 +4,11 @@
 // that URL and file errors are clear and leave the previous model loaded, that a bad file is
 // never cached, and that removing cached models brings back the default model.
 // Screenshots go to test-artifacts/.
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { ART, ROOT, collectLogs, launch, runner, startServer } from './lib.mjs';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const ART = join(ROOT, 'test-artifacts');
-mkdirSync(ART, { recursive: true });
 const GOOD = join(ROOT, 'fixtures/onnx/mini-bvlc.onnx');
 const BAD = join(ROOT, 'fixtures/onnx/bad-truncated.onnx');
 const goodBytes = readFileSync(GOOD);
@@ -22,30 +18,7 @@ const goodBytes = readFileSync(GOOD);
 const GOOD_STATUS = /custom variant, 13,530 parameters/;
 const T = 120000; // page start includes WebGPU init on SwiftShader; the worker runs requests in order
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const srv = spawn('python3', [join(ROOT, 'tools/serve.py'), '--dir', join(ROOT, 'www'), '--port', '0']);
-    srv.stdout.on('data', (d) => {
-      const m = /http:\/\/[\d.]+:\d+\//.exec(d.toString());
-      if (m) resolve({ srv, url: m[0] });
-    });
-    srv.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-    setTimeout(() => reject(new Error('server did not start in 10 s')), 10000);
-  });
-}
-
-let passed = 0;
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}\n  ${e.stack || e}`);
-  }
-}
+const { check, summary } = runner();
 
 const sel = (id) => `[data-testid="${id}"]`;
 const text = (page, id) => page.textContent(sel(id));
@@ -67,19 +40,13 @@ async function ready(page) {
 }
 
 const { srv, url } = await startServer();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // playwright gives every launch a fresh temporary profile of its own.
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const logs = [];
 // Each context is a separate profile: its own Cache API storage and localStorage.
 async function newPage() {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
-  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+  collectLogs(page, logs);
   await page.goto(url);
   await ready(page);
   return page;
@@ -250,5 +217,5 @@ try {
   await browser.close();
   srv.kill();
 }
-console.log(`${passed} passed, ${failed} failed (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-process.exit(failed ? 1 : 0);
+console.log(`${((Date.now() - t0) / 1000).toFixed(0)} s`);
+process.exit(summary());
