@@ -121,6 +121,24 @@ enum Cmd {
     },
     /// List the GPU adapters wgpu finds (Vulkan natively), saying which are software
     Adapters,
+    /// Train with the paper's recipe (SGD momentum 0.9, weight decay 5e-4, lr 0.01 / 10 on
+    /// plateaus, dropout, crops, flips, PCA lighting); checkpoints as it goes and resumes
+    Train(crate::train_cli::TrainArgs),
+    /// Top-1 and top-5 error on a dataset's test images
+    Eval {
+        #[command(flatten)]
+        model: ModelArg,
+        #[command(flatten)]
+        backend: BackendArg,
+        /// fashion-mnist (the 10,000 test images)
+        #[arg(long)]
+        dataset: String,
+        /// Where the dataset's IDX files are
+        #[arg(long, default_value = crate::data::FASHION_MNIST_DIR)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+    },
     /// Write the model as .safetensors (config in the metadata) or .onnx
     Export {
         #[command(flatten)]
@@ -277,6 +295,17 @@ fn run(cli: Cli) -> Result<()> {
                 runner.describe()
             );
             Ok(())
+        }
+        Cmd::Train(args) => crate::train_cli::train(&args),
+        Cmd::Eval {
+            model,
+            backend,
+            dataset,
+            data_dir,
+            batch,
+        } => {
+            let m = load(&model)?;
+            crate::train_cli::eval(m, backend.kind()?, &dataset, &data_dir, batch)
         }
         Cmd::Export {
             model,

@@ -55,6 +55,10 @@ pub enum Error {
     /// out-of-memory error reported by the device, a failed readback.
     #[error("WebGPU: {0}")]
     Gpu(String),
+    #[error("dataset: {0}")]
+    Dataset(String),
+    #[error("training: {0}")]
+    Training(String),
     #[error("{0}")]
     Other(String),
 }

@@ -3,9 +3,11 @@
 //! Native-first: everything here runs under plain `cargo test`; `wasm` is the only module
 //! that knows about JavaScript.
 
+pub mod augment;
 pub mod backend;
 pub mod classify;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod fast;
 pub mod gpu;
@@ -17,6 +19,7 @@ pub mod net;
 pub mod preprocess;
 pub mod shape;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use model::Arch;
@@ -28,6 +31,8 @@ pub mod bench;
 pub mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod npy;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train_cli;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

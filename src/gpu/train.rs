@@ -262,6 +262,46 @@ impl GpuTrainer {
         Ok(out)
     }
 
+    /// The momentum of every parameter (`"{layer}.weight"` / `"{layer}.bias"`), read back
+    /// (for a checkpoint).
+    pub async fn velocities(&self, ctx: &GpuContext) -> Result<Params> {
+        let mut out = Params::new();
+        for p in &self.params {
+            let outs: Vec<(&wgpu::Buffer, usize)> = p
+                .velocities
+                .iter()
+                .zip(&p.block_lens)
+                .map(|(b, &n)| (b, n))
+                .collect();
+            let data = ctx.run(&[], &outs).await?.concat();
+            out.insert(p.name.clone(), Tensor::new(&p.shape, data)?);
+        }
+        Ok(out)
+    }
+
+    /// Sets every parameter's momentum (resuming from a checkpoint); each must be present
+    /// with its parameter's shape.
+    pub fn set_velocities(&self, ctx: &GpuContext, v: &Params) -> Result<()> {
+        for p in &self.params {
+            let t = v
+                .get(&p.name)
+                .ok_or_else(|| Error::Weights(format!("no momentum for {}", p.name)))?;
+            if t.shape != p.shape {
+                return Err(Error::Shape {
+                    what: format!("momentum of {}", p.name),
+                    expected: p.shape.clone(),
+                    got: t.shape.clone(),
+                });
+            }
+            let mut at = 0;
+            for (buf, &n) in p.velocities.iter().zip(&p.block_lens) {
+                ctx.write(buf, &t.data[at..at + n]);
+                at += n;
+            }
+        }
+        Ok(())
+    }
+
     /// The current parameters, read back from the GPU, as a CPU [`Model`].
     pub async fn to_model(&self, ctx: &GpuContext) -> Result<Model> {
         let mut params = Params::new();

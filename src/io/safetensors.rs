@@ -124,6 +124,60 @@ pub fn save_torchvision(model: &Model) -> Result<Vec<u8>> {
     serialize(tensors, &model.arch)
 }
 
+/// Metadata key of a training checkpoint's `train::State` (JSON).
+pub const STATE_KEY: &str = "alexnet.train_state";
+/// Prefix of a checkpoint's momentum tensors (`momentum/conv1.weight`, ...).
+const MOMENTUM: &str = "momentum/";
+
+/// A training checkpoint: the weights as [`save`] writes them, each parameter's momentum
+/// under `momentum/<name>`, and the trainer's state (JSON) under [`STATE_KEY`].
+pub fn save_checkpoint(model: &Model, momentum: &Params, state_json: &str) -> Result<Vec<u8>> {
+    let json = serde_json::to_string(&model.arch)
+        .map_err(|e| Error::Safetensors(format!("cannot write the architecture: {e}")))?;
+    let metadata = HashMap::from([
+        (ARCH_KEY.to_string(), json),
+        (STATE_KEY.to_string(), state_json.to_string()),
+        ("format".to_string(), "pt".to_string()),
+    ]);
+    let tensors = model
+        .params
+        .iter()
+        .map(|(k, t)| (k.clone(), F32Out(t)))
+        .chain(
+            momentum
+                .iter()
+                .map(|(k, t)| (format!("{MOMENTUM}{k}"), F32Out(t))),
+        );
+    safetensors::serialize(tensors, Some(metadata))
+        .map_err(|e| Error::Safetensors(format!("cannot write the checkpoint: {e}")))
+}
+
+/// Reads a checkpoint written by [`save_checkpoint`]: the model, the momentum and the state
+/// JSON.
+pub fn load_checkpoint(bytes: &[u8]) -> Result<(Model, Params, String)> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Safetensors(format!("not a valid checkpoint: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::Safetensors(format!("not a valid checkpoint: {e}")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let (Some(arch), Some(state)) = (metadata.get(ARCH_KEY), metadata.get(STATE_KEY)) else {
+        return Err(Error::Safetensors(format!(
+            "not a training checkpoint (no {ARCH_KEY:?} and {STATE_KEY:?} metadata)"
+        )));
+    };
+    let arch = serde_json::from_str::<Arch>(arch)
+        .map_err(|e| Error::Safetensors(format!("bad architecture in the checkpoint: {e}")))?;
+    let (mut params, mut momentum) = (Params::new(), Params::new());
+    for (name, view) in st.iter() {
+        let t = to_f32(name, &view)?;
+        match name.strip_prefix(MOMENTUM) {
+            Some(k) => momentum.insert(k.to_string(), t),
+            None => params.insert(name.to_string(), t),
+        };
+    }
+    Ok((Model::new(arch, params)?, momentum, state.clone()))
+}
+
 fn serialize<'a>(
     tensors: impl IntoIterator<Item = (String, F32Out<'a>)>,
     arch: &Arch,

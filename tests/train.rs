@@ -1,0 +1,464 @@
+//! The trainer (`alexnet::train`) on a tiny AlexNet-shaped net (conv, ReLU, LRN, overlapping
+//! max-pool, grouped conv, dropout, three fully connected layers) and synthetic images:
+//! the SGD step against an independent f64 computation of the paper's rule, the paper's
+//! initialisation, a loss that falls until a small batch is learned by heart, checkpoints
+//! that resume into exactly the uninterrupted run, the learning-rate schedule, and a
+//! diverging run stopped with a clear error.
+#![cfg(not(target_arch = "wasm32"))]
+
+use alexnet::augment::{Augment, Pca};
+use alexnet::cpu::Sgd;
+use alexnet::data::Images;
+use alexnet::error::Error;
+use alexnet::io::safetensors::{load_checkpoint, save_checkpoint};
+use alexnet::model::{
+    self, Arch, ConvSpec, DropoutSpec, Family, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
+};
+use alexnet::net::{Model, Params};
+use alexnet::shape::Rounding;
+use alexnet::tensor::{Rng, Tensor};
+use alexnet::train::{
+    self, CpuEngine, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, Sitting, State,
+};
+
+fn conv(name: &str, cin: usize, cout: usize, k: usize, s: usize, p: usize, groups: usize) -> Layer {
+    Layer::Conv(ConvSpec {
+        name: name.into(),
+        in_channels: cin,
+        out_channels: cout,
+        kernel: [k, k],
+        stride: [s, s],
+        pads: Pads::same(p),
+        groups,
+    })
+}
+fn relu(name: &str) -> Layer {
+    Layer::Relu { name: name.into() }
+}
+fn pool(name: &str) -> Layer {
+    Layer::MaxPool(PoolSpec {
+        name: name.into(),
+        kernel: [3, 3],
+        stride: [2, 2],
+        pads: Pads::same(0),
+        rounding: Rounding::Floor,
+    })
+}
+fn fc(name: &str, i: usize, o: usize) -> Layer {
+    Layer::Linear(LinearSpec {
+        name: name.into(),
+        in_features: i,
+        out_features: o,
+    })
+}
+fn dropout(name: &str) -> Layer {
+    Layer::Dropout(DropoutSpec {
+        name: name.into(),
+        p: 0.5,
+    })
+}
+
+/// 3x32x32 -> conv1 8x16x16 -> LRN -> pool 8x7x7 -> conv2 (groups 2) 16x7x7 -> conv3 -> pool
+/// 16x3x3 -> fc6 32 -> fc7 32 -> fc8 10, with dropout on fc6 and fc7.
+fn tiny() -> Arch {
+    let layers = vec![
+        conv("conv1", 3, 8, 5, 2, 2, 1),
+        relu("relu1"),
+        Layer::Lrn(LrnSpec {
+            name: "norm1".into(),
+            size: 5,
+            alpha: 1e-4,
+            beta: 0.75,
+            k: 2.0,
+            alpha_mode: LrnAlpha::OverN,
+        }),
+        pool("pool1"),
+        conv("conv2", 8, 16, 3, 1, 1, 2),
+        relu("relu2"),
+        conv("conv3", 16, 16, 3, 1, 1, 1),
+        relu("relu3"),
+        conv("conv4", 16, 16, 3, 1, 1, 2),
+        relu("relu4"),
+        conv("conv5", 16, 16, 3, 1, 1, 2),
+        relu("relu5"),
+        pool("pool5"),
+        Layer::Flatten {
+            name: "flatten".into(),
+        },
+        fc("fc6", 144, 32),
+        relu("relu6"),
+        dropout("drop6"),
+        fc("fc7", 32, 32),
+        relu("relu7"),
+        dropout("drop7"),
+        fc("fc8", 32, 10),
+    ];
+    let mini = model::mini();
+    let arch = Arch {
+        family: Family::Custom,
+        input: [3, 32, 32],
+        layers,
+        preprocess: mini.preprocess,
+        labels: mini.labels,
+    };
+    arch.validate().unwrap();
+    arch
+}
+
+/// `n` 28x28 images of 10 classes: class `c` is a bright 6x6 square at a place of its own
+/// on a noisy background (learnable, not trivial at init).
+fn synthetic(n: usize, seed: u64) -> Images {
+    let mut rng = Rng::new(seed);
+    let mut pixels = vec![0u8; n * 28 * 28];
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = (rng.next_u64() % 10) as usize;
+        labels.push(c as u8);
+        let img = &mut pixels[i * 784..(i + 1) * 784];
+        for p in img.iter_mut() {
+            *p = (rng.next_u64() % 40) as u8;
+        }
+        let (x0, y0) = (2 + (c % 5) * 5, 4 + (c / 5) * 12);
+        for y in y0..y0 + 6 {
+            for x in x0..x0 + 6 {
+                img[y * 28 + x] = 230;
+            }
+        }
+    }
+    Images {
+        height: 28,
+        width: 28,
+        pixels,
+        labels,
+    }
+}
+
+#[test]
+fn paper_init_puts_ones_in_the_papers_biases() {
+    let m = train::init_model(tiny(), Init::Paper { std: 0.01 }, 3).unwrap();
+    for (layer, one) in [
+        ("conv1", false),
+        ("conv2", true),
+        ("conv3", false),
+        ("conv4", true),
+        ("conv5", true),
+        ("fc6", true),
+        ("fc7", true),
+        ("fc8", false),
+    ] {
+        let b = m.bias(layer).unwrap();
+        let want = if one { 1.0 } else { 0.0 };
+        assert!(b.data.iter().all(|&v| v == want), "{layer} bias");
+        let w = m.weight(layer).unwrap();
+        let std = (w.data.iter().map(|v| v * v).sum::<f32>() / w.data.len() as f32).sqrt();
+        assert!((0.007..0.013).contains(&std), "{layer} weight std {std}");
+    }
+    let he = train::init_model(tiny(), Init::He, 3).unwrap();
+    let w = he.weight("fc6").unwrap();
+    let std = (w.data.iter().map(|v| v * v).sum::<f32>() / w.data.len() as f32).sqrt();
+    let want = (2.0f32 / 144.0).sqrt();
+    assert!((std / want - 1.0).abs() < 0.1, "He std {std} vs {want}");
+    assert!(he.bias("fc6").unwrap().data.iter().all(|&b| b == 0.0));
+}
+
+/// Two steps of the CPU engine against the paper's rule computed independently in f64 from
+/// the reference's gradients: `v <- m v - wd lr w - lr g; w <- w + v` (the second step has
+/// momentum).
+#[test]
+fn sgd_steps_match_the_papers_rule_computed_independently() {
+    let arch = tiny();
+    let m0 = train::init_model(arch.clone(), Init::He, 5).unwrap();
+    let data = synthetic(8, 1);
+    let idx: Vec<usize> = (0..8).collect();
+    let x = data.batch(&idx, 32, &arch.preprocess, None).unwrap();
+    let labels = data.label_vec(&idx);
+    let sgd = Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.01,
+    };
+    let mut engine = CpuEngine::new(m0.clone(), None, sgd, 1).unwrap();
+    engine.step(&x, &labels, 11).unwrap();
+    engine.step(&x, &labels, 12).unwrap();
+    let got = engine.model().unwrap();
+
+    let (lr, mom, wd) = (sgd.lr as f64, sgd.momentum as f64, sgd.weight_decay as f64);
+    let mut w: Vec<(String, Vec<f64>)> = m0
+        .params
+        .iter()
+        .map(|(k, t)| (k.clone(), t.data.iter().map(|&v| v as f64).collect()))
+        .collect();
+    let mut v: Vec<Vec<f64>> = w.iter().map(|(_, d)| vec![0.0; d.len()]).collect();
+    for seed in [11, 12] {
+        let params = w
+            .iter()
+            .map(|(k, d)| {
+                let shape = m0.params[k].shape.clone();
+                (
+                    k.clone(),
+                    Tensor::new(&shape, d.iter().map(|&x| x as f32).collect()).unwrap(),
+                )
+            })
+            .collect();
+        let model = Model::new(arch.clone(), params).unwrap();
+        let (_, grads) = model.loss_and_grads(&x, &labels, seed).unwrap();
+        for ((k, wk), vk) in w.iter_mut().zip(v.iter_mut()) {
+            for ((wi, vi), &gi) in wk.iter_mut().zip(vk.iter_mut()).zip(&grads[k].data) {
+                *vi = mom * *vi - wd * lr * *wi - lr * gi as f64;
+                *wi += *vi;
+            }
+        }
+    }
+    let mut moved = 0.0f64;
+    for (k, want) in &w {
+        let g = &got.params[k].data;
+        for (i, (&a, &b)) in g.iter().zip(want).enumerate() {
+            // f32 steps from the fast backend's gradients (f32 sums in another order than
+            // the reference's f64) against f64: the difference is lr times the gradient
+            // error, ~1e-6 relative to a weight
+            assert!(
+                (a as f64 - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                "{k}[{i}]: engine {a}, paper's rule {b}"
+            );
+        }
+        moved += g
+            .iter()
+            .zip(&m0.params[k].data)
+            .map(|(a, b)| ((a - b) as f64).abs())
+            .sum::<f64>();
+    }
+    assert!(moved > 1e-3, "the steps changed nothing");
+}
+
+struct Quiet {
+    checkpoints: Vec<Vec<u8>>,
+    epochs: Vec<EpochLog>,
+}
+impl Hooks for Quiet {
+    fn progress(&mut self, _: &Progress) {}
+    fn epoch(&mut self, l: &EpochLog) {
+        self.epochs.push(l.clone());
+    }
+    fn checkpoint(
+        &mut self,
+        model: &Model,
+        momentum: &Params,
+        state: &State,
+    ) -> alexnet::error::Result<()> {
+        let json = serde_json::to_string(state).unwrap();
+        self.checkpoints
+            .push(save_checkpoint(model, momentum, &json)?);
+        Ok(())
+    }
+}
+fn quiet() -> Quiet {
+    Quiet {
+        checkpoints: Vec::new(),
+        epochs: Vec::new(),
+    }
+}
+
+fn no_pca() -> Pca {
+    Pca {
+        values: [0.0; 3],
+        vectors: [[0.0; 3]; 3],
+    }
+}
+
+#[test]
+fn the_loss_falls_until_a_small_batch_is_learned_by_heart() {
+    let arch = tiny();
+    let data = Data {
+        train: synthetic(16, 2),
+        val: synthetic(16, 2),
+        pca: no_pca(),
+    };
+    let recipe = Recipe {
+        epochs: 400,
+        batch: 16,
+        lr: 0.02,
+        init: Init::He,
+        augment: Augment::none(),
+        patience: 1000,
+        ..Recipe::default()
+    };
+    let model = train::init_model(arch.clone(), recipe.init, 1).unwrap();
+    let mut state = State::new(recipe);
+    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
+    let mut hooks = quiet();
+    train::run(
+        &mut engine,
+        &arch,
+        &data,
+        &mut state,
+        &Sitting::whole(),
+        &mut hooks,
+    )
+    .unwrap();
+    let first = hooks.epochs[0].train_loss;
+    let last = hooks.epochs.last().unwrap().train_loss;
+    // dropout keeps the training loss noisy; the mean of the last 50 steps against the first
+    let tail: f64 = hooks.epochs[350..]
+        .iter()
+        .map(|e| e.train_loss)
+        .sum::<f64>()
+        / 50.0;
+    assert!(
+        tail < 0.25 * first,
+        "loss {first} -> {last} (last 50 steps: {tail})"
+    );
+    // the validation set is the training batch, seen without dropout: learned by heart
+    assert_eq!(
+        hooks.epochs.last().unwrap().val_top1_err,
+        0.0,
+        "{:?}",
+        hooks.epochs.last()
+    );
+}
+
+fn resume_recipe() -> Recipe {
+    Recipe {
+        epochs: 2,
+        batch: 8,
+        init: Init::He,
+        ..Recipe::default()
+    }
+}
+
+fn resume_data() -> Data {
+    let train = synthetic(40, 3);
+    let pca = train.pca();
+    Data {
+        train,
+        val: synthetic(8, 4),
+        pca,
+    }
+}
+
+#[test]
+fn a_resumed_run_takes_exactly_the_uninterrupted_runs_steps() {
+    let arch = tiny();
+    let data = resume_data();
+    let r = resume_recipe();
+    let model = train::init_model(arch.clone(), r.init, 7).unwrap();
+
+    let mut state = State::new(r.clone());
+    let mut engine = CpuEngine::new(model.clone(), None, state.sgd(), 1).unwrap();
+    train::run(
+        &mut engine,
+        &arch,
+        &data,
+        &mut state,
+        &Sitting::whole(),
+        &mut quiet(),
+    )
+    .unwrap();
+    let want = engine.model().unwrap();
+    assert!(state.finished);
+    assert_eq!(state.step, 10, "2 epochs of 5 batches");
+
+    // 7 steps (into the second epoch), a checkpoint through the file format, then the rest
+    let mut state = State::new(r);
+    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
+    let mut hooks = quiet();
+    train::run(
+        &mut engine,
+        &arch,
+        &data,
+        &mut state,
+        &Sitting {
+            max_steps: Some(7),
+            ..Sitting::whole()
+        },
+        &mut hooks,
+    )
+    .unwrap();
+    assert!(!state.finished);
+    let (m, momentum, json) = load_checkpoint(hooks.checkpoints.last().unwrap()).unwrap();
+    let mut state: State = serde_json::from_str(&json).unwrap();
+    assert_eq!((state.epoch, state.batch_in_epoch, state.step), (1, 2, 7));
+    let mut engine = CpuEngine::new(m, Some(momentum), state.sgd(), 1).unwrap();
+    train::run(
+        &mut engine,
+        &arch,
+        &data,
+        &mut state,
+        &Sitting::whole(),
+        &mut quiet(),
+    )
+    .unwrap();
+    let got = engine.model().unwrap();
+    for (k, t) in &want.params {
+        assert_eq!(got.params[k].data, t.data, "{k} differs after resuming");
+    }
+}
+
+#[test]
+fn a_plateau_divides_the_learning_rate_and_the_last_one_ends_the_run() {
+    let arch = tiny();
+    let data = resume_data();
+    // lr 0: the weights never change, so the validation error never improves
+    let r = Recipe {
+        epochs: 20,
+        lr: 0.0,
+        patience: 1,
+        max_drops: 1,
+        ..resume_recipe()
+    };
+    let model = train::init_model(arch.clone(), r.init, 7).unwrap();
+    let mut state = State::new(r);
+    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
+    train::run(
+        &mut engine,
+        &arch,
+        &data,
+        &mut state,
+        &Sitting::whole(),
+        &mut quiet(),
+    )
+    .unwrap();
+    assert!(state.finished);
+    assert_eq!(state.drops, 1);
+    // epoch 1 sets the best, epoch 2 is the first plateau (divide), epoch 3 the last
+    assert_eq!(state.history.len(), 3, "{:?}", state.history);
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let arch = tiny();
+    let data = resume_data();
+    let r = Recipe {
+        lr: 1e12,
+        epochs: 5,
+        ..resume_recipe()
+    };
+    let model = train::init_model(arch.clone(), r.init, 7).unwrap();
+    let mut state = State::new(r);
+    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
+    let mut hooks = quiet();
+    let err = train::run(
+        &mut engine,
+        &arch,
+        &data,
+        &mut state,
+        &Sitting {
+            checkpoint_every: 1,
+            ..Sitting::whole()
+        },
+        &mut hooks,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Training(_)), "{err}");
+    assert!(
+        err.to_string().contains("diverged") || err.to_string().contains("the loss became"),
+        "{err}"
+    );
+    // every checkpoint written holds finite weights
+    for c in &hooks.checkpoints {
+        let (m, _, _) = load_checkpoint(c).unwrap();
+        assert!(m
+            .params
+            .values()
+            .all(|t| t.data.iter().all(|v| v.is_finite())));
+    }
+}
