@@ -131,6 +131,80 @@ impl State {
             weight_decay: self.recipe.weight_decay,
         }
     }
+
+    /// The next step's input `(batch, 3, side, side)` (augmented), labels and dropout seed:
+    /// batch `batch_in_epoch` of this epoch's shuffled order.
+    pub fn next_batch(&self, arch: &Arch, data: &Data) -> Result<(Tensor, Vec<usize>, u64)> {
+        let r = &self.recipe;
+        let order = epoch_order(data.train.len(), r.seed, self.epoch);
+        let b = self.batch_in_epoch;
+        let idx = order
+            .get(b * r.batch..(b + 1) * r.batch)
+            .ok_or_else(|| Error::Training(format!("batch {b} is past the epoch's images")))?;
+        let aug = (&r.augment, &data.pca, augment_seed(r.seed, self.epoch));
+        let x = data
+            .train
+            .batch(idx, arch.input[1], &arch.preprocess, Some(aug))?;
+        Ok((x, data.train.label_vec(idx), step_seed(r.seed, self.step)))
+    }
+
+    /// Counts a step that took `seconds` and had mean loss `loss`; a non-finite loss stops
+    /// the run with an error.
+    pub fn record_step(&mut self, loss: f32, seconds: f64) -> Result<()> {
+        if !loss.is_finite() {
+            return Err(Error::Training(format!(
+                "the loss became {loss} at epoch {}, batch {} (learning rate {}); training \
+                 stopped and the last checkpoint keeps the last good weights",
+                self.epoch + 1,
+                self.batch_in_epoch,
+                self.lr
+            )));
+        }
+        self.epoch_seconds += seconds;
+        self.loss_sum += loss as f64;
+        self.batch_in_epoch += 1;
+        self.step += 1;
+        Ok(())
+    }
+
+    /// Closes the epoch (of `batches` steps) with its validation errors: logs it and applies
+    /// the schedule (the paper: divide the learning rate by 10 when the validation error
+    /// stops improving; after `max_drops` divisions the next plateau ends the run).
+    pub fn end_epoch(&mut self, batches: usize, top1: f64, top5: f64) -> EpochLog {
+        let r = &self.recipe;
+        let log = EpochLog {
+            epoch: self.epoch + 1,
+            lr: self.lr,
+            train_loss: self.loss_sum / batches.max(1) as f64,
+            val_top1_err: top1,
+            val_top5_err: top5,
+            seconds: self.epoch_seconds,
+        };
+        self.history.push(log.clone());
+        if top1 < self.best_val_top1_err {
+            self.best_val_top1_err = top1;
+            self.epochs_since_best = 0;
+        } else {
+            self.epochs_since_best += 1;
+            if self.epochs_since_best >= r.patience {
+                if self.drops >= r.max_drops {
+                    self.finished = true;
+                } else {
+                    self.lr /= 10.0;
+                    self.drops += 1;
+                    self.epochs_since_best = 0;
+                }
+            }
+        }
+        self.epoch += 1;
+        self.batch_in_epoch = 0;
+        self.loss_sum = 0.0;
+        self.epoch_seconds = 0.0;
+        if self.epoch >= r.epochs {
+            self.finished = true;
+        }
+        log
+    }
 }
 
 /// The paper's initial weights for `arch` (see the module docs), seeded.
@@ -504,7 +578,6 @@ pub fn run(
         clock,
     } = *sitting;
     let r = state.recipe.clone();
-    let side = arch.input[1];
     let batches = data.train.len() / r.batch;
     if batches == 0 {
         return Err(Error::Training(format!(
@@ -516,8 +589,6 @@ pub fn run(
     engine.set_sgd(state.sgd())?;
     let mut taken = 0u64;
     while !state.finished && state.epoch < r.epochs {
-        let order = epoch_order(data.train.len(), r.seed, state.epoch);
-        let aug_seed = augment_seed(r.seed, state.epoch);
         let mut t_mark = clock();
         let mut images_mark = 0usize;
         let mut rate = 0.0;
@@ -525,33 +596,11 @@ pub fn run(
             if max_steps.is_some_and(|m| taken >= m) {
                 return checkpoint(engine, state, hooks);
             }
-            let b = state.batch_in_epoch;
-            let idx = &order[b * r.batch..(b + 1) * r.batch];
-            let x = data.train.batch(
-                idx,
-                side,
-                &arch.preprocess,
-                Some((&r.augment, &data.pca, aug_seed)),
-            )?;
+            let (x, labels, seed) = state.next_batch(arch, data)?;
             let t0 = clock();
-            let loss = engine.step(
-                &x,
-                &data.train.label_vec(idx),
-                step_seed(r.seed, state.step),
-            )?;
-            if !loss.is_finite() {
-                return Err(Error::Training(format!(
-                    "the loss became {loss} at epoch {}, batch {b} (learning rate {}); training \
-                     stopped and the last checkpoint keeps the last good weights",
-                    state.epoch + 1,
-                    state.lr
-                )));
-            }
+            let loss = engine.step(&x, &labels, seed)?;
             let now = clock();
-            state.epoch_seconds += now - t0;
-            state.loss_sum += loss as f64;
-            state.batch_in_epoch += 1;
-            state.step += 1;
+            state.record_step(loss, now - t0)?;
             taken += 1;
             images_mark += r.batch;
             if now - t_mark >= 1.0 {
@@ -574,40 +623,10 @@ pub fn run(
             }
         }
         let (top1, top5) = evaluate(engine, arch, &data.val, r.batch)?;
-        let log = EpochLog {
-            epoch: state.epoch + 1,
-            lr: state.lr,
-            train_loss: state.loss_sum / batches as f64,
-            val_top1_err: top1,
-            val_top5_err: top5,
-            seconds: state.epoch_seconds,
-        };
-        hooks.epoch(&log);
-        state.history.push(log);
-        // the paper: divide the learning rate by 10 when the validation error stops
-        // improving
-        if top1 < state.best_val_top1_err {
-            state.best_val_top1_err = top1;
-            state.epochs_since_best = 0;
-        } else {
-            state.epochs_since_best += 1;
-            if state.epochs_since_best >= r.patience {
-                if state.drops >= r.max_drops {
-                    state.finished = true;
-                } else {
-                    state.lr /= 10.0;
-                    state.drops += 1;
-                    state.epochs_since_best = 0;
-                    engine.set_sgd(state.sgd())?;
-                }
-            }
-        }
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-        state.loss_sum = 0.0;
-        state.epoch_seconds = 0.0;
-        if state.epoch >= r.epochs {
-            state.finished = true;
+        let lr = state.lr;
+        hooks.epoch(&state.end_epoch(batches, top1, top5));
+        if state.lr != lr {
+            engine.set_sgd(state.sgd())?;
         }
         checkpoint(engine, state, hooks)?;
     }
