@@ -150,6 +150,7 @@ run_tests() {
   log "the web app in Chromium (playwright-core + /usr/bin/chromium)"
   node tests/browser/app.mjs
   node tests/browser/weights.mjs
+  node tests/browser/train.mjs
   log "all tests passed"
 }
 

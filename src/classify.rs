@@ -25,7 +25,12 @@ pub fn probabilities(model: &Model, x: &Tensor) -> Result<Tensor> {
 /// The network's output `(N, classes)` as probabilities: a softmax unless the network ends
 /// in one.
 pub fn to_probabilities(model: &Model, out: Tensor) -> Result<Tensor> {
-    let ends_in_softmax = matches!(model.arch.layers.last(), Some(Layer::Softmax { .. }));
+    to_probabilities_of(&model.arch, out)
+}
+
+/// [`to_probabilities`] for a network of architecture `arch`.
+pub fn to_probabilities_of(arch: &crate::model::Arch, out: Tensor) -> Result<Tensor> {
+    let ends_in_softmax = matches!(arch.layers.last(), Some(Layer::Softmax { .. }));
     if ends_in_softmax {
         return Ok(out);
     }

@@ -138,6 +138,9 @@ enum Cmd {
         data_dir: PathBuf,
         #[arg(long, default_value_t = 128)]
         batch: usize,
+        /// Also add the results to this JSON file (e.g. the training record OUT.json)
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Write the model as .safetensors (config in the metadata) or .onnx
     Export {
@@ -303,9 +306,17 @@ fn run(cli: Cli) -> Result<()> {
             dataset,
             data_dir,
             batch,
+            json,
         } => {
             let m = load(&model)?;
-            crate::train_cli::eval(m, backend.kind()?, &dataset, &data_dir, batch)
+            crate::train_cli::eval(
+                m,
+                backend.kind()?,
+                &dataset,
+                &data_dir,
+                batch,
+                json.as_deref(),
+            )
         }
         Cmd::Export {
             model,

@@ -95,7 +95,8 @@ pub struct State {
     /// Steps taken in the whole run.
     pub step: u64,
     pub lr: f32,
-    pub best_val_top1_err: f64,
+    /// The best validation top-1 error so far (none before the first epoch ends).
+    pub best_val_top1_err: Option<f64>,
     pub epochs_since_best: usize,
     pub drops: usize,
     /// The running loss of the epoch under way.
@@ -104,6 +105,9 @@ pub struct State {
     pub history: Vec<EpochLog>,
     /// The schedule ended the run (or its epochs are done).
     pub finished: bool,
+    /// The command that started the run (kept through resumes, for the record).
+    #[serde(default)]
+    pub command: String,
 }
 
 impl State {
@@ -114,13 +118,14 @@ impl State {
             epoch: 0,
             batch_in_epoch: 0,
             step: 0,
-            best_val_top1_err: f64::INFINITY,
+            best_val_top1_err: None,
             epochs_since_best: 0,
             drops: 0,
             loss_sum: 0.0,
             epoch_seconds: 0.0,
             history: Vec::new(),
             finished: false,
+            command: String::new(),
         }
     }
 
@@ -181,8 +186,8 @@ impl State {
             seconds: self.epoch_seconds,
         };
         self.history.push(log.clone());
-        if top1 < self.best_val_top1_err {
-            self.best_val_top1_err = top1;
+        if self.best_val_top1_err.is_none_or(|best| top1 < best) {
+            self.best_val_top1_err = Some(top1);
             self.epochs_since_best = 0;
         } else {
             self.epochs_since_best += 1;
@@ -396,25 +401,10 @@ impl Engine for GpuEngine {
     /// The training plan's batch size is fixed: a smaller batch is padded with zeros and
     /// the padding's rows dropped.
     fn logits(&mut self, x: &Tensor) -> Result<Tensor> {
-        let b = self.trainer.batch();
         let n = x.shape[0];
-        if n > b {
-            return Err(Error::Training(format!(
-                "evaluation batch {n} is larger than the training batch {b}"
-            )));
-        }
-        let per = x.data.len() / n.max(1);
-        let mut shape = x.shape.clone();
-        shape[0] = b;
-        let mut data = x.data.clone();
-        data.resize(b * per, 0.0);
-        let out = pollster::block_on(
-            self.trainer
-                .model()
-                .forward(&self.ctx, &Tensor::new(&shape, data)?),
-        )?;
-        let k = out.shape[1];
-        Tensor::new(&[n, k], out.data[..n * k].to_vec())
+        let padded = pad_batch(x, self.trainer.batch())?;
+        let out = pollster::block_on(self.trainer.model().forward(&self.ctx, &padded))?;
+        first_rows(out, n)
     }
 
     fn model(&mut self) -> Result<Model> {
@@ -429,6 +419,32 @@ impl Engine for GpuEngine {
         let a = self.ctx.report();
         format!("GPU {} ({})", a.name, a.backend)
     }
+}
+
+/// `x` `(n, ...)` padded with zero images to `(batch, ...)`: a GPU plan's batch is fixed.
+pub fn pad_batch(x: &Tensor, batch: usize) -> Result<Tensor> {
+    let n = x.shape.first().copied().unwrap_or(0);
+    if n == 0 || n > batch {
+        return Err(Error::Training(format!(
+            "a batch of {n} does not fit the planned batch of {batch}"
+        )));
+    }
+    let per = x.data.len() / n;
+    let mut shape = x.shape.clone();
+    shape[0] = batch;
+    let mut data = x.data.clone();
+    data.resize(batch * per, 0.0);
+    Tensor::new(&shape, data)
+}
+
+/// The first `n` rows of `(N, K)` logits (dropping a padded batch's extra rows).
+pub fn first_rows(out: Tensor, n: usize) -> Result<Tensor> {
+    let k = out.shape.get(1).copied().unwrap_or(0);
+    let rows = out
+        .data
+        .get(..n * k)
+        .ok_or_else(|| Error::Training(format!("{n} rows asked of {:?}", out.shape)))?;
+    Tensor::new(&[n, k], rows.to_vec())
 }
 
 /// Top-1 and top-5 error of the engine's current weights on `images` (centred, no

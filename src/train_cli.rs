@@ -280,7 +280,9 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         let r = recipe(a)?;
         let arch = Arch::builtin(&a.config)?;
         let model = train::init_model(arch, r.init, r.seed)?;
-        (model, None, State::new(r))
+        let mut state = State::new(r);
+        state.command = std::env::args().collect::<Vec<_>>().join(" ");
+        (model, None, state)
     };
     if let Some(path) = &a.show_augmented {
         return show_augmented(&model.arch, &data, &state.recipe, path);
@@ -314,30 +316,46 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         &sitting,
         &mut hooks,
     )?;
-    if !state.finished {
-        eprintln!(
-            "\nstopped after --max-steps at epoch {}, batch {}; checkpoint {} (continue with \
-             --resume)",
-            state.epoch + 1,
-            state.batch_in_epoch,
-            ckpt.display()
-        );
-        return Ok(());
-    }
+    // the model so far and its record, whether the run finished or stopped for now
     let bytes = io::safetensors::save(&engine.model()?)?;
     write_atomic(&a.out, &bytes)?;
+    let record = a.out.with_extension("json");
     let best = state
         .history
         .iter()
         .map(|l| l.val_top1_err)
         .fold(f64::INFINITY, f64::min);
-    eprintln!(
-        "done after {} epochs; best validation top-1 error {:.2}%; wrote {} ({} bytes)",
-        state.history.len(),
-        best * 100.0,
-        a.out.display(),
-        bytes.len()
-    );
+    let json = serde_json::json!({
+        "command": state.command,
+        "last_invocation": std::env::args().collect::<Vec<_>>().join(" "),
+        "finished": state.finished,
+        "epochs": state.history.len(),
+        "steps": state.step,
+        "best_val_top1_err": if best.is_finite() { Some(best) } else { None },
+        "recipe": state.recipe,
+        "history": state.history,
+    });
+    write_atomic(&record, json.to_string().as_bytes())?;
+    if state.finished {
+        eprintln!(
+            "done after {} epochs; best validation top-1 error {:.2}%; wrote {} ({} bytes) and {}",
+            state.history.len(),
+            best * 100.0,
+            a.out.display(),
+            bytes.len(),
+            record.display()
+        );
+    } else {
+        eprintln!(
+            "\nstopped after --max-steps at epoch {}, batch {}; wrote the model so far to {} and \
+             {}; checkpoint {} (continue with --resume)",
+            state.epoch + 1,
+            state.batch_in_epoch,
+            a.out.display(),
+            record.display(),
+            ckpt.display()
+        );
+    }
     Ok(())
 }
 
@@ -388,12 +406,15 @@ fn show_augmented(arch: &Arch, data: &Data, r: &Recipe, path: &Path) -> Result<(
     Ok(())
 }
 
+/// Prints the top-1 and top-5 error on the test set; with `json`, also adds them to that
+/// file's JSON object (a training record from `alexnet train`), creating it if needed.
 pub fn eval(
     model: Model,
     kind: BackendKind,
     dataset: &str,
     dir: &Path,
     batch: usize,
+    json: Option<&Path>,
 ) -> Result<()> {
     if dataset != "fashion-mnist" {
         return Err(Error::Dataset(format!(
@@ -424,5 +445,21 @@ pub fn eval(
         (1.0 - top5 as f64 / n) * 100.0,
         t.elapsed().as_secs_f64()
     );
+    if let Some(path) = json {
+        let mut record: serde_json::Value = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::Other(format!("{}: not JSON: {e}", path.display())))?,
+            Err(_) => serde_json::json!({}),
+        };
+        let obj = record
+            .as_object_mut()
+            .ok_or_else(|| Error::Other(format!("{}: not a JSON object", path.display())))?;
+        obj.insert("test_dataset".into(), dataset.into());
+        obj.insert("test_images".into(), test.len().into());
+        obj.insert("test_top1_accuracy".into(), (top1 as f64 / n).into());
+        obj.insert("test_top5_accuracy".into(), (top5 as f64 / n).into());
+        obj.insert("test_backend".into(), runner.describe().into());
+        write_atomic(path, record.to_string().as_bytes())?;
+    }
     Ok(())
 }

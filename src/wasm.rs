@@ -413,6 +413,19 @@ impl WasmModel {
         pictures_js(&pics)
     }
 
+    /// The network as safetensors bytes (config in the metadata; Python's `safetensors`
+    /// opens it, and so do this page and the CLI).
+    #[wasm_bindgen(js_name = exportSafetensors)]
+    pub fn export_safetensors(&self) -> Result<Vec<u8>, JsError> {
+        crate::io::safetensors::save(&self.inner).map_err(js_err)
+    }
+
+    /// The network as ONNX bytes (opset 13; onnxruntime runs it with the same outputs).
+    #[wasm_bindgen(js_name = exportOnnx)]
+    pub fn export_onnx(&self) -> Result<Vec<u8>, JsError> {
+        crate::io::onnx::export(&self.inner).map_err(js_err)
+    }
+
     /// Top-`top` predictions for an encoded image on the fast CPU backend, as
     /// `[{index, label, probability}]`; `tta` averages the paper's ten crops.
     pub fn classify(&self, image: &[u8], top: usize, tta: bool) -> Result<JsValue, JsError> {
@@ -601,4 +614,469 @@ impl WasmBench {
             to_js(&BenchReport::from(report)).map_err(JsValue::from)
         }))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training in the page (www/index.html's "Train in the browser"): `crate::train`'s recipe
+// and bookkeeping, steps on WebGPU (`GpuTrainer`, one submission per step) or the fast CPU
+// backend, on the Fashion-MNIST subset shipped in www/data.
+
+use crate::data::Images;
+use crate::gpu::{GpuContext, GpuTrainer};
+use crate::train::{self, CpuEngine, Engine as _};
+
+/// The options the page sets (JSON from JS); every field has the paper's default.
+#[derive(serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TrainOptions {
+    config: String,
+    batch: usize,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    dropout: f32,
+    crops: bool,
+    flips: bool,
+    pca_std: f32,
+    /// "he" or "paper" (see `train::Init`).
+    init: String,
+    seed: u32,
+}
+
+impl Default for TrainOptions {
+    fn default() -> TrainOptions {
+        let r = train::Recipe::default();
+        TrainOptions {
+            config: "mini".into(),
+            batch: 32,
+            lr: r.lr,
+            momentum: r.momentum,
+            weight_decay: r.weight_decay,
+            dropout: 0.5,
+            crops: true,
+            flips: true,
+            pca_std: 0.1,
+            init: "he".into(),
+            seed: 1,
+        }
+    }
+}
+
+enum TrainEngine {
+    Cpu(CpuEngine),
+    Gpu(Box<(GpuContext, GpuTrainer)>),
+}
+
+impl TrainEngine {
+    async fn step(&mut self, x: &Tensor, labels: &[usize], seed: u64) -> crate::Result<f32> {
+        match self {
+            TrainEngine::Cpu(e) => e.step(x, labels, seed),
+            TrainEngine::Gpu(g) => g.1.step(&g.0, x, labels, seed).await,
+        }
+    }
+
+    fn set_sgd(&mut self, sgd: crate::cpu::Sgd) -> crate::Result<()> {
+        match self {
+            TrainEngine::Cpu(e) => e.set_sgd(sgd),
+            TrainEngine::Gpu(g) => {
+                let (ctx, t) = &mut **g;
+                t.set_sgd(ctx, sgd)
+            }
+        }
+    }
+
+    async fn logits(&mut self, x: &Tensor) -> crate::Result<Tensor> {
+        match self {
+            TrainEngine::Cpu(e) => e.logits(x),
+            // the plan's batch is fixed: chunks of it, the last one padded
+            TrainEngine::Gpu(g) => {
+                let (ctx, t) = &**g;
+                let (n, b) = (x.shape[0], t.batch());
+                let per = x.data.len() / n.max(1);
+                let mut rows = Vec::new();
+                let mut k = 0;
+                for (i, chunk) in x.data.chunks(b * per).enumerate() {
+                    let m = chunk.len() / per;
+                    let mut shape = x.shape.clone();
+                    shape[0] = m;
+                    let part = train::pad_batch(&Tensor::new(&shape, chunk.to_vec())?, b)?;
+                    let out = train::first_rows(t.model().forward(ctx, &part).await?, m)?;
+                    k = out.shape[1];
+                    rows.extend(out.data);
+                    debug_assert_eq!(rows.len(), (i * b + m) * k);
+                }
+                Tensor::new(&[n, k], rows)
+            }
+        }
+    }
+
+    async fn model(&mut self) -> crate::Result<Model> {
+        match self {
+            TrainEngine::Cpu(e) => e.model(),
+            TrainEngine::Gpu(g) => g.1.to_model(&g.0).await,
+        }
+    }
+}
+
+/// A training run in the page. The worker runs one request at a time, so each async method
+/// takes the engine out across its awaits and puts it back.
+#[wasm_bindgen]
+pub struct WasmTrainer {
+    arch: Arch,
+    data: Rc<train::Data>,
+    state: Rc<RefCell<train::State>>,
+    engine: Rc<RefCell<Option<TrainEngine>>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepsReport {
+    step: u64,
+    epoch: usize,
+    batch_in_epoch: usize,
+    batches: usize,
+    /// Mean loss of the steps of this call.
+    loss: f64,
+    lr: f32,
+    images: usize,
+    backend: &'static str,
+    /// The epochs this call finished (validation on the test subset).
+    epochs: Vec<train::EpochLog>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Example {
+    label: String,
+    predicted: String,
+    probability: f32,
+    correct: bool,
+}
+
+fn take_engine(e: &Rc<RefCell<Option<TrainEngine>>>) -> Result<TrainEngine, JsValue> {
+    e.borrow_mut()
+        .take()
+        .ok_or_else(|| JsError::new("the trainer is busy or was reset").into())
+}
+
+#[wasm_bindgen]
+impl WasmTrainer {
+    /// A fresh run of `options.config` (mini) from the paper's recipe with `options`, on the
+    /// IDX files of a training and a test set (gzipped or not), on the CPU until `useGpu`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        train_images: &[u8],
+        train_labels: &[u8],
+        test_images: &[u8],
+        test_labels: &[u8],
+        options: JsValue,
+    ) -> Result<WasmTrainer, JsError> {
+        let o: TrainOptions = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("training options: {e}")))?;
+        if o.batch == 0 || o.batch > 512 {
+            return Err(JsError::new("batch size must be 1..=512"));
+        }
+        if !(0.0..1.0).contains(&o.dropout) {
+            return Err(JsError::new("dropout must be in [0, 1)"));
+        }
+        let train_set = Images::from_idx(train_images, train_labels).map_err(js_err)?;
+        let val = Images::from_idx(test_images, test_labels).map_err(js_err)?;
+        let pca = train_set.pca();
+        let mut arch = Arch::builtin(&o.config).map_err(js_err)?;
+        for l in arch.layers.iter_mut() {
+            if let crate::model::Layer::Dropout(d) = l {
+                d.p = o.dropout;
+            }
+        }
+        let init = match o.init.as_str() {
+            "paper" => train::Init::Paper { std: 0.01 },
+            _ => train::Init::He,
+        };
+        let recipe = train::Recipe {
+            // the page runs until paused; the schedule still divides the rate on plateaus
+            epochs: 1_000_000,
+            batch: o.batch,
+            lr: o.lr,
+            momentum: o.momentum,
+            weight_decay: o.weight_decay,
+            init,
+            augment: crate::augment::Augment {
+                crops: o.crops,
+                flips: o.flips,
+                pca_std: o.pca_std,
+            },
+            patience: 3,
+            max_drops: 3,
+            seed: o.seed as u64,
+        };
+        let model = train::init_model(arch.clone(), init, o.seed as u64).map_err(js_err)?;
+        let state = train::State::new(recipe);
+        let engine = CpuEngine::new(model, None, state.sgd(), 1).map_err(js_err)?;
+        Ok(WasmTrainer {
+            arch,
+            data: Rc::new(train::Data {
+                train: train_set,
+                val,
+                pca,
+            }),
+            state: Rc::new(RefCell::new(state)),
+            engine: Rc::new(RefCell::new(Some(TrainEngine::Cpu(engine)))),
+        })
+    }
+
+    /// Moves the run to WebGPU (the weights so far; the momentum restarts at zero).
+    /// Resolves to the adapter's name.
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&self) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        let state = self.state.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let mut e = take_engine(&engine)?;
+            let result = async {
+                let model = e.model().await?;
+                let ctx = GpuContext::new().await?;
+                let (batch, sgd) = {
+                    let s = state.borrow();
+                    (s.recipe.batch, s.sgd())
+                };
+                let t = GpuTrainer::new(&ctx, &model, batch, sgd).await?;
+                Ok::<_, crate::Error>((ctx, t))
+            }
+            .await;
+            match result {
+                Ok((ctx, t)) => {
+                    let name = ctx.report().name;
+                    *engine.borrow_mut() = Some(TrainEngine::Gpu(Box::new((ctx, t))));
+                    Ok(JsValue::from_str(&name))
+                }
+                Err(err) => {
+                    *engine.borrow_mut() = Some(e);
+                    Err(fail(err))
+                }
+            }
+        })
+    }
+
+    /// Sets the learning rate, momentum and weight decay for the next steps.
+    #[wasm_bindgen(js_name = setSgd)]
+    pub fn set_sgd(&self, lr: f32, momentum: f32, weight_decay: f32) -> Result<(), JsError> {
+        if !(lr >= 0.0 && (0.0..1.0).contains(&momentum) && weight_decay >= 0.0) {
+            return Err(JsError::new(
+                "need lr >= 0, 0 <= momentum < 1 and weight decay >= 0",
+            ));
+        }
+        let sgd = {
+            let mut s = self.state.borrow_mut();
+            s.lr = lr;
+            s.recipe.momentum = momentum;
+            s.recipe.weight_decay = weight_decay;
+            s.sgd()
+        };
+        match self.engine.borrow_mut().as_mut() {
+            Some(e) => e.set_sgd(sgd).map_err(js_err),
+            None => Err(JsError::new("the trainer is busy")),
+        }
+    }
+
+    /// Turns each augmentation on or off for the next batches.
+    #[wasm_bindgen(js_name = setAugment)]
+    pub fn set_augment(&self, crops: bool, flips: bool, pca_std: f32) {
+        self.state.borrow_mut().recipe.augment = crate::augment::Augment {
+            crops,
+            flips,
+            pca_std: pca_std.max(0.0),
+        };
+    }
+
+    /// Takes `n` training steps; an epoch that ends among them is validated on the test
+    /// subset and the schedule applied. Resolves to `{step, epoch, batchInEpoch, batches,
+    /// loss, lr, images, backend, epochs: [{epoch, lr, train_loss, val_top1_err,
+    /// val_top5_err, seconds}]}`.
+    pub fn steps(&self, n: usize) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        let state = self.state.clone();
+        let data = self.data.clone();
+        let arch = self.arch.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let mut e = take_engine(&engine)?;
+            let r = run_steps(&mut e, &state, &data, &arch, n).await;
+            *engine.borrow_mut() = Some(e);
+            to_js(&r.map_err(fail)?).map_err(JsValue::from)
+        })
+    }
+
+    /// The first `n` test images with their label and the net's prediction, and their
+    /// pictures: `{examples: [...], pictures: [...]}`.
+    pub fn examples(&self, n: usize) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        let data = self.data.clone();
+        let arch = self.arch.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let idx: Vec<usize> = (0..n.min(data.val.len())).collect();
+            let x = data
+                .val
+                .batch(&idx, arch.input[1], &arch.preprocess, None)
+                .map_err(fail)?;
+            let mut e = take_engine(&engine)?;
+            let logits = e.logits(&x).await;
+            *engine.borrow_mut() = Some(e);
+            let probs =
+                classify::to_probabilities_of(&arch, logits.map_err(fail)?).map_err(fail)?;
+            let k = probs.shape[1];
+            let labels = data.val.label_vec(&idx);
+            let examples: Vec<Example> = probs
+                .data
+                .chunks_exact(k)
+                .zip(&labels)
+                .map(|(row, &label)| {
+                    let (best, p) = classify::top_k(row, 1)[0];
+                    Example {
+                        label: crate::labels::name(&arch.labels, label),
+                        predicted: crate::labels::name(&arch.labels, best),
+                        probability: p,
+                        correct: best == label,
+                    }
+                })
+                .collect();
+            let pics: Vec<inspect::Picture> =
+                idx.iter().map(|&i| grey_picture(&data.val, i)).collect();
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"examples".into(), &to_js(&examples)?)?;
+            js_sys::Reflect::set(&out, &"pictures".into(), &pictures_js(&pics)?)?;
+            Ok(out.into())
+        })
+    }
+
+    /// The current weights as safetensors bytes (config in the metadata): load them into a
+    /// `WasmModel` to look inside, or save them.
+    pub fn snapshot(&self) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let mut e = take_engine(&engine)?;
+            let m = e.model().await;
+            *engine.borrow_mut() = Some(e);
+            let bytes = crate::io::safetensors::save(&m.map_err(fail)?).map_err(fail)?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// `n` augmented training images as the net gets them (this epoch's draws).
+    pub fn samples(&self, n: usize) -> Result<JsValue, JsError> {
+        let s = self.state.borrow();
+        let r = &s.recipe;
+        let order = train::epoch_order(self.data.train.len(), r.seed, s.epoch);
+        let idx = &order[..n.min(order.len())];
+        let aug = (
+            &r.augment,
+            &self.data.pca,
+            train::augment_seed(r.seed, s.epoch),
+        );
+        let x = self
+            .data
+            .train
+            .batch(idx, self.arch.input[1], &self.arch.preprocess, Some(aug))
+            .map_err(js_err)?;
+        let pics: Vec<inspect::Picture> = (0..idx.len())
+            .map(|b| input_picture(&x, b, &self.arch.preprocess))
+            .collect();
+        pictures_js(&pics)
+    }
+}
+
+async fn run_steps(
+    e: &mut TrainEngine,
+    state: &RefCell<train::State>,
+    data: &train::Data,
+    arch: &Arch,
+    n: usize,
+) -> crate::Result<StepsReport> {
+    let batches = data.train.len() / state.borrow().recipe.batch;
+    if batches == 0 {
+        return Err(crate::Error::Training(format!(
+            "{} training images make no batch",
+            data.train.len()
+        )));
+    }
+    let (mut loss_sum, mut epochs) = (0.0f64, Vec::new());
+    for _ in 0..n {
+        let (x, labels, seed) = state.borrow().next_batch(arch, data)?;
+        let loss = e.step(&x, &labels, seed).await?;
+        state.borrow_mut().record_step(loss, 0.0)?;
+        loss_sum += loss as f64;
+        if state.borrow().batch_in_epoch >= batches {
+            let batch = state.borrow().recipe.batch;
+            let (top1, top5) = validate(e, arch, &data.val, batch).await?;
+            let lr = state.borrow().lr;
+            let log = state.borrow_mut().end_epoch(batches, top1, top5);
+            let s = state.borrow();
+            if s.lr != lr {
+                e.set_sgd(s.sgd())?;
+            }
+            epochs.push(log);
+        }
+    }
+    let s = state.borrow();
+    Ok(StepsReport {
+        step: s.step,
+        epoch: s.epoch,
+        batch_in_epoch: s.batch_in_epoch,
+        batches,
+        loss: loss_sum / n.max(1) as f64,
+        lr: s.lr,
+        images: n * s.recipe.batch,
+        backend: match e {
+            TrainEngine::Cpu(_) => "cpu",
+            TrainEngine::Gpu(_) => "gpu",
+        },
+        epochs,
+    })
+}
+
+async fn validate(
+    e: &mut TrainEngine,
+    arch: &Arch,
+    images: &Images,
+    batch: usize,
+) -> crate::Result<(f64, f64)> {
+    let (mut top1, mut top5) = (0usize, 0usize);
+    let all: Vec<usize> = (0..images.len()).collect();
+    for idx in all.chunks(batch.max(1)) {
+        let x = images.batch(idx, arch.input[1], &arch.preprocess, None)?;
+        let (a, b) = train::count_correct(&e.logits(&x).await?, &images.label_vec(idx));
+        top1 += a;
+        top5 += b;
+    }
+    let n = images.len().max(1) as f64;
+    Ok((1.0 - top1 as f64 / n, 1.0 - top5 as f64 / n))
+}
+
+/// Image `i` of a grey dataset as a picture.
+fn grey_picture(images: &Images, i: usize) -> inspect::Picture {
+    let (h, w) = (images.height, images.width);
+    let px = &images.pixels[i * h * w..(i + 1) * h * w];
+    let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let v = px[y as usize * w + x as usize];
+        image::Rgb([v, v, v])
+    });
+    inspect::rgb_picture(&img)
+}
+
+/// Image `b` of a network input batch `(N, 3, H, W)` with the normalisation undone.
+fn input_picture(x: &Tensor, b: usize, pp: &crate::model::Preprocess) -> inspect::Picture {
+    let (h, w) = (x.shape[2], x.shape[3]);
+    let img = image::RgbImage::from_fn(w as u32, h as u32, |xx, y| {
+        let mut px = [0u8; 3];
+        for (c, p) in px.iter_mut().enumerate() {
+            let v = x.data[((b * 3 + c) * h + y as usize) * w + xx as usize];
+            *p = ((v * pp.std[c] + pp.mean[c]) / pp.scale)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+        image::Rgb(px)
+    });
+    inspect::rgb_picture(&img)
 }

@@ -312,3 +312,118 @@ fn bench_prints_layers_and_total() {
         "unknown backend",
     );
 }
+
+/// `alexnet train` on the Fashion-MNIST subset the page ships (www/data/fashion-mnist, the
+/// same IDX format as Debian's files): a few steps, the model, its record and a checkpoint
+/// written; `--resume` goes on from the checkpoint; `alexnet eval --json` adds the test
+/// accuracy to the record; `--show-augmented` writes a PNG; bad arguments are one-line
+/// errors.
+#[test]
+fn train_resume_eval_on_the_shipped_subset() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/data/fashion-mnist");
+    let data = data.to_str().unwrap();
+    let dir = scratch("train");
+    let out = dir.join("m.safetensors");
+    let out_s = out.to_str().unwrap();
+    let common = [
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--val",
+        "200",
+        "--batch",
+        "16",
+        "--init",
+        "he",
+        "--threads",
+        "1",
+        "--out",
+        out_s,
+    ];
+    let o = alexnet(&[&common[..], &["--max-steps", "3"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("stopped after --max-steps"),
+        "{}",
+        stderr(&o)
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("m.json")).unwrap()).unwrap();
+    assert_eq!(record["steps"], 3);
+    assert_eq!(record["finished"], false);
+    assert!(dir.join("m.ckpt.safetensors").exists());
+
+    let o = alexnet(&[&common[..], &["--max-steps", "2", "--resume"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("m.json")).unwrap()).unwrap();
+    assert_eq!(record["steps"], 5);
+
+    let json = dir.join("m.json");
+    let o = alexnet(&[
+        "eval",
+        "--model",
+        out_s,
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--backend",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("500 images"), "{}", stdout(&o));
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let acc = record["test_top1_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert_eq!(record["steps"], 5, "the training record is kept");
+
+    let png = dir.join("aug.png");
+    let o = alexnet(&[&common[..], &["--show-augmented", png.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(image::open(&png).unwrap().width() > 200);
+
+    for bad in [
+        vec!["train", "--dataset", "cifar", "--out", out_s],
+        vec![
+            "train",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            "/nonexistent",
+            "--out",
+            out_s,
+        ],
+        vec![
+            "train",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            data,
+            "--init",
+            "xavier",
+            "--out",
+            out_s,
+        ],
+        vec![
+            "eval",
+            "--model",
+            out_s,
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            "/nonexistent",
+        ],
+    ] {
+        let o = alexnet(&bad);
+        assert!(!o.status.success(), "{bad:?} succeeded");
+        let e = stderr(&o);
+        assert_eq!(e.trim().lines().count(), 1, "{bad:?}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}

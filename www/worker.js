@@ -6,9 +6,10 @@
 // Backend: WebGPU when the browser has an adapter (the page may force the CPU with
 // backend: 'cpu'), else the fast CPU backend (wasm SIMD128). The core re-creates a lost
 // device by itself; any other GPU failure runs that image on the CPU and leaves the GPU off.
-import init, { WasmModel, builtinInfo } from './pkg/alexnet.js';
+import init, { WasmModel, WasmTrainer, builtinInfo } from './pkg/alexnet.js';
 
 let model = null;
+let trainer = null; // the page's training run (WasmTrainer)
 let want = 'auto'; // 'auto' (WebGPU if there is an adapter) or 'cpu'
 let backend = { kind: 'cpu', reason: 'not started' };
 const ready = init();
@@ -41,10 +42,23 @@ async function attachBackend() {
 const transferOf = (pics) => pics.map((p) => p.rgba.buffer);
 
 const handlers = {
-  async init({ config, seed, backend: b }) {
+  // The embedded default (www/models/mini-fashion.*, trained by `alexnet train`), or, where
+  // a checkout has none, the mini config with random weights, said plainly by the page.
+  async init({ seed, backend: b }) {
     want = b === 'cpu' ? 'cpu' : 'auto';
-    model = WasmModel.random(config, seed);
-    return { info: model.info(), backend: await attachBackend() };
+    let embedded = null;
+    try {
+      const [meta, weights] = await Promise.all(['mini-fashion.json', 'mini-fashion.safetensors']
+        .map((f) => fetch(new URL(`./models/${f}`, import.meta.url))));
+      if (meta.ok && weights.ok) {
+        model = WasmModel.fromBytes(new Uint8Array(await weights.arrayBuffer()));
+        embedded = await meta.json();
+      }
+    } catch (e) {
+      embedded = null;
+    }
+    if (!model) model = WasmModel.random('mini', seed);
+    return { info: model.info(), backend: await attachBackend(), embedded };
   },
   async builtin({ name }) {
     return builtinInfo(name);
@@ -81,6 +95,61 @@ const handlers = {
   async crops({ bytes, tta }) {
     const pics = model.crops(new Uint8Array(bytes), tta);
     return { result: pics, transfer: transferOf(pics) };
+  },
+  // Training: a fresh run on the Fashion-MNIST subset shipped in www/data, on WebGPU when
+  // asked and available, else the CPU.
+  async trainInit({ options, gpu }) {
+    const files = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+      't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+    const bytes = await Promise.all(files.map(async (f) => {
+      const r = await fetch(new URL(`./data/fashion-mnist/${f}`, import.meta.url));
+      if (!r.ok) throw new Error(`the training data ${f} is missing (HTTP ${r.status})`);
+      return new Uint8Array(await r.arrayBuffer());
+    }));
+    if (trainer) trainer.free();
+    trainer = null;
+    const t = new WasmTrainer(...bytes, options);
+    let on = { kind: 'cpu', name: 'the fast CPU backend (wasm SIMD128)' };
+    if (gpu && want !== 'cpu' && self.navigator && navigator.gpu) {
+      try {
+        await t.useGpu();
+        on = { kind: 'gpu', name: backend.kind === 'gpu' && backend.adapter ? `WebGPU on ${backend.adapter.name}` : 'WebGPU' };
+      } catch (e) {
+        on = { kind: 'cpu', name: `the fast CPU backend (WebGPU failed: ${message(e)})` };
+      }
+    }
+    trainer = t;
+    return on;
+  },
+  async trainSteps({ n }) {
+    if (!trainer) throw new Error('no training run: start one');
+    return trainer.steps(n);
+  },
+  async trainSetSgd({ lr, momentum, weightDecay }) {
+    if (trainer) trainer.setSgd(lr, momentum, weightDecay);
+    return true;
+  },
+  async trainSetAugment({ crops, flips, pcaStd }) {
+    if (trainer) trainer.setAugment(crops, flips, pcaStd);
+    return true;
+  },
+  async trainExamples({ n }) {
+    const r = await trainer.examples(n);
+    return { result: r, transfer: transferOf(r.pictures) };
+  },
+  async trainSamples({ n }) {
+    const pics = trainer.samples(n);
+    return { result: pics, transfer: transferOf(pics) };
+  },
+  // The weights being trained become the page's model (filters, activations, classify).
+  async trainView() {
+    const bytes = await trainer.snapshot();
+    if (model) model.replace(bytes); else model = WasmModel.fromBytes(bytes);
+    return { info: model.info(), backend };
+  },
+  async exportModel({ format }) {
+    const bytes = format === 'onnx' ? model.exportOnnx() : model.exportSafetensors();
+    return { result: bytes, transfer: [bytes.buffer] };
   },
   async loseDevice() {
     if (backend.kind !== 'gpu') throw new Error('WebGPU is not in use');

@@ -208,6 +208,18 @@ try {
     assert.equal(await page.$$eval('[data-testid="neighbours"] [data-testid="neighbour"]', (l) => l.length), 1);
     await page.screenshot({ path: join(ART, 'app-cpu.png'), fullPage: true });
   });
+  await check('the model downloads as safetensors and ONNX, and both load back', async () => {
+    for (const format of ['safetensors', 'onnx']) {
+      const [download] = await Promise.all([page.waitForEvent('download', WAIT), page.click(`[data-testid="export-${format}"]`)]);
+      const path = join(ART, `exported-mini.${format}`);
+      await download.saveAs(path);
+      const bytes = readFileSync(path);
+      assert.ok(bytes.length > 5_000_000, `${format}: ${bytes.length} bytes`);
+      await page.setInputFiles('[data-testid="weights-input"]', path);
+      await page.waitForFunction((name) => new RegExp(`${name} — \\w+ variant, 1,463,690 parameters`)
+        .test(document.querySelector('[data-testid="model-status"]').textContent), `exported-mini\\.${format}`, WAIT);
+    }
+  });
   await check('a loaded weight file replaces the net: filters, activations and neighbours follow it', async () => {
     await page.setInputFiles('[data-testid="weights-input"]', join(ROOT, 'fixtures/onnx/mini-tv.onnx'));
     await page.waitForFunction(() => /mini-tv\.onnx — custom variant, 11,334 parameters/
