@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod fast;
+pub mod finetune;
 pub mod gpu;
 pub mod inspect;
 pub mod io;

@@ -268,6 +268,8 @@ pub trait Engine {
     /// before the update.
     fn step(&mut self, x: &Tensor, labels: &[usize], seed: u64) -> Result<f32>;
     fn set_sgd(&mut self, sgd: Sgd) -> Result<()>;
+    /// Stops updating the parameters of these layers (by name); empty trains them all.
+    fn set_frozen(&mut self, layers: &[String]) -> Result<()>;
     /// Eval-mode logits `(N, classes)` (any N).
     fn logits(&mut self, x: &Tensor) -> Result<Tensor>;
     /// The current weights.
@@ -284,6 +286,8 @@ pub struct CpuEngine {
     velocities: Params,
     ws: crate::fast::Workspace,
     sgd: Sgd,
+    /// Layers not updated.
+    frozen: Vec<String>,
 }
 
 impl CpuEngine {
@@ -305,6 +309,7 @@ impl CpuEngine {
             velocities,
             ws: crate::fast::Workspace::new(threads),
             sgd,
+            frozen: Vec::new(),
         })
     }
 }
@@ -328,6 +333,10 @@ impl Engine for CpuEngine {
         let (loss, grads) =
             crate::fast::train::loss_and_grads(&mut self.ws, &self.model, x, labels, seed)?;
         for (name, w) in self.model.params.iter_mut() {
+            let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
+            if self.frozen.iter().any(|f| f == layer) {
+                continue;
+            }
             let g = grads
                 .get(name)
                 .ok_or_else(|| Error::Training(format!("no gradient for {name}")))?;
@@ -342,6 +351,14 @@ impl Engine for CpuEngine {
 
     fn set_sgd(&mut self, sgd: Sgd) -> Result<()> {
         self.sgd = sgd;
+        Ok(())
+    }
+
+    fn set_frozen(&mut self, layers: &[String]) -> Result<()> {
+        for l in layers {
+            self.model.arch.layer_index(l)?;
+        }
+        self.frozen = layers.to_vec();
         Ok(())
     }
 
@@ -396,6 +413,15 @@ impl Engine for GpuEngine {
 
     fn set_sgd(&mut self, sgd: Sgd) -> Result<()> {
         self.trainer.set_sgd(&self.ctx, sgd)
+    }
+
+    fn set_frozen(&mut self, layers: &[String]) -> Result<()> {
+        let arch = self.trainer.model().arch();
+        let idx = layers
+            .iter()
+            .map(|l| arch.layer_index(l))
+            .collect::<Result<Vec<_>>>()?;
+        self.trainer.set_frozen(&self.ctx, &idx)
     }
 
     /// The training plan's batch size is fixed: a smaller batch is padded with zeros and

@@ -462,3 +462,99 @@ fn a_diverging_run_stops_with_a_clear_error() {
             .all(|t| t.data.iter().all(|v| v.is_finite())));
     }
 }
+
+/// Fine-tuning: a trained tiny net gets a new two-class head; trained at head depth only its
+/// body stays bit for bit, the new head learns the two classes.
+#[test]
+fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
+    use alexnet::finetune::{with_new_head, Depth};
+    let arch = tiny();
+    // the body: a short run on all ten classes
+    let pre = Recipe {
+        epochs: 10,
+        batch: 16,
+        lr: 0.02,
+        init: Init::He,
+        augment: Augment::none(),
+        patience: 1000,
+        ..Recipe::default()
+    };
+    let pre_data = Data {
+        train: synthetic(160, 6),
+        val: synthetic(16, 7),
+        pca: no_pca(),
+    };
+    let mut state = State::new(pre);
+    let mut engine = CpuEngine::new(
+        train::init_model(arch.clone(), Init::He, 9).unwrap(),
+        None,
+        state.sgd(),
+        1,
+    )
+    .unwrap();
+    train::run(
+        &mut engine,
+        &arch,
+        &pre_data,
+        &mut state,
+        &Sitting::whole(),
+        &mut quiet(),
+    )
+    .unwrap();
+    let base = engine.model().unwrap();
+    let classes = vec!["left".to_string(), "right".to_string()];
+    let model = with_new_head(&base, &classes, 3).unwrap();
+    // two classes: the squares of classes 0 and 4 of `synthetic` (0 -> left, 4 -> right)
+    let mut imgs = synthetic(400, 5);
+    let keep: Vec<usize> = (0..imgs.len())
+        .filter(|&i| [0, 4].contains(&imgs.labels[i]))
+        .collect();
+    let n = 28 * 28;
+    imgs = Images {
+        height: 28,
+        width: 28,
+        pixels: keep
+            .iter()
+            .flat_map(|&i| imgs.pixels[i * n..(i + 1) * n].to_vec())
+            .collect(),
+        labels: keep.iter().map(|&i| (imgs.labels[i] == 4) as u8).collect(),
+    };
+    let val = imgs.split_off(16).unwrap();
+    let data = Data {
+        train: imgs,
+        val,
+        pca: no_pca(),
+    };
+    let r = Recipe {
+        epochs: 15,
+        batch: 8,
+        lr: 0.01,
+        init: Init::He,
+        augment: Augment::none(),
+        patience: 1000,
+        ..Recipe::default()
+    };
+    let mut state = State::new(r);
+    let mut engine = CpuEngine::new(model.clone(), None, state.sgd(), 1).unwrap();
+    engine.set_frozen(&Depth::Head.frozen(&model)).unwrap();
+    train::run(
+        &mut engine,
+        &arch_of(&model),
+        &data,
+        &mut state,
+        &Sitting::whole(),
+        &mut quiet(),
+    )
+    .unwrap();
+    let after = engine.model().unwrap();
+    for (k, t) in &model.params {
+        assert_eq!(after.params[k].data == t.data, !k.starts_with("fc8"), "{k}");
+    }
+    let last = state.history.last().unwrap();
+    assert!(last.val_top1_err <= 0.125, "held-out error {last:?}");
+    assert!(engine.set_frozen(&["nope".to_string()]).is_err());
+}
+
+fn arch_of(m: &Model) -> Arch {
+    m.arch.clone()
+}

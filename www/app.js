@@ -59,7 +59,10 @@ function showBackend(b) {
   }
   e.dataset.kind = b.kind;
   $('lose-device').hidden = b.kind !== 'gpu';
+  // a software adapter trains far slower than the CPU backend: offer it, but not first
+  if (!trainBackendChosen) $('train-backend').value = b.kind === 'gpu' && !b.adapter.software ? 'gpu' : 'cpu';
 }
+let trainBackendChosen = false;
 
 // `?backend=cpu` forces the CPU backend (the fallback a browser without WebGPU gets).
 const wantBackend = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'auto';
@@ -506,6 +509,7 @@ async function trainStart() {
 }
 
 function setupTraining() {
+  $('train-backend').addEventListener('change', () => { trainBackendChosen = true; });
   $('train-start').addEventListener('click', trainStart);
   $('train-pause').addEventListener('click', () => {
     train.state = 'paused';

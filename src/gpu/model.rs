@@ -104,6 +104,11 @@ impl GpuModel {
         self.batch
     }
 
+    /// The architecture this plan runs.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
     /// The buffer holding layer `idx`'s output after a run (for backward kernels and tests).
     pub fn output_buffer(&self, idx: usize) -> Option<&wgpu::Buffer> {
         self.out_buf.get(idx).map(|&b| &self.bufs[b])

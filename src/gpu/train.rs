@@ -65,6 +65,8 @@ pub struct GpuTrainer {
     /// The layer each `sgd` dispatch updates (for timing).
     sgd_layer: Vec<usize>,
     opt: Sgd,
+    /// Layers whose parameters are not updated (`set_frozen`).
+    frozen: Vec<usize>,
 }
 
 impl GpuTrainer {
@@ -112,15 +114,34 @@ impl GpuTrainer {
 
     /// Changes the learning rate, momentum or weight decay for the following steps.
     pub fn set_sgd(&mut self, ctx: &GpuContext, opt: Sgd) -> Result<()> {
-        for (d, len) in self
+        // a frozen layer's update is v <- 0, w <- w + 0: its weights stay bit for bit
+        let still = Sgd {
+            lr: 0.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        for ((d, len), layer) in self
             .sgd
             .iter()
             .zip(self.params.iter().flat_map(|p| p.block_lens.iter()))
+            .zip(&self.sgd_layer)
         {
-            ctx.set_params(d, &ops::sgd_params(&opt, *len))?;
+            let o = if self.frozen.contains(layer) {
+                &still
+            } else {
+                &opt
+            };
+            ctx.set_params(d, &ops::sgd_params(o, *len))?;
         }
         self.opt = opt;
         Ok(())
+    }
+
+    /// Freezes the layers at these indices (fine-tuning only the top of a net): their
+    /// parameters are no longer updated. An empty list trains every layer.
+    pub fn set_frozen(&mut self, ctx: &GpuContext, layers: &[usize]) -> Result<()> {
+        self.frozen = layers.to_vec();
+        self.set_sgd(ctx, self.opt)
     }
 
     /// One training step in one submission: forward (training mode, dropout seeded with
@@ -583,6 +604,7 @@ fn build(
         params,
         sgd,
         sgd_layer,
+        frozen: Vec::new(),
         opt,
     })
 }

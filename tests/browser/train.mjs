@@ -66,6 +66,9 @@ try {
   await check('a few steps on WebGPU', async () => {
     await page.goto(url);
     await page.waitForSelector('body[data-ready="true"]', LONG);
+    // SwiftShader is a software adapter: the page offers the CPU first, WebGPU on request
+    assert.equal(await page.inputValue('[data-testid="train-backend"]'), 'cpu');
+    await page.selectOption('[data-testid="train-backend"]', 'gpu');
     await page.fill('[data-testid="train-batch"]', '8');
     await page.click('[data-testid="train-start"]');
     await page.waitForFunction(() => Number(document.querySelector('[data-testid="train-status"]').dataset.steps) >= 8, null, LONG);

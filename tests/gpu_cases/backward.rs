@@ -585,3 +585,34 @@ pub async fn trainer_update_matches_cpu_and_lowers_the_loss_on_mini(ctx: &GpuCon
         "5 SGD steps did not lower the loss: {losses:?}"
     );
 }
+
+/// Fine-tuning the head only: with every layer but fc8 frozen, a step leaves them bit for bit
+/// as they were and still moves fc8; unfreezing moves them again.
+pub async fn trainer_frozen_layers_stay_put(ctx: &GpuContext) {
+    let (model, x, labels, seed) = mini_batch();
+    let mut tr = GpuTrainer::new(ctx, &model, labels.len(), Sgd::default())
+        .await
+        .unwrap();
+    let frozen: Vec<usize> = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+        .iter()
+        .map(|l| model.arch.layer_index(l).unwrap())
+        .collect();
+    tr.set_frozen(ctx, &frozen).unwrap();
+    tr.step(ctx, &x, &labels, seed).await.unwrap();
+    let after = tr.to_model(ctx).await.unwrap();
+    for (name, p) in &model.params {
+        let same = after.params[name].data == p.data;
+        assert_eq!(
+            same,
+            !name.starts_with("fc8"),
+            "{name}: frozen layers stay, fc8 moves"
+        );
+    }
+    tr.set_frozen(ctx, &[]).unwrap();
+    tr.step(ctx, &x, &labels, seed + 1).await.unwrap();
+    let again = tr.to_model(ctx).await.unwrap();
+    assert_ne!(
+        again.params["conv1.weight"].data,
+        after.params["conv1.weight"].data
+    );
+}

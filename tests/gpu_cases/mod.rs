@@ -277,6 +277,7 @@ macro_rules! backward_cases {
             trainer_matches_cpu_gradients_every_option_on_mini,
             trainer_matches_cpu_gradients_on_bvlc_and_torchvision,
             trainer_update_matches_cpu_and_lowers_the_loss_on_mini,
+            trainer_frozen_layers_stay_put,
         );
     };
 }
