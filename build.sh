@@ -151,6 +151,7 @@ run_tests() {
   node tests/browser/app.mjs
   node tests/browser/weights.mjs
   node tests/browser/train.mjs
+  node tests/browser/finetune.mjs
   log "all tests passed"
 }
 

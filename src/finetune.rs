@@ -142,6 +142,33 @@ mod tests {
     }
 
     #[test]
+    fn photos_hold_out_per_class_and_crop_inside() {
+        let pp = crate::model::mini().preprocess;
+        let img = |v: u8| image::RgbImage::from_fn(50, 40, |x, _| image::Rgb([v, x as u8, 0]));
+        let list = vec![
+            (img(1), 0),
+            (img(2), 0),
+            (img(3), 0),
+            (img(4), 1),
+            (img(5), 1),
+        ];
+        let mut p = Photos::new(list, &pp).unwrap();
+        assert_eq!(p.side, 37);
+        let held = p.split_held_out(3);
+        // class 0 has 3 photos: its third is held out; class 1 has 2: none
+        assert_eq!(held.labels, vec![0]);
+        assert_eq!(p.labels, vec![0, 0, 1, 1]);
+        let x = p.batch(&[0, 3], &pp, None).unwrap();
+        assert_eq!(x.shape, vec![2, 3, 32, 32]);
+        let aug = crate::augment::Augment::default();
+        let pca = p.pca();
+        let y = p.batch(&[0, 3], &pp, Some((&aug, &pca, 7))).unwrap();
+        assert_eq!(y.shape, x.shape);
+        assert!(y.data.iter().all(|v| v.is_finite()));
+        assert!(p.batch(&[9], &pp, None).is_err());
+    }
+
+    #[test]
     fn depths_freeze_the_right_layers() {
         let m = Model::random(crate::model::bvlc(), 1).unwrap();
         let f = |d: Depth| d.frozen(&m);
@@ -168,5 +195,126 @@ mod tests {
         assert!(memory(&m, b).unwrap().total <= 1 << 30);
         assert!(memory(&m, b + 1).unwrap().total > 1 << 30);
         assert!(largest_batch(&m, 500_000_000, 256).is_err());
+    }
+}
+
+/// A person's labelled photos for fine-tuning, each kept as the `side` x `side` square the
+/// crops are taken from (the paper's 256x256 image for a 224 crop; `side = crop * 8 / 7` in
+/// general, so a 32x32 net's crops move by up to 4 pixels).
+pub struct Photos {
+    pub side: u32,
+    pub images: Vec<image::RgbImage>,
+    pub labels: Vec<usize>,
+}
+
+impl Photos {
+    /// Squares of `images` (shorter side resized, centre kept) for a net with `pp`.
+    pub fn new(
+        images: Vec<(image::RgbImage, usize)>,
+        pp: &crate::model::Preprocess,
+    ) -> Result<Photos> {
+        let side = (pp.crop * 8).div_ceil(7).max(pp.crop) as u32;
+        let mut out = Photos {
+            side,
+            images: Vec::with_capacity(images.len()),
+            labels: Vec::with_capacity(images.len()),
+        };
+        for (img, label) in images {
+            let r = crate::preprocess::resize_short(&img, side)?;
+            out.images.push(crate::preprocess::center_crop(&r, side));
+            out.labels.push(label);
+        }
+        Ok(out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Holds out the last `n / every` photos (at least one) of each class that has at least
+    /// 3, so every class keeps at least 2 to learn from; returns the held-out ones.
+    pub fn split_held_out(&mut self, every: usize) -> Photos {
+        let every = every.max(2);
+        let classes = self.labels.iter().copied().max().map_or(0, |m| m + 1);
+        let count = |c: usize| self.labels.iter().filter(|&&l| l == c).count();
+        let counts: Vec<usize> = (0..classes).map(count).collect();
+        let mut seen = vec![0usize; classes];
+        let mut held = Photos {
+            side: self.side,
+            images: Vec::new(),
+            labels: Vec::new(),
+        };
+        let (mut keep_i, mut keep_l) = (Vec::new(), Vec::new());
+        for (img, l) in self.images.drain(..).zip(self.labels.drain(..)) {
+            seen[l] += 1;
+            let held_out = (counts[l] / every).max(1);
+            if counts[l] >= 3 && seen[l] > counts[l] - held_out {
+                held.images.push(img);
+                held.labels.push(l);
+            } else {
+                keep_i.push(img);
+                keep_l.push(l);
+            }
+        }
+        self.images = keep_i;
+        self.labels = keep_l;
+        held
+    }
+
+    /// The PCA of these photos' RGB pixels (values in [0, 1]) for PCA lighting.
+    pub fn pca(&self) -> crate::augment::Pca {
+        crate::augment::rgb_pca(self.images.iter().flat_map(|img| {
+            img.pixels().map(|p| {
+                [
+                    p[0] as f32 / 255.0,
+                    p[1] as f32 / 255.0,
+                    p[2] as f32 / 255.0,
+                ]
+            })
+        }))
+    }
+
+    /// Photos `idx` as the input `(len, 3, crop, crop)`: the centre crop, or with `aug` a
+    /// random crop, flip and PCA lighting drawn for `(seed, photo)`.
+    pub fn batch(
+        &self,
+        idx: &[usize],
+        pp: &crate::model::Preprocess,
+        aug: Option<(&crate::augment::Augment, &crate::augment::Pca, u64)>,
+    ) -> Result<Tensor> {
+        let crop = pp.crop as u32;
+        let mid = crate::preprocess::centre_offset(self.side, crop) as usize;
+        let mut data = Vec::with_capacity(idx.len() * 3 * pp.crop * pp.crop);
+        for &i in idx {
+            let img = self
+                .images
+                .get(i)
+                .ok_or_else(|| Error::Training(format!("photo {i} of {}", self.len())))?;
+            let d = match aug {
+                Some((a, pca, seed)) => {
+                    let mut rng = Rng::new(crate::augment::image_seed(seed, i));
+                    let size = [pp.crop, pp.crop];
+                    a.draw(&mut rng, pca, self.side as usize, size, (mid, mid))
+                }
+                None => crate::augment::Draw::identity((mid, mid)),
+            };
+            let mut w = crate::preprocess::window(img, d.offset.0 as i64, d.offset.1 as i64, crop);
+            if d.flip {
+                image::imageops::flip_horizontal_in_place(&mut w);
+            }
+            if d.shift != [0.0; 3] {
+                for p in w.pixels_mut() {
+                    for c in 0..3 {
+                        p[c] = (p[c] as f32 + d.shift[c] * 255.0).round().clamp(0.0, 255.0) as u8;
+                    }
+                }
+            }
+            data.extend(crate::preprocess::normalize(&w, pp));
+        }
+        Tensor::new(&[idx.len(), 3, pp.crop, pp.crop], data)
     }
 }

@@ -155,7 +155,7 @@ pub fn resize_short(img: &RgbImage, size: u32) -> Result<RgbImage> {
 
 /// Offset of a centred window of `crop` in `len`, rounded as torchvision does
 /// (`int(round((len - crop) / 2))`, Python's round: ties to even). `len >= crop`.
-fn centre_offset(len: u32, crop: u32) -> u32 {
+pub(crate) fn centre_offset(len: u32, crop: u32) -> u32 {
     let d = len - crop;
     let half = d / 2;
     if d % 2 == 1 && half % 2 == 1 {
@@ -166,7 +166,7 @@ fn centre_offset(len: u32, crop: u32) -> u32 {
 }
 
 /// The `x, y, size, size` window of `img`, with black where the window leaves the image.
-fn window(img: &RgbImage, x: i64, y: i64, size: u32) -> RgbImage {
+pub(crate) fn window(img: &RgbImage, x: i64, y: i64, size: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     RgbImage::from_fn(size, size, |i, j| {
         let (sx, sy) = (x + i as i64, y + j as i64);

@@ -1080,3 +1080,349 @@ fn input_picture(x: &Tensor, b: usize, pp: &crate::model::Preprocess) -> inspect
     });
     inspect::rgb_picture(&img)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fine-tuning on a person's own classes (www/index.html's "Teach it your classes"): the page's
+// network with a new head, trained at the chosen depth with the paper's augmentations on
+// their photos, a held-out split for accuracy; `crate::finetune`.
+
+use crate::finetune::{self, Depth, Photos};
+
+impl TrainEngine {
+    fn set_frozen(&mut self, layers: &[String]) -> crate::Result<()> {
+        match self {
+            TrainEngine::Cpu(e) => e.set_frozen(layers),
+            TrainEngine::Gpu(g) => {
+                let (ctx, t) = &mut **g;
+                let arch = t.model().arch().clone();
+                let idx = layers
+                    .iter()
+                    .map(|l| arch.layer_index(l))
+                    .collect::<crate::Result<Vec<_>>>()?;
+                t.set_frozen(ctx, &idx)
+            }
+        }
+    }
+}
+
+/// The fine-tuning options the page sets.
+#[derive(serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct FinetuneOptions {
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    epochs: usize,
+    /// The largest batch wanted; the plan picks the largest that fits `budget_mb`.
+    batch: usize,
+    budget_mb: f64,
+    seed: u32,
+}
+
+impl Default for FinetuneOptions {
+    fn default() -> FinetuneOptions {
+        FinetuneOptions {
+            lr: 0.005,
+            momentum: 0.9,
+            weight_decay: 0.0005,
+            epochs: 30,
+            batch: 32,
+            budget_mb: 1024.0,
+            seed: 1,
+        }
+    }
+}
+
+struct FinetuneState {
+    step: u64,
+    epoch: usize,
+    batch_in_epoch: usize,
+    loss_sum: f64,
+    history: Vec<(usize, f64, Option<f64>)>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FinetunePlan {
+    classes: Vec<String>,
+    depth: Depth,
+    frozen: Vec<String>,
+    train_images: usize,
+    held_out: usize,
+    batch: usize,
+    epochs: usize,
+    memory: finetune::Memory,
+    budget_mb: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FinetuneReport {
+    step: u64,
+    epoch: usize,
+    epochs: usize,
+    batch_in_epoch: usize,
+    batches: usize,
+    loss: f64,
+    /// Per finished epoch: (epoch, mean loss, held-out accuracy).
+    finished_epochs: Vec<(usize, f64, Option<f64>)>,
+    done: bool,
+    backend: &'static str,
+}
+
+/// One fine-tuning run in the page.
+#[wasm_bindgen]
+pub struct WasmFinetuner {
+    arch: Arch,
+    train: Rc<Photos>,
+    held: Rc<Photos>,
+    pca: crate::augment::Pca,
+    augment: crate::augment::Augment,
+    plan: FinetunePlan,
+    sgd: crate::cpu::Sgd,
+    seed: u64,
+    state: Rc<RefCell<FinetuneState>>,
+    engine: Rc<RefCell<Option<TrainEngine>>>,
+}
+
+#[wasm_bindgen]
+impl WasmFinetuner {
+    /// Starts from `base`'s weights with a new last layer for `classes`; `images` (encoded
+    /// photos) are labelled by `labels` (indices into `classes`); `depth` is `head`
+    /// (fc8), `classifier` (fc6-fc8) or `all`. A bad photo is an error naming it.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        base: &WasmModel,
+        classes: Vec<String>,
+        images: js_sys::Array,
+        labels: Vec<u32>,
+        depth: &str,
+        options: JsValue,
+    ) -> Result<WasmFinetuner, JsError> {
+        let o: FinetuneOptions = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("fine-tuning options: {e}")))?;
+        let depth = match depth {
+            "head" => Depth::Head,
+            "classifier" => Depth::Classifier,
+            "all" => Depth::All,
+            other => return Err(JsError::new(&format!("unknown depth {other:?}"))),
+        };
+        if images.length() as usize != labels.len() {
+            return Err(JsError::new("one label per photo"));
+        }
+        let mut list = Vec::with_capacity(labels.len());
+        for (i, (bytes, &label)) in images.iter().zip(&labels).enumerate() {
+            if label as usize >= classes.len() {
+                return Err(JsError::new(&format!("photo {} has no class", i + 1)));
+            }
+            let bytes = js_sys::Uint8Array::new(&bytes).to_vec();
+            let img = crate::preprocess::decode(&bytes).map_err(|e| {
+                JsError::new(&format!(
+                    "photo {} of {}: {e}",
+                    i + 1,
+                    classes[label as usize]
+                ))
+            })?;
+            list.push((img, label as usize));
+        }
+        for (c, name) in classes.iter().enumerate() {
+            if !labels.iter().any(|&l| l as usize == c) {
+                return Err(JsError::new(&format!("class {name:?} has no photos")));
+            }
+        }
+        let model =
+            finetune::with_new_head(&base.inner, &classes, o.seed as u64).map_err(js_err)?;
+        let pp = model.arch.preprocess.clone();
+        let mut train_set = Photos::new(list, &pp).map_err(js_err)?;
+        let held = train_set.split_held_out(4);
+        let budget = (o.budget_mb * 1e6) as u64;
+        let batch = finetune::largest_batch(&model, budget, o.batch.min(train_set.len()))
+            .map_err(js_err)?;
+        let memory = finetune::memory(&model, batch).map_err(js_err)?;
+        let frozen = depth.frozen(&model);
+        let sgd = crate::cpu::Sgd {
+            lr: o.lr,
+            momentum: o.momentum,
+            weight_decay: o.weight_decay,
+        };
+        let pca = train_set.pca();
+        let mut engine = CpuEngine::new(model.clone(), None, sgd, 1).map_err(js_err)?;
+        engine.set_frozen(&frozen).map_err(js_err)?;
+        Ok(WasmFinetuner {
+            arch: model.arch.clone(),
+            plan: FinetunePlan {
+                classes,
+                depth,
+                frozen,
+                train_images: train_set.len(),
+                held_out: held.len(),
+                batch,
+                epochs: o.epochs.max(1),
+                memory,
+                budget_mb: o.budget_mb,
+            },
+            train: Rc::new(train_set),
+            held: Rc::new(held),
+            pca,
+            augment: crate::augment::Augment::default(),
+            sgd,
+            seed: o.seed as u64,
+            state: Rc::new(RefCell::new(FinetuneState {
+                step: 0,
+                epoch: 0,
+                batch_in_epoch: 0,
+                loss_sum: 0.0,
+                history: Vec::new(),
+            })),
+            engine: Rc::new(RefCell::new(Some(TrainEngine::Cpu(engine)))),
+        })
+    }
+
+    /// What will run: classes, depth, frozen layers, photos (train / held out), the batch
+    /// picked and the memory it needs (`{parameters, per_image, batch, total}` bytes).
+    pub fn plan(&self) -> Result<JsValue, JsError> {
+        to_js(&self.plan)
+    }
+
+    /// Moves the run to WebGPU (before the first step). Resolves to the adapter's name.
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&self) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        let (batch, sgd, frozen) = (self.plan.batch, self.sgd, self.plan.frozen.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut e = take_engine(&engine)?;
+            let result = async {
+                let model = e.model().await?;
+                let ctx = GpuContext::new().await?;
+                let t = GpuTrainer::new(&ctx, &model, batch, sgd).await?;
+                let mut g = TrainEngine::Gpu(Box::new((ctx, t)));
+                g.set_frozen(&frozen)?;
+                Ok::<_, crate::Error>(g)
+            }
+            .await;
+            match result {
+                Ok(g) => {
+                    let name = match &g {
+                        TrainEngine::Gpu(b) => b.0.report().name,
+                        TrainEngine::Cpu(_) => String::new(),
+                    };
+                    *engine.borrow_mut() = Some(g);
+                    Ok(JsValue::from_str(&name))
+                }
+                Err(err) => {
+                    *engine.borrow_mut() = Some(e);
+                    Err(JsValue::from(js_err(err)))
+                }
+            }
+        })
+    }
+
+    /// Takes up to `n` steps (stopping when the epochs are done); an epoch that ends is
+    /// scored on the held-out photos.
+    pub fn steps(&self, n: usize) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        let state = self.state.clone();
+        let (train_set, held) = (self.train.clone(), self.held.clone());
+        let arch = self.arch.clone();
+        let (batch, epochs, seed) = (self.plan.batch, self.plan.epochs, self.seed);
+        let (augment, pca) = (self.augment, self.pca);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let mut e = take_engine(&engine)?;
+            let batches = (train_set.len() / batch).max(1);
+            let mut finished = Vec::new();
+            let mut losses = (0.0f64, 0usize);
+            let result: crate::Result<()> = async {
+                for _ in 0..n {
+                    let (epoch, b, step) = {
+                        let s = state.borrow();
+                        (s.epoch, s.batch_in_epoch, s.step)
+                    };
+                    if epoch >= epochs {
+                        break;
+                    }
+                    let order = train::epoch_order(train_set.len(), seed, epoch);
+                    // batch <= photos and batches = photos / batch: every batch is full
+                    let idx = &order[b * batch..(b + 1) * batch];
+                    let aug = (&augment, &pca, train::augment_seed(seed, epoch));
+                    let x = train_set.batch(idx, &arch.preprocess, Some(aug))?;
+                    let labels: Vec<usize> = idx.iter().map(|&i| train_set.labels[i]).collect();
+                    let loss = e.step(&x, &labels, splitmix(seed ^ step)).await?;
+                    if !loss.is_finite() {
+                        return Err(crate::Error::Training(format!(
+                            "the loss became {loss}: lower the learning rate and start again"
+                        )));
+                    }
+                    losses.0 += loss as f64;
+                    losses.1 += 1;
+                    let end = {
+                        let mut s = state.borrow_mut();
+                        s.step += 1;
+                        s.loss_sum += loss as f64;
+                        s.batch_in_epoch += 1;
+                        s.batch_in_epoch >= batches
+                    };
+                    if end {
+                        let acc = if held.is_empty() {
+                            None
+                        } else {
+                            let all: Vec<usize> = (0..held.len()).collect();
+                            let mut right = 0;
+                            for chunk in all.chunks(batch) {
+                                let x = held.batch(chunk, &arch.preprocess, None)?;
+                                let l: Vec<usize> = chunk.iter().map(|&i| held.labels[i]).collect();
+                                right += train::count_correct(&e.logits(&x).await?, &l).0;
+                            }
+                            Some(right as f64 / held.len() as f64)
+                        };
+                        let mut s = state.borrow_mut();
+                        let entry = (s.epoch + 1, s.loss_sum / batches as f64, acc);
+                        s.history.push(entry);
+                        finished.push(entry);
+                        s.epoch += 1;
+                        s.batch_in_epoch = 0;
+                        s.loss_sum = 0.0;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            let backend = match e {
+                TrainEngine::Cpu(_) => "cpu",
+                TrainEngine::Gpu(_) => "gpu",
+            };
+            *engine.borrow_mut() = Some(e);
+            result.map_err(fail)?;
+            let s = state.borrow();
+            to_js(&FinetuneReport {
+                step: s.step,
+                epoch: s.epoch,
+                epochs,
+                batch_in_epoch: s.batch_in_epoch,
+                batches,
+                loss: losses.0 / losses.1.max(1) as f64,
+                finished_epochs: finished,
+                done: s.epoch >= epochs,
+                backend,
+            })
+            .map_err(JsValue::from)
+        })
+    }
+
+    /// The fine-tuned network as safetensors bytes (its classes in the metadata).
+    pub fn snapshot(&self) -> js_sys::Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: crate::Error| JsValue::from(js_err(e));
+            let mut e = take_engine(&engine)?;
+            let m = e.model().await;
+            *engine.borrow_mut() = Some(e);
+            let bytes = crate::io::safetensors::save(&m.map_err(fail)?).map_err(fail)?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+}
+
+fn splitmix(x: u64) -> u64 {
+    crate::tensor::splitmix64(x)
+}

@@ -6,10 +6,11 @@
 // Backend: WebGPU when the browser has an adapter (the page may force the CPU with
 // backend: 'cpu'), else the fast CPU backend (wasm SIMD128). The core re-creates a lost
 // device by itself; any other GPU failure runs that image on the CPU and leaves the GPU off.
-import init, { WasmModel, WasmTrainer, builtinInfo } from './pkg/alexnet.js';
+import init, { WasmFinetuner, WasmModel, WasmTrainer, builtinInfo } from './pkg/alexnet.js';
 
 let model = null;
 let trainer = null; // the page's training run (WasmTrainer)
+let finetuner = null; // fine-tuning on the person's classes (WasmFinetuner)
 let want = 'auto'; // 'auto' (WebGPU if there is an adapter) or 'cpu'
 let backend = { kind: 'cpu', reason: 'not started' };
 const ready = init();
@@ -145,6 +146,32 @@ const handlers = {
   async trainView() {
     const bytes = await trainer.snapshot();
     if (model) model.replace(bytes); else model = WasmModel.fromBytes(bytes);
+    return { info: model.info(), backend };
+  },
+  // Fine-tuning starts from the page's current network.
+  async finetuneInit({ classes, photos, labels, depth, options, gpu }) {
+    if (finetuner) finetuner.free();
+    finetuner = null;
+    const f = new WasmFinetuner(model, classes, photos.map((b) => new Uint8Array(b)), Uint32Array.from(labels), depth, options);
+    let on = 'the fast CPU backend (wasm SIMD128)';
+    if (gpu && want !== 'cpu' && self.navigator && navigator.gpu) {
+      try {
+        on = `WebGPU on ${await f.useGpu()}`;
+      } catch (e) {
+        on = `the fast CPU backend (WebGPU failed: ${message(e)})`;
+      }
+    }
+    finetuner = f;
+    return { plan: f.plan(), on };
+  },
+  async finetuneSteps({ n }) {
+    if (!finetuner) throw new Error('no fine-tuning run');
+    return finetuner.steps(n);
+  },
+  // The fine-tuned network becomes the page's: classification uses the new classes.
+  async finetuneApply() {
+    const bytes = await finetuner.snapshot();
+    model.replace(bytes);
     return { info: model.info(), backend };
   },
   async exportModel({ format }) {
