@@ -124,80 +124,6 @@ pub fn largest_batch(model: &Model, budget: u64, max: usize) -> Result<usize> {
     Ok(fit.clamp(1, max.max(1)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_new_head_keeps_the_body_and_names_the_classes() {
-        let m = Model::random(crate::model::mini(), 1).unwrap();
-        let classes = vec!["cat".to_string(), "dog".into(), "bird".into()];
-        let f = with_new_head(&m, &classes, 2).unwrap();
-        assert_eq!(f.weight("fc8").unwrap().shape, vec![3, 512]);
-        assert_eq!(f.params["conv1.weight"], m.params["conv1.weight"]);
-        assert_eq!(f.params["fc7.bias"], m.params["fc7.bias"]);
-        assert_eq!(f.arch.num_classes().unwrap(), 3);
-        assert_eq!(crate::labels::name(&f.arch.labels, 1), "dog");
-        assert!(with_new_head(&m, &classes[..1], 2).is_err());
-    }
-
-    #[test]
-    fn photos_hold_out_per_class_and_crop_inside() {
-        let pp = crate::model::mini().preprocess;
-        let img = |v: u8| image::RgbImage::from_fn(50, 40, |x, _| image::Rgb([v, x as u8, 0]));
-        let list = vec![
-            (img(1), 0),
-            (img(2), 0),
-            (img(3), 0),
-            (img(4), 1),
-            (img(5), 1),
-        ];
-        let mut p = Photos::new(list, &pp).unwrap();
-        assert_eq!(p.side, 37);
-        let held = p.split_held_out(3);
-        // class 0 has 3 photos: its third is held out; class 1 has 2: none
-        assert_eq!(held.labels, vec![0]);
-        assert_eq!(p.labels, vec![0, 0, 1, 1]);
-        let x = p.batch(&[0, 3], &pp, None).unwrap();
-        assert_eq!(x.shape, vec![2, 3, 32, 32]);
-        let aug = crate::augment::Augment::default();
-        let pca = p.pca();
-        let y = p.batch(&[0, 3], &pp, Some((&aug, &pca, 7))).unwrap();
-        assert_eq!(y.shape, x.shape);
-        assert!(y.data.iter().all(|v| v.is_finite()));
-        assert!(p.batch(&[9], &pp, None).is_err());
-    }
-
-    #[test]
-    fn depths_freeze_the_right_layers() {
-        let m = Model::random(crate::model::bvlc(), 1).unwrap();
-        let f = |d: Depth| d.frozen(&m);
-        assert_eq!(
-            f(Depth::Head),
-            ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
-        );
-        assert_eq!(
-            f(Depth::Classifier),
-            ["conv1", "conv2", "conv3", "conv4", "conv5"]
-        );
-        assert!(f(Depth::All).is_empty());
-    }
-
-    #[test]
-    fn full_alexnet_needs_about_0_7_gb_for_its_parameters() {
-        // the figure: ~0.7 GB for weights, gradients and momentum
-        let m = Model::random(crate::model::bvlc(), 1).unwrap();
-        let mem = memory(&m, 128).unwrap();
-        assert_eq!(mem.parameters, 3 * 4 * 60_965_224);
-        assert!((0.70e9..0.75e9).contains(&(mem.parameters as f64)));
-        assert_eq!(mem.total, mem.parameters + 128 * mem.per_image);
-        let b = largest_batch(&m, 1 << 30, 256).unwrap();
-        assert!(memory(&m, b).unwrap().total <= 1 << 30);
-        assert!(memory(&m, b + 1).unwrap().total > 1 << 30);
-        assert!(largest_batch(&m, 500_000_000, 256).is_err());
-    }
-}
-
 /// A person's labelled photos for fine-tuning, each kept as the `side` x `side` square the
 /// crops are taken from (the paper's 256x256 image for a 224 crop; `side = crop * 8 / 7` in
 /// general, so a 32x32 net's crops move by up to 4 pixels).
@@ -316,5 +242,79 @@ impl Photos {
             data.extend(crate::preprocess::normalize(&w, pp));
         }
         Tensor::new(&[idx.len(), 3, pp.crop, pp.crop], data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_head_keeps_the_body_and_names_the_classes() {
+        let m = Model::random(crate::model::mini(), 1).unwrap();
+        let classes = vec!["cat".to_string(), "dog".into(), "bird".into()];
+        let f = with_new_head(&m, &classes, 2).unwrap();
+        assert_eq!(f.weight("fc8").unwrap().shape, vec![3, 512]);
+        assert_eq!(f.params["conv1.weight"], m.params["conv1.weight"]);
+        assert_eq!(f.params["fc7.bias"], m.params["fc7.bias"]);
+        assert_eq!(f.arch.num_classes().unwrap(), 3);
+        assert_eq!(crate::labels::name(&f.arch.labels, 1), "dog");
+        assert!(with_new_head(&m, &classes[..1], 2).is_err());
+    }
+
+    #[test]
+    fn photos_hold_out_per_class_and_crop_inside() {
+        let pp = crate::model::mini().preprocess;
+        let img = |v: u8| image::RgbImage::from_fn(50, 40, |x, _| image::Rgb([v, x as u8, 0]));
+        let list = vec![
+            (img(1), 0),
+            (img(2), 0),
+            (img(3), 0),
+            (img(4), 1),
+            (img(5), 1),
+        ];
+        let mut p = Photos::new(list, &pp).unwrap();
+        assert_eq!(p.side, 37);
+        let held = p.split_held_out(3);
+        // class 0 has 3 photos: its third is held out; class 1 has 2: none
+        assert_eq!(held.labels, vec![0]);
+        assert_eq!(p.labels, vec![0, 0, 1, 1]);
+        let x = p.batch(&[0, 3], &pp, None).unwrap();
+        assert_eq!(x.shape, vec![2, 3, 32, 32]);
+        let aug = crate::augment::Augment::default();
+        let pca = p.pca();
+        let y = p.batch(&[0, 3], &pp, Some((&aug, &pca, 7))).unwrap();
+        assert_eq!(y.shape, x.shape);
+        assert!(y.data.iter().all(|v| v.is_finite()));
+        assert!(p.batch(&[9], &pp, None).is_err());
+    }
+
+    #[test]
+    fn depths_freeze_the_right_layers() {
+        let m = Model::random(crate::model::bvlc(), 1).unwrap();
+        let f = |d: Depth| d.frozen(&m);
+        assert_eq!(
+            f(Depth::Head),
+            ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+        );
+        assert_eq!(
+            f(Depth::Classifier),
+            ["conv1", "conv2", "conv3", "conv4", "conv5"]
+        );
+        assert!(f(Depth::All).is_empty());
+    }
+
+    #[test]
+    fn full_alexnet_needs_about_0_7_gb_for_its_parameters() {
+        // the figure: ~0.7 GB for weights, gradients and momentum
+        let m = Model::random(crate::model::bvlc(), 1).unwrap();
+        let mem = memory(&m, 128).unwrap();
+        assert_eq!(mem.parameters, 3 * 4 * 60_965_224);
+        assert!((0.70e9..0.75e9).contains(&(mem.parameters as f64)));
+        assert_eq!(mem.total, mem.parameters + 128 * mem.per_image);
+        let b = largest_batch(&m, 1 << 30, 256).unwrap();
+        assert!(memory(&m, b).unwrap().total <= 1 << 30);
+        assert!(memory(&m, b + 1).unwrap().total > 1 << 30);
+        assert!(largest_batch(&m, 500_000_000, 256).is_err());
     }
 }
