@@ -682,8 +682,9 @@ async function main() {
     $('wasm-status').textContent = 'loaded';
     const e = r.embedded;
     await modelChanged(r.info, e
-      ? `the embedded mini-AlexNet trained on Fashion-MNIST by our trainer (${e.epochs} epochs; ` +
-        `${(e.test_top1_accuracy * 100).toFixed(2)}% top-1 on the 10,000 test images)`
+      ? `the embedded mini-AlexNet trained on Fashion-MNIST by our trainer (${e.epochs} epochs` +
+        `${e.finished ? '' : ', a snapshot of a run still under way'}; ` +
+        `${(e.test_top1_accuracy * 100).toFixed(2)}% top-1 on the ${fmt(e.test_images)} test images)`
       : 'mini-AlexNet with random, UNTRAINED weights (this checkout has no www/models/mini-fashion.*: ' +
         'its predictions mean nothing)');
   } catch (e) {
