@@ -21,6 +21,19 @@ pub enum BackendKind {
     Gpu,
 }
 
+impl BackendKind {
+    /// What runs when nothing is asked for: the GPU on a hardware adapter, else the fast
+    /// CPU (a software adapter is slower than the CPU backend).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn native_default() -> BackendKind {
+        if crate::gpu::native_adapters().iter().any(|a| !a.software) {
+            BackendKind::Gpu
+        } else {
+            BackendKind::Cpu
+        }
+    }
+}
+
 impl std::str::FromStr for BackendKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

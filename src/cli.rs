@@ -48,13 +48,7 @@ impl BackendArg {
     fn kind(&self) -> Result<BackendKind> {
         match &self.backend {
             Some(b) => b.parse(),
-            None => Ok(
-                if crate::gpu::native_adapters().iter().any(|a| !a.software) {
-                    BackendKind::Gpu
-                } else {
-                    BackendKind::Cpu
-                },
-            ),
+            None => Ok(BackendKind::native_default()),
         }
     }
 }

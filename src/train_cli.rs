@@ -132,13 +132,7 @@ fn recipe(a: &TrainArgs) -> Result<Recipe> {
 fn backend_kind(b: &Option<String>) -> Result<BackendKind> {
     match b {
         Some(b) => b.parse(),
-        None => Ok(
-            if crate::gpu::native_adapters().iter().any(|a| !a.software) {
-                BackendKind::Gpu
-            } else {
-                BackendKind::Cpu
-            },
-        ),
+        None => Ok(BackendKind::native_default()),
     }
 }
 

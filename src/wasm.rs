@@ -668,6 +668,21 @@ enum TrainEngine {
 }
 
 impl TrainEngine {
+    fn set_frozen(&mut self, layers: &[String]) -> crate::Result<()> {
+        match self {
+            TrainEngine::Cpu(e) => e.set_frozen(layers),
+            TrainEngine::Gpu(g) => {
+                let (ctx, t) = &mut **g;
+                let arch = t.model().arch().clone();
+                let idx = layers
+                    .iter()
+                    .map(|l| arch.layer_index(l))
+                    .collect::<crate::Result<Vec<_>>>()?;
+                t.set_frozen(ctx, &idx)
+            }
+        }
+    }
+
     async fn step(&mut self, x: &Tensor, labels: &[usize], seed: u64) -> crate::Result<f32> {
         match self {
             TrainEngine::Cpu(e) => e.step(x, labels, seed),
@@ -753,6 +768,52 @@ struct Example {
     correct: bool,
 }
 
+/// The engine's current weights as safetensors bytes (a `Uint8Array`).
+fn snapshot_promise(engine: Rc<RefCell<Option<TrainEngine>>>) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let fail = |e: crate::Error| JsValue::from(js_err(e));
+        let mut e = take_engine(&engine)?;
+        let m = e.model().await;
+        *engine.borrow_mut() = Some(e);
+        let bytes = crate::io::safetensors::save(&m.map_err(fail)?).map_err(fail)?;
+        Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+    })
+}
+
+/// Moves `engine`'s run to a new WebGPU device (the weights so far; momentum restarts at
+/// zero) with `frozen` layers; on failure the CPU engine stays. Resolves to the adapter's
+/// name.
+fn to_gpu_promise(
+    engine: Rc<RefCell<Option<TrainEngine>>>,
+    batch: usize,
+    sgd: crate::cpu::Sgd,
+    frozen: Vec<String>,
+) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let mut e = take_engine(&engine)?;
+        let result = async {
+            let model = e.model().await?;
+            let ctx = GpuContext::new().await?;
+            let name = ctx.report().name;
+            let t = GpuTrainer::new(&ctx, &model, batch, sgd).await?;
+            let mut g = TrainEngine::Gpu(Box::new((ctx, t)));
+            g.set_frozen(&frozen)?;
+            Ok::<_, crate::Error>((g, name))
+        }
+        .await;
+        match result {
+            Ok((g, name)) => {
+                *engine.borrow_mut() = Some(g);
+                Ok(JsValue::from_str(&name))
+            }
+            Err(err) => {
+                *engine.borrow_mut() = Some(e);
+                Err(JsValue::from(js_err(err)))
+            }
+        }
+    })
+}
+
 fn take_engine(e: &Rc<RefCell<Option<TrainEngine>>>) -> Result<TrainEngine, JsValue> {
     e.borrow_mut()
         .take()
@@ -828,34 +889,8 @@ impl WasmTrainer {
     /// Resolves to the adapter's name.
     #[wasm_bindgen(js_name = useGpu)]
     pub fn use_gpu(&self) -> js_sys::Promise {
-        let engine = self.engine.clone();
-        let state = self.state.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let fail = |e: crate::Error| JsValue::from(js_err(e));
-            let mut e = take_engine(&engine)?;
-            let result = async {
-                let model = e.model().await?;
-                let ctx = GpuContext::new().await?;
-                let (batch, sgd) = {
-                    let s = state.borrow();
-                    (s.recipe.batch, s.sgd())
-                };
-                let t = GpuTrainer::new(&ctx, &model, batch, sgd).await?;
-                Ok::<_, crate::Error>((ctx, t))
-            }
-            .await;
-            match result {
-                Ok((ctx, t)) => {
-                    let name = ctx.report().name;
-                    *engine.borrow_mut() = Some(TrainEngine::Gpu(Box::new((ctx, t))));
-                    Ok(JsValue::from_str(&name))
-                }
-                Err(err) => {
-                    *engine.borrow_mut() = Some(e);
-                    Err(fail(err))
-                }
-            }
-        })
+        let s = self.state.borrow();
+        to_gpu_promise(self.engine.clone(), s.recipe.batch, s.sgd(), Vec::new())
     }
 
     /// Sets the learning rate, momentum and weight decay for the next steps.
@@ -953,15 +988,7 @@ impl WasmTrainer {
     /// The current weights as safetensors bytes (config in the metadata): load them into a
     /// `WasmModel` to look inside, or save them.
     pub fn snapshot(&self) -> js_sys::Promise {
-        let engine = self.engine.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let fail = |e: crate::Error| JsValue::from(js_err(e));
-            let mut e = take_engine(&engine)?;
-            let m = e.model().await;
-            *engine.borrow_mut() = Some(e);
-            let bytes = crate::io::safetensors::save(&m.map_err(fail)?).map_err(fail)?;
-            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
-        })
+        snapshot_promise(self.engine.clone())
     }
 
     /// `n` augmented training images as the net gets them (this epoch's draws).
@@ -1087,23 +1114,6 @@ fn input_picture(x: &Tensor, b: usize, pp: &crate::model::Preprocess) -> inspect
 // their photos, a held-out split for accuracy; `crate::finetune`.
 
 use crate::finetune::{self, Depth, Photos};
-
-impl TrainEngine {
-    fn set_frozen(&mut self, layers: &[String]) -> crate::Result<()> {
-        match self {
-            TrainEngine::Cpu(e) => e.set_frozen(layers),
-            TrainEngine::Gpu(g) => {
-                let (ctx, t) = &mut **g;
-                let arch = t.model().arch().clone();
-                let idx = layers
-                    .iter()
-                    .map(|l| arch.layer_index(l))
-                    .collect::<crate::Result<Vec<_>>>()?;
-                t.set_frozen(ctx, &idx)
-            }
-        }
-    }
-}
 
 /// The fine-tuning options the page sets.
 #[derive(serde::Deserialize)]
@@ -1287,34 +1297,12 @@ impl WasmFinetuner {
     /// Moves the run to WebGPU (before the first step). Resolves to the adapter's name.
     #[wasm_bindgen(js_name = useGpu)]
     pub fn use_gpu(&self) -> js_sys::Promise {
-        let engine = self.engine.clone();
-        let (batch, sgd, frozen) = (self.plan.batch, self.sgd, self.plan.frozen.clone());
-        wasm_bindgen_futures::future_to_promise(async move {
-            let mut e = take_engine(&engine)?;
-            let result = async {
-                let model = e.model().await?;
-                let ctx = GpuContext::new().await?;
-                let t = GpuTrainer::new(&ctx, &model, batch, sgd).await?;
-                let mut g = TrainEngine::Gpu(Box::new((ctx, t)));
-                g.set_frozen(&frozen)?;
-                Ok::<_, crate::Error>(g)
-            }
-            .await;
-            match result {
-                Ok(g) => {
-                    let name = match &g {
-                        TrainEngine::Gpu(b) => b.0.report().name,
-                        TrainEngine::Cpu(_) => String::new(),
-                    };
-                    *engine.borrow_mut() = Some(g);
-                    Ok(JsValue::from_str(&name))
-                }
-                Err(err) => {
-                    *engine.borrow_mut() = Some(e);
-                    Err(JsValue::from(js_err(err)))
-                }
-            }
-        })
+        to_gpu_promise(
+            self.engine.clone(),
+            self.plan.batch,
+            self.sgd,
+            self.plan.frozen.clone(),
+        )
     }
 
     /// Takes up to `n` steps (stopping when the epochs are done); an epoch that ends is
@@ -1411,15 +1399,7 @@ impl WasmFinetuner {
 
     /// The fine-tuned network as safetensors bytes (its classes in the metadata).
     pub fn snapshot(&self) -> js_sys::Promise {
-        let engine = self.engine.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let fail = |e: crate::Error| JsValue::from(js_err(e));
-            let mut e = take_engine(&engine)?;
-            let m = e.model().await;
-            *engine.borrow_mut() = Some(e);
-            let bytes = crate::io::safetensors::save(&m.map_err(fail)?).map_err(fail)?;
-            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
-        })
+        snapshot_promise(self.engine.clone())
     }
 }
 

@@ -269,27 +269,24 @@ impl GpuTrainer {
     /// Debug accessor: the gradients of the last step (keyed like `Model::params`), read
     /// back from the GPU.
     pub async fn grads(&self, ctx: &GpuContext) -> Result<Params> {
-        let mut out = Params::new();
-        for p in &self.params {
-            let outs: Vec<(&wgpu::Buffer, usize)> = p
-                .grads
-                .iter()
-                .zip(&p.block_lens)
-                .map(|(b, &n)| (b, n))
-                .collect();
-            let data = ctx.run(&[], &outs).await?.concat();
-            out.insert(p.name.clone(), Tensor::new(&p.shape, data)?);
-        }
-        Ok(out)
+        self.read_per_param(ctx, |p| &p.grads).await
     }
 
     /// The momentum of every parameter (`"{layer}.weight"` / `"{layer}.bias"`), read back
     /// (for a checkpoint).
     pub async fn velocities(&self, ctx: &GpuContext) -> Result<Params> {
+        self.read_per_param(ctx, |p| &p.velocities).await
+    }
+
+    /// One buffer set per parameter (its row blocks), read back and joined.
+    async fn read_per_param(
+        &self,
+        ctx: &GpuContext,
+        pick: impl Fn(&ParamState) -> &Vec<wgpu::Buffer>,
+    ) -> Result<Params> {
         let mut out = Params::new();
         for p in &self.params {
-            let outs: Vec<(&wgpu::Buffer, usize)> = p
-                .velocities
+            let outs: Vec<(&wgpu::Buffer, usize)> = pick(p)
                 .iter()
                 .zip(&p.block_lens)
                 .map(|(b, &n)| (b, n))
