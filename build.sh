@@ -140,6 +140,15 @@ run_tests() {
   log "cargo test (native; ALEXNET_REFS=$ALEXNET_REFS)"
   cargo test --all-targets
 
+  log "our exports in Python: ONNX through onnxruntime, safetensors with safetensors (tools/check_export.py)"
+  local exp
+  exp=$(mktemp -d)
+  ALEXNET_EXPORT_DIR=$exp cargo test -q --test onnx_import
+  target/debug/alexnet export --model www/models/mini-fashion.safetensors --out "$exp/mini-fashion.safetensors"
+  target/debug/alexnet export --model torchvision --seed 1 --out "$exp/torchvision.safetensors"
+  .venv/bin/python tools/check_export.py "$exp"
+  rm -rf "$exp"
+
   log "wasm tests in headless Chromium (wasm-pack test)"
   # the timeout bounds the whole run (wasm-bindgen-test has no per-test limit): ~2.5 min on
   # an idle 2-core machine, ~4 under load, mostly the full-size networks on SwiftShader

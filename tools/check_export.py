@@ -6,8 +6,11 @@ forward output (see tests/onnx_import.rs `dump_export`):
     .venv/bin/python tools/check_export.py /tmp/exp
 
 Checks that onnx.checker accepts each file and that ORT's output matches ours within 1e-4
-of the output's max-abs (the REF_RTOL of tests/reference.rs).
+of the output's max-abs (the REF_RTOL of tests/reference.rs). Every `*.safetensors` in DIR
+(written by `alexnet export`) must open with Python's safetensors, carry the architecture
+as JSON in its metadata, and hold the finite f32 tensors that architecture names.
 """
+import json
 
 import sys
 from pathlib import Path
@@ -35,6 +38,17 @@ def main():
         bad += not ok
         print(f"{f.name}: worst |ours - ORT| {err.max():.3e} at {tuple(int(v) for v in i)}, relative {rel:.2e}"
               f" {'ok' if ok else 'FAIL'}")
+    for f in sorted(d.glob("*.safetensors")):
+        from safetensors import safe_open
+        with safe_open(str(f), framework="numpy") as st:
+            arch = json.loads(st.metadata()["alexnet.arch"])
+            names = set(st.keys())
+            want = {f"{l['name']}.{p}" for l in arch["layers"] if l["op"] in ("conv", "linear") for p in ("weight", "bias")}
+            tensors = [st.get_tensor(k) for k in sorted(names)]
+        ok = names == want and all(t.dtype == np.float32 and np.isfinite(t).all() for t in tensors)
+        bad += not ok
+        print(f"{f.name}: {len(names)} tensors, {sum(t.size for t in tensors):,} values, architecture {arch['family']}"
+              f" {'ok' if ok else f'FAIL (want {sorted(want)})'}")
     sys.exit(1 if bad else 0)
 
 
