@@ -685,8 +685,9 @@ async function main() {
       ? `the embedded mini-AlexNet trained on Fashion-MNIST by our trainer (${e.epochs} epochs` +
         `${e.finished ? '' : ', a snapshot of a run still under way'}; ` +
         `${(e.test_top1_accuracy * 100).toFixed(2)}% top-1 on the ${fmt(e.test_images)} test images)`
-      : 'mini-AlexNet with random, UNTRAINED weights (this checkout has no www/models/mini-fashion.*: ' +
-        'its predictions mean nothing)');
+      : 'mini-AlexNet with random, UNTRAINED weights (' + (r.embeddedError
+        ? `the embedded model failed to load: ${r.embeddedError}`
+        : 'this checkout has no www/models/mini-fashion.*') + ': its predictions mean nothing)');
   } catch (e) {
     $('wasm-status').textContent = `failed: ${e.message}`;
     return;

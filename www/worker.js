@@ -48,18 +48,20 @@ const handlers = {
   async init({ seed, backend: b }) {
     want = b === 'cpu' ? 'cpu' : 'auto';
     let embedded = null;
+    let embeddedError = null;
     try {
       const [meta, weights] = await Promise.all(['mini-fashion.json', 'mini-fashion.safetensors']
         .map((f) => fetch(new URL(`./models/${f}`, import.meta.url))));
       if (meta.ok && weights.ok) {
+        const record = await meta.json();
         model = WasmModel.fromBytes(new Uint8Array(await weights.arrayBuffer()));
-        embedded = await meta.json();
+        embedded = record;
       }
     } catch (e) {
-      embedded = null;
+      embeddedError = message(e);
     }
     if (!model) model = WasmModel.random('mini', seed);
-    return { info: model.info(), backend: await attachBackend(), embedded };
+    return { info: model.info(), backend: await attachBackend(), embedded, embeddedError };
   },
   async builtin({ name }) {
     return builtinInfo(name);
