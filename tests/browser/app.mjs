@@ -92,8 +92,9 @@ try {
     await page.waitForSelector('body[data-ready="true"]', WAIT);
     assert.equal(await page.textContent('[data-testid="wasm-status"]'), 'loaded');
     const status = await page.textContent('[data-testid="model-status"]');
+    // the embedded default (www/models/mini-fashion.*) with its measured test accuracy
+    assert.match(status, /^the embedded mini-AlexNet trained on Fashion-MNIST by our trainer \(\d+ epochs.*; \d+\.\d\d% top-1 on the 10,000 test images\)/);
     assert.match(status, /mini variant, 1,463,690 parameters/);
-    assert.match(status, /UNTRAINED/);
   });
   await check('the built-in configs show the known parameter counts', async () => {
     const rows = await page.$$eval('[data-testid="configs"] tbody tr', (trs) => trs.map((tr) => tr.innerText));
@@ -148,6 +149,17 @@ try {
       ls.map((l) => ({ name: l.querySelector('.name').textContent, d: parseFloat(l.querySelector('.dist').textContent.replace('distance ', '')) })));
     assert.deepEqual(n.map((x) => x.name).sort(), ['chelsea.png', 'coffee.png']);
     assert.ok(n[0].d <= n[1].d && n[0].d > 0, JSON.stringify(n));
+  });
+  await check('an image pasted from the clipboard is queued and classified', async () => {
+    const b64 = readFileSync(join(PHOTOS, 'motorcycle_left.png')).toString('base64');
+    await page.evaluate((b64) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'image.png', { type: 'image/png' }));
+      document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, b64);
+    assert.equal(await settled(page, 'image.png'), 'done');
+    assert.equal(await page.textContent('[data-testid="current-name"]'), 'image.png');
+    assert.equal(await top5Count(page), 5);
   });
   await check('10-crop averaging re-runs the image and shows the ten crops', async () => {
     await page.check('[data-testid="tta-toggle"]');
@@ -218,12 +230,18 @@ try {
       await page.setInputFiles('[data-testid="weights-input"]', path);
       await page.waitForFunction((name) => new RegExp(`${name} — \\w+ variant, 1,463,690 parameters`)
         .test(document.querySelector('[data-testid="model-status"]').textContent), `exported-mini\\.${format}`, WAIT);
+      // the file is then kept in the browser's cache; the section takes a new file after that
+      await page.waitForSelector('[data-testid="weights"]:not([aria-busy="true"])', WAIT);
     }
   });
   await check('a loaded weight file replaces the net: filters, activations and neighbours follow it', async () => {
     await page.setInputFiles('[data-testid="weights-input"]', join(ROOT, 'fixtures/onnx/mini-tv.onnx'));
     await page.waitForFunction(() => /mini-tv\.onnx — custom variant, 11,334 parameters/
-      .test(document.querySelector('[data-testid="model-status"]').textContent), null, WAIT);
+      .test(document.querySelector('[data-testid="model-status"]').textContent), null, WAIT)
+      .catch(async (e) => {
+        throw new Error(`${e.message}\nmodel: ${await page.textContent('[data-testid="model-status"]')}\n` +
+          `weights: ${await page.textContent('[data-testid="weights-error"]')} ${await page.textContent('[data-testid="weights-note"]')}`);
+      });
     // the shown image runs again on the new net: one tower (no grouped convolutions)
     await page.waitForFunction(() => /8×24×24$/.test(document.querySelector('[data-testid="activations"] details[data-layer="conv1"] summary')?.textContent || ''), null, WAIT);
     await activationsDrawn(page);
