@@ -570,7 +570,8 @@ fn epoch_seed(seed: u64, epoch: usize, what: u64) -> u64 {
 pub fn augment_seed(seed: u64, epoch: usize) -> u64 {
     epoch_seed(seed, epoch, 2)
 }
-fn step_seed(seed: u64, step: u64) -> u64 {
+/// The dropout seed of step `step` of a run seeded with `seed`.
+pub fn step_seed(seed: u64, step: u64) -> u64 {
     splitmix64(seed ^ 0x000d_4090_u64.wrapping_mul(step + 1))
 }
 

@@ -425,17 +425,6 @@ impl WasmModel {
     pub fn export_onnx(&self) -> Result<Vec<u8>, JsError> {
         crate::io::onnx::export(&self.inner).map_err(js_err)
     }
-
-    /// Top-`top` predictions for an encoded image on the fast CPU backend, as
-    /// `[{index, label, probability}]`; `tta` averages the paper's ten crops.
-    pub fn classify(&self, image: &[u8], top: usize, tta: bool) -> Result<JsValue, JsError> {
-        let m: &Model = &self.inner;
-        let x = classify::prepare_input(m, image, tta).map_err(js_err)?;
-        let out = crate::fast::FastCpu::new(m)
-            .and_then(|mut f| f.forward(&x))
-            .map_err(js_err)?;
-        to_js(&classify::rank(m, out, top).map_err(js_err)?)
-    }
 }
 
 impl WasmModel {
@@ -1335,7 +1324,7 @@ impl WasmFinetuner {
                     let aug = (&augment, &pca, train::augment_seed(seed, epoch));
                     let x = train_set.batch(idx, &arch.preprocess, Some(aug))?;
                     let labels: Vec<usize> = idx.iter().map(|&i| train_set.labels[i]).collect();
-                    let loss = e.step(&x, &labels, splitmix(seed ^ step)).await?;
+                    let loss = e.step(&x, &labels, train::step_seed(seed, step)).await?;
                     if !loss.is_finite() {
                         return Err(crate::Error::Training(format!(
                             "the loss became {loss}: lower the learning rate and start again"
@@ -1401,8 +1390,4 @@ impl WasmFinetuner {
     pub fn snapshot(&self) -> js_sys::Promise {
         snapshot_promise(self.engine.clone())
     }
-}
-
-fn splitmix(x: u64) -> u64 {
-    crate::tensor::splitmix64(x)
 }

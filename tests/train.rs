@@ -258,6 +258,23 @@ fn quiet() -> Quiet {
     }
 }
 
+/// A fresh CPU run of `r` on `arch` (weights seeded with `seed`, one thread): the engine and
+/// its state after `train::run` in `sitting`, and what the run returned.
+fn fresh_run(
+    arch: &Arch,
+    data: &Data,
+    r: Recipe,
+    seed: u64,
+    sitting: &Sitting,
+    hooks: &mut Quiet,
+) -> (CpuEngine, State, alexnet::error::Result<()>) {
+    let model = train::init_model(arch.clone(), r.init, seed).unwrap();
+    let mut state = State::new(r);
+    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
+    let result = train::run(&mut engine, arch, data, &mut state, sitting, hooks);
+    (engine, state, result)
+}
+
 fn no_pca() -> Pca {
     Pca {
         values: [0.0; 3],
@@ -282,19 +299,10 @@ fn the_loss_falls_until_a_small_batch_is_learned_by_heart() {
         patience: 1000,
         ..Recipe::default()
     };
-    let model = train::init_model(arch.clone(), recipe.init, 1).unwrap();
-    let mut state = State::new(recipe);
-    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
     let mut hooks = quiet();
-    train::run(
-        &mut engine,
-        &arch,
-        &data,
-        &mut state,
-        &Sitting::whole(),
-        &mut hooks,
-    )
-    .unwrap();
+    fresh_run(&arch, &data, recipe, 1, &Sitting::whole(), &mut hooks)
+        .2
+        .unwrap();
     let first = hooks.epochs[0].train_loss;
     let last = hooks.epochs.last().unwrap().train_loss;
     // dropout keeps the training loss noisy; the mean of the last 50 steps against the first
@@ -340,39 +348,21 @@ fn a_resumed_run_takes_exactly_the_uninterrupted_runs_steps() {
     let arch = tiny();
     let data = resume_data();
     let r = resume_recipe();
-    let model = train::init_model(arch.clone(), r.init, 7).unwrap();
-
-    let mut state = State::new(r.clone());
-    let mut engine = CpuEngine::new(model.clone(), None, state.sgd(), 1).unwrap();
-    train::run(
-        &mut engine,
-        &arch,
-        &data,
-        &mut state,
-        &Sitting::whole(),
-        &mut quiet(),
-    )
-    .unwrap();
+    let (mut engine, state, result) =
+        fresh_run(&arch, &data, r.clone(), 7, &Sitting::whole(), &mut quiet());
+    result.unwrap();
     let want = engine.model().unwrap();
     assert!(state.finished);
     assert_eq!(state.step, 10, "2 epochs of 5 batches");
 
     // 7 steps (into the second epoch), a checkpoint through the file format, then the rest
-    let mut state = State::new(r);
-    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
     let mut hooks = quiet();
-    train::run(
-        &mut engine,
-        &arch,
-        &data,
-        &mut state,
-        &Sitting {
-            max_steps: Some(7),
-            ..Sitting::whole()
-        },
-        &mut hooks,
-    )
-    .unwrap();
+    let seven = Sitting {
+        max_steps: Some(7),
+        ..Sitting::whole()
+    };
+    let (_, state, result) = fresh_run(&arch, &data, r, 7, &seven, &mut hooks);
+    result.unwrap();
     assert!(!state.finished);
     let (m, momentum, json) = load_checkpoint(hooks.checkpoints.last().unwrap()).unwrap();
     let mut state: State = serde_json::from_str(&json).unwrap();
@@ -405,18 +395,8 @@ fn a_plateau_divides_the_learning_rate_and_the_last_one_ends_the_run() {
         max_drops: 1,
         ..resume_recipe()
     };
-    let model = train::init_model(arch.clone(), r.init, 7).unwrap();
-    let mut state = State::new(r);
-    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
-    train::run(
-        &mut engine,
-        &arch,
-        &data,
-        &mut state,
-        &Sitting::whole(),
-        &mut quiet(),
-    )
-    .unwrap();
+    let (_, state, result) = fresh_run(&arch, &data, r, 7, &Sitting::whole(), &mut quiet());
+    result.unwrap();
     assert!(state.finished);
     assert_eq!(state.drops, 1);
     // epoch 1 sets the best, epoch 2 is the first plateau (divide), epoch 3 the last
@@ -432,22 +412,14 @@ fn a_diverging_run_stops_with_a_clear_error() {
         epochs: 5,
         ..resume_recipe()
     };
-    let model = train::init_model(arch.clone(), r.init, 7).unwrap();
-    let mut state = State::new(r);
-    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
     let mut hooks = quiet();
-    let err = train::run(
-        &mut engine,
-        &arch,
-        &data,
-        &mut state,
-        &Sitting {
-            checkpoint_every: 1,
-            ..Sitting::whole()
-        },
-        &mut hooks,
-    )
-    .unwrap_err();
+    let every_step = Sitting {
+        checkpoint_every: 1,
+        ..Sitting::whole()
+    };
+    let err = fresh_run(&arch, &data, r, 7, &every_step, &mut hooks)
+        .2
+        .unwrap_err();
     assert!(matches!(err, Error::Training(_)), "{err}");
     assert!(
         err.to_string().contains("diverged") || err.to_string().contains("the loss became"),
@@ -484,23 +456,9 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
         val: synthetic(16, 7),
         pca: no_pca(),
     };
-    let mut state = State::new(pre);
-    let mut engine = CpuEngine::new(
-        train::init_model(arch.clone(), Init::He, 9).unwrap(),
-        None,
-        state.sgd(),
-        1,
-    )
-    .unwrap();
-    train::run(
-        &mut engine,
-        &arch,
-        &pre_data,
-        &mut state,
-        &Sitting::whole(),
-        &mut quiet(),
-    )
-    .unwrap();
+    let (mut engine, _, result) =
+        fresh_run(&arch, &pre_data, pre, 9, &Sitting::whole(), &mut quiet());
+    result.unwrap();
     let base = engine.model().unwrap();
     let classes = vec!["left".to_string(), "right".to_string()];
     let model = with_new_head(&base, &classes, 3).unwrap();
@@ -539,7 +497,7 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
     engine.set_frozen(&Depth::Head.frozen(&model)).unwrap();
     train::run(
         &mut engine,
-        &arch_of(&model),
+        &model.arch,
         &data,
         &mut state,
         &Sitting::whole(),
@@ -553,8 +511,4 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
     let last = state.history.last().unwrap();
     assert!(last.val_top1_err <= 0.125, "held-out error {last:?}");
     assert!(engine.set_frozen(&["nope".to_string()]).is_err());
-}
-
-fn arch_of(m: &Model) -> Arch {
-    m.arch.clone()
 }
