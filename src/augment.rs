@@ -108,6 +108,32 @@ impl Augment {
     }
 }
 
+/// The paper's ten test views (section 4.1: five patches and their mirrors, the network's
+/// softmax averaged over them), for a `size` = `[w, h]` image on a `side` x `side` canvas:
+/// `view` 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right, 4 centre (`centre`),
+/// 5..=9 the mirrors of 0..=4; the same order as [`crate::preprocess::crops_as_images`].
+/// `None` for `view` >= 10.
+pub fn test_view(
+    view: usize,
+    side: usize,
+    size: [usize; 2],
+    centre: (usize, usize),
+) -> Option<Draw> {
+    let (far_x, far_y) = (side.saturating_sub(size[0]), side.saturating_sub(size[1]));
+    let offset = match view % 5 {
+        0 => (0, 0),
+        1 => (far_x, 0),
+        2 => (0, far_y),
+        3 => (far_x, far_y),
+        _ => centre,
+    };
+    (view < 10).then_some(Draw {
+        offset,
+        flip: view >= 5,
+        shift: [0.0; 3],
+    })
+}
+
 // 3x3 matrix code reads best with indices
 #[allow(clippy::needless_range_loop)]
 /// The PCA of the covariance of RGB pixels (f64 sums, Jacobi rotations for the symmetric
@@ -254,6 +280,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn test_views_are_the_corners_the_centre_and_their_mirrors() {
+        let views: Vec<Draw> = (0..10)
+            .map(|v| test_view(v, 32, [28, 28], (2, 2)).unwrap())
+            .collect();
+        let offsets: Vec<(usize, usize)> = views[..5].iter().map(|d| d.offset).collect();
+        assert_eq!(offsets, [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2)]);
+        for i in 0..5 {
+            assert!(!views[i].flip && views[i + 5].flip);
+            assert_eq!(views[i].offset, views[i + 5].offset);
+        }
+        assert!(views.iter().all(|d| d.shift == [0.0; 3]));
+        assert!(test_view(10, 32, [28, 28], (2, 2)).is_none());
     }
 
     #[test]

@@ -132,6 +132,10 @@ enum Cmd {
         data_dir: PathBuf,
         #[arg(long, default_value_t = 128)]
         batch: usize,
+        /// Also the paper's test-time error: softmax averaged over ten views of each image
+        /// (the four corners and the centre of the canvas, and their mirrors)
+        #[arg(long)]
+        ten_crop: bool,
         /// Also add the results to this JSON file (e.g. the training record OUT.json)
         #[arg(long)]
         json: Option<PathBuf>,
@@ -300,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
             dataset,
             data_dir,
             batch,
+            ten_crop,
             json,
         } => {
             let m = load(&model)?;
@@ -309,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
                 &dataset,
                 &data_dir,
                 batch,
+                ten_crop,
                 json.as_deref(),
             )
         }

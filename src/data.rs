@@ -169,6 +169,40 @@ impl Images {
         pp: &Preprocess,
         aug: Option<(&Augment, &Pca, u64)>,
     ) -> Result<Tensor> {
+        let [w, h] = [self.width, self.height];
+        self.drawn(idx, side, pp, |i, centre| match aug {
+            Some((a, pca, seed)) => {
+                let mut rng = Rng::new(augment::image_seed(seed, i));
+                a.draw(&mut rng, pca, side, [w, h], centre)
+            }
+            None => augment::Draw::identity(centre),
+        })
+    }
+
+    /// Images `idx` as the network input `(len, 3, side, side)` in the paper's test view
+    /// `view` (0..10, see [`augment::test_view`]).
+    pub fn view_batch(
+        &self,
+        idx: &[usize],
+        side: usize,
+        pp: &Preprocess,
+        view: usize,
+    ) -> Result<Tensor> {
+        let [w, h] = [self.width, self.height];
+        let centre = (side.saturating_sub(w) / 2, side.saturating_sub(h) / 2);
+        let draw = augment::test_view(view, side, [w, h], centre)
+            .ok_or_else(|| Error::Dataset(format!("test view {view} of 10 requested")))?;
+        self.drawn(idx, side, pp, |_, _| draw)
+    }
+
+    /// Images `idx` drawn on the canvas where `draw(image index, centre offset)` says.
+    fn drawn(
+        &self,
+        idx: &[usize],
+        side: usize,
+        pp: &Preprocess,
+        draw: impl Fn(usize, (usize, usize)) -> augment::Draw,
+    ) -> Result<Tensor> {
         let (h, w) = (self.height, self.width);
         if h > side || w > side {
             return Err(Error::Dataset(format!(
@@ -184,14 +218,7 @@ impl Images {
                     self.len()
                 )));
             }
-            let centre = ((side - w) / 2, (side - h) / 2);
-            let draw = match aug {
-                Some((a, pca, seed)) => {
-                    let mut rng = Rng::new(augment::image_seed(seed, i));
-                    a.draw(&mut rng, pca, side, [w, h], centre)
-                }
-                None => augment::Draw::identity(centre),
-            };
+            let draw = draw(i, ((side - w) / 2, (side - h) / 2));
             let img = self.image(i);
             for c in 0..3 {
                 // black canvas, lit like the image (the paper relights whole images)
@@ -272,5 +299,13 @@ mod tests {
         assert_eq!(x.data[0], -m);
         assert_eq!(images.label_vec(&[0]), vec![3]);
         assert!(images.batch(&[1], 4, &pp, None).is_err());
+        // view 4 is the centre, like batch without augmentation
+        assert_eq!(images.view_batch(&[0], 4, &pp, 4).unwrap(), x);
+        // view 1: top-right corner, the image at (2, 0); view 6: the same, mirrored
+        let tr = images.view_batch(&[0], 4, &pp, 1).unwrap();
+        assert_eq!((tr.data[2], tr.data[3], tr.data[7]), (1.0 - m, -m, 1.0 - m));
+        let mirrored = images.view_batch(&[0], 4, &pp, 6).unwrap();
+        assert_eq!((mirrored.data[2], mirrored.data[3]), (-m, 1.0 - m));
+        assert!(images.view_batch(&[0], 4, &pp, 10).is_err());
     }
 }

@@ -400,14 +400,17 @@ fn show_augmented(arch: &Arch, data: &Data, r: &Recipe, path: &Path) -> Result<(
     Ok(())
 }
 
-/// Prints the top-1 and top-5 error on the test set; with `json`, also adds them to that
-/// file's JSON object (a training record from `alexnet train`), creating it if needed.
+/// Prints the top-1 and top-5 error on the test set (each image centred); with `ten_crop`
+/// also the paper's test-time error (softmax averaged over the ten views of
+/// [`crate::augment::test_view`]). With `json`, also adds them to that file's JSON object (a
+/// training record from `alexnet train`), creating it if needed.
 pub fn eval(
     model: Model,
     kind: BackendKind,
     dataset: &str,
     dir: &Path,
     batch: usize,
+    ten_crop: bool,
     json: Option<&Path>,
 ) -> Result<()> {
     if dataset != "fashion-mnist" {
@@ -418,27 +421,48 @@ pub fn eval(
     let test = Images::fashion_mnist(dir, false)?;
     let t = Instant::now();
     let mut runner = pollster::block_on(Runner::new(&model, kind))?;
-    let side = model.arch.input[1];
-    let (mut top1, mut top5) = (0usize, 0usize);
+    let (side, pp) = (model.arch.input[1], &model.arch.preprocess);
+    // (top-1, top-5) correct: centre view, ten views
+    let (mut centre, mut ten) = ((0usize, 0usize), (0usize, 0usize));
     let all: Vec<usize> = (0..test.len()).collect();
     for idx in all.chunks(batch.max(1)) {
-        let x = test.batch(idx, side, &model.arch.preprocess, None)?;
-        let logits = pollster::block_on(runner.forward(&x))?;
-        let (a, b) = train::count_correct(&logits, &test.label_vec(idx));
-        top1 += a;
-        top5 += b;
+        let labels = test.label_vec(idx);
+        let logits = pollster::block_on(runner.forward(&test.batch(idx, side, pp, None)?))?;
+        let (a, b) = train::count_correct(&logits, &labels);
+        centre = (centre.0 + a, centre.1 + b);
+        if ten_crop {
+            // summed probabilities rank the classes as their mean does
+            let mut sum = crate::classify::to_probabilities_of(&model.arch, logits)?;
+            for view in (0..10).filter(|&v| v != 4) {
+                let x = test.view_batch(idx, side, pp, view)?;
+                let p = crate::classify::to_probabilities_of(
+                    &model.arch,
+                    pollster::block_on(runner.forward(&x))?,
+                )?;
+                sum.data.iter_mut().zip(&p.data).for_each(|(s, v)| *s += v);
+            }
+            let (a, b) = train::count_correct(&sum, &labels);
+            ten = (ten.0 + a, ten.1 + b);
+        }
     }
     let n = test.len() as f64;
-    println!(
-        "{dataset} test set, {} images on {}: top-1 error {:.2}% (accuracy {:.2}%), top-5 error \
-         {:.2}% ({:.1} s)",
-        test.len(),
-        runner.describe(),
-        (1.0 - top1 as f64 / n) * 100.0,
-        top1 as f64 / n * 100.0,
-        (1.0 - top5 as f64 / n) * 100.0,
-        t.elapsed().as_secs_f64()
-    );
+    let line = |what: &str, (top1, top5): (usize, usize)| {
+        println!(
+            "{dataset} test set, {} images on {}, {what}: top-1 error {:.2}% (accuracy {:.2}%), \
+             top-5 error {:.2}%",
+            test.len(),
+            runner.describe(),
+            (1.0 - top1 as f64 / n) * 100.0,
+            top1 as f64 / n * 100.0,
+            (1.0 - top5 as f64 / n) * 100.0,
+        )
+    };
+    line("centred", centre);
+    if ten_crop {
+        line("ten views averaged", ten);
+    }
+    println!("({:.1} s)", t.elapsed().as_secs_f64());
+    let (top1, top5) = centre;
     if let Some(path) = json {
         let mut record: serde_json::Value = match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b)
@@ -452,6 +476,20 @@ pub fn eval(
         obj.insert("test_images".into(), test.len().into());
         obj.insert("test_top1_accuracy".into(), (top1 as f64 / n).into());
         obj.insert("test_top5_accuracy".into(), (top5 as f64 / n).into());
+        if ten_crop {
+            obj.insert(
+                "test_top1_accuracy_10view".into(),
+                (ten.0 as f64 / n).into(),
+            );
+            obj.insert(
+                "test_top5_accuracy_10view".into(),
+                (ten.1 as f64 / n).into(),
+            );
+        } else {
+            // a centred-only eval must not leave an older model's ten-view numbers behind
+            obj.remove("test_top1_accuracy_10view");
+            obj.remove("test_top5_accuracy_10view");
+        }
         obj.insert("test_backend".into(), runner.describe().into());
         write_atomic(path, record.to_string().as_bytes())?;
     }

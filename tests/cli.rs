@@ -373,14 +373,18 @@ fn train_resume_eval_on_the_shipped_subset() {
         data,
         "--backend",
         "cpu",
+        "--ten-crop",
         "--json",
         json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("500 images"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("ten views averaged"), "{}", stdout(&o));
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let acc = record["test_top1_accuracy"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&acc));
+    for key in ["test_top1_accuracy", "test_top1_accuracy_10view"] {
+        let acc = record[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{key}: {acc}");
+    }
     assert_eq!(record["steps"], 5, "the training record is kept");
 
     let png = dir.join("aug.png");

@@ -684,7 +684,9 @@ async function main() {
     await modelChanged(r.info, e
       ? `the embedded mini-AlexNet trained on Fashion-MNIST by our trainer (${e.epochs} epochs` +
         `${e.finished ? '' : ', a snapshot of a run still under way'}; ` +
-        `${(e.test_top1_accuracy * 100).toFixed(2)}% top-1 on the ${fmt(e.test_images)} test images)`
+        `${(e.test_top1_accuracy * 100).toFixed(2)}% top-1 on the ${fmt(e.test_images)} test images` +
+        `${e.test_top1_accuracy_10view ? `, ${(e.test_top1_accuracy_10view * 100).toFixed(2)}% with ` +
+          'the paper\'s ten test views averaged' : ''})`
       : 'mini-AlexNet with random, UNTRAINED weights (' + (r.embeddedError
         ? `the embedded model failed to load: ${r.embeddedError}`
         : 'this checkout has no www/models/mini-fashion.*') + ': its predictions mean nothing)');
