@@ -145,6 +145,7 @@ run_tests() {
   exp=$(mktemp -d)
   ALEXNET_EXPORT_DIR=$exp cargo test -q --test onnx_import
   target/debug/alexnet export --model www/models/mini-fashion.safetensors --out "$exp/mini-fashion.safetensors"
+  target/debug/alexnet export --model www/models/mini-fashion.safetensors --f16 --out "$exp/mini-fashion-f16.safetensors"
   target/debug/alexnet export --model torchvision --seed 1 --out "$exp/torchvision.safetensors"
   .venv/bin/python tools/check_export.py "$exp"
   rm -rf "$exp"

@@ -151,6 +151,10 @@ enum Cmd {
         /// (features.0.weight ...) so PyTorch's load_state_dict takes it
         #[arg(long)]
         torchvision_keys: bool,
+        /// With .safetensors: store the tensors as half precision (F16), half the bytes (the
+        /// app's embedded model ships this way); loads back as f32 everywhere
+        #[arg(long)]
+        f16: bool,
     },
 }
 
@@ -322,16 +326,18 @@ fn run(cli: Cli) -> Result<()> {
             model,
             out,
             torchvision_keys,
+            f16,
         } => {
             let m = load(&model)?;
             let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
-            let bytes = match (ext, torchvision_keys) {
-                ("safetensors", false) => io::safetensors::save(&m)?,
-                ("safetensors", true) => io::safetensors::save_torchvision(&m)?,
-                ("onnx", false) => io::onnx::export(&m)?,
+            let bytes = match (ext, torchvision_keys, f16) {
+                ("safetensors", false, false) => io::safetensors::save(&m)?,
+                ("safetensors", false, true) => io::safetensors::save_f16(&m)?,
+                ("safetensors", true, false) => io::safetensors::save_torchvision(&m)?,
+                ("onnx", false, false) => io::onnx::export(&m)?,
                 _ => {
                     return Err(Error::Other(format!(
-                        "cannot export to {:?}: use .safetensors or .onnx (--torchvision-keys only with .safetensors)",
+                        "cannot export to {:?}: use .safetensors or .onnx (--torchvision-keys or --f16 only with .safetensors, not both)",
                         out.display().to_string()
                     )))
                 }

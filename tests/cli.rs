@@ -78,7 +78,7 @@ fn info_prints_the_known_numbers() {
     );
     let o = alexnet(&["info", "--model", "mini"]);
     assert!(
-        stdout(&o).contains("parameters: 1,463,690"),
+        stdout(&o).contains("parameters: 2,846,090"),
         "{}",
         stdout(&o)
     );
@@ -142,6 +142,31 @@ fn classify_photos_with_bvlc_and_torchvision_shaped_files() {
 }
 
 #[test]
+fn export_f16_halves_the_file_and_loads_back() {
+    let dir = scratch("f16");
+    let full = dir.join("mini.safetensors").display().to_string();
+    let half = dir.join("mini-f16.safetensors").display().to_string();
+    let o = alexnet(&["export", "--model", "mini", "--seed", "2", "--out", &full]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = alexnet(&["export", "--model", &full, "--f16", "--out", &half]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (
+        std::fs::metadata(&full).unwrap().len(),
+        std::fs::metadata(&half).unwrap().len(),
+    );
+    // 2.85 M values: 4 bytes each, then 2; the header is a few kB either way.
+    assert!(b < a / 2 + 8192 && b > a / 2 - 8192, "{a} -> {b} bytes");
+    let o = alexnet(&["info", "--model", &half]);
+    assert!(stdout(&o).contains("family: mini"), "{}", stdout(&o));
+    let onnx = dir.join("mini.onnx").display().to_string();
+    assert_one_line_error(
+        &alexnet(&["export", "--model", &full, "--f16", "--out", &onnx]),
+        "--f16 only with .safetensors",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn run_writes_any_layer_as_npy() {
     let dir = scratch("run");
     let x = alexnet::tensor::Tensor::zeros(&[2, 3, 32, 32]);
@@ -154,7 +179,7 @@ fn run_writes_any_layer_as_npy() {
     ]);
     assert!(r.status.success(), "{}", stderr(&r));
     let y = alexnet::npy::read(&std::fs::read(&output).unwrap()).unwrap();
-    assert_eq!(y.shape, vec![2, 512]);
+    assert_eq!(y.shape, vec![2, 1024]);
     let r = alexnet(&[
         "run", "--model", "mini", "--seed", "3", "--input", &i, "--output", &o,
     ]);

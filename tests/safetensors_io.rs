@@ -139,6 +139,53 @@ fn f16_and_bf16_are_converted() {
     }
 }
 
+#[test]
+fn save_f16_rounds_each_value_to_nearest_half_and_keeps_the_arch() {
+    let m = mini(13);
+    let full = st::save(&m).unwrap();
+    let bytes = st::save_f16(&m).unwrap();
+    // The tensor data halves (the file is its 8-byte length, the JSON header, the data).
+    let data32: usize = m.params.values().map(|t| t.len() * 4).sum();
+    let (header32, _) = safetensors::SafeTensors::read_metadata(&full).unwrap();
+    assert_eq!(full.len() - 8 - header32, data32);
+    let (header, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(bytes.len() - 8 - header, data32 / 2);
+    assert!(meta.tensors().values().all(|i| i.dtype == Dtype::F16));
+    let back = st::load(&bytes).unwrap();
+    assert_eq!(back.arch, m.arch);
+    for (k, t) in &m.params {
+        let b = &back.params[k];
+        assert_eq!(b.shape, t.shape, "{k}");
+        // Independent of the writer: the `half` crate's own round-to-nearest of each value.
+        if let Some((i, (x, y))) = b
+            .data
+            .iter()
+            .zip(&t.data)
+            .enumerate()
+            .find(|(_, (x, y))| x.to_bits() != half::f16::from_f32(**y).to_f32().to_bits())
+        {
+            panic!(
+                "{k}[{i}]: read {x}, the nearest f16 of {y} is {}",
+                half::f16::from_f32(*y)
+            );
+        }
+    }
+}
+
+#[test]
+fn save_f16_refuses_values_beyond_half_range() {
+    let mut m = mini(13);
+    m.params.get_mut("fc8.bias").unwrap().data[3] = 70_000.0;
+    match st::save_f16(&m) {
+        Err(Error::Safetensors(msg)) => {
+            assert!(msg.contains("fc8.bias") && msg.contains("70000"), "{msg}")
+        }
+        other => panic!("expected a Safetensors error, got {other:?}"),
+    }
+    // f32 keeps it.
+    assert_eq!(st::load(&st::save(&m).unwrap()).unwrap().params, m.params);
+}
+
 /// Random tensors with torchvision's AlexNet key names and shapes (61.1 M parameters,
 /// 244 MB), no metadata: the key names alone must select the torchvision config.
 #[test]
@@ -357,7 +404,7 @@ fn integer_dtype_is_refused_naming_the_tensor() {
 fn wrong_shape_is_a_shape_error() {
     let mut m = mini(5);
     let t = m.params.get_mut("fc7.weight").unwrap();
-    t.shape = vec![256, 1024]; // same count (512 * 512), wrong shape
+    t.shape = vec![512, 2048]; // same count (1024 * 1024), wrong shape
     match load_err(&f32_file(&m, arch_meta(&model::mini()))) {
         Error::Shape {
             what,
@@ -365,7 +412,7 @@ fn wrong_shape_is_a_shape_error() {
             got,
         } => {
             assert!(what.contains("fc7.weight"), "{what}");
-            assert_eq!((expected, got), (vec![512, 512], vec![256, 1024]));
+            assert_eq!((expected, got), (vec![1024, 1024], vec![512, 2048]));
         }
         e => panic!("expected Error::Shape, got {e:?}"),
     }

@@ -8,7 +8,8 @@ forward output (see tests/onnx_import.rs `dump_export`):
 Checks that onnx.checker accepts each file and that ORT's output matches ours within 1e-4
 of the output's max-abs (the REF_RTOL of tests/reference.rs). Every `*.safetensors` in DIR
 (written by `alexnet export`) must open with Python's safetensors, carry the architecture
-as JSON in its metadata, and hold the finite f32 tensors that architecture names.
+as JSON in its metadata, and hold the finite f32 tensors that architecture names (f16 where
+the file name ends in -f16.safetensors, as `alexnet export --f16` writes).
 """
 import json
 
@@ -45,9 +46,10 @@ def main():
             names = set(st.keys())
             want = {f"{l['name']}.{p}" for l in arch["layers"] if l["op"] in ("conv", "linear") for p in ("weight", "bias")}
             tensors = [st.get_tensor(k) for k in sorted(names)]
-        ok = names == want and all(t.dtype == np.float32 and np.isfinite(t).all() for t in tensors)
+        dtype = np.float16 if f.name.endswith("-f16.safetensors") else np.float32
+        ok = names == want and all(t.dtype == dtype and np.isfinite(t).all() for t in tensors)
         bad += not ok
-        print(f"{f.name}: {len(names)} tensors, {sum(t.size for t in tensors):,} values, architecture {arch['family']}"
+        print(f"{f.name}: {len(names)} {np.dtype(dtype).name} tensors, {sum(t.size for t in tensors):,} values, architecture {arch['family']}"
               f" {'ok' if ok else f'FAIL (want {sorted(want)})'}")
     sys.exit(1 if bad else 0)
 
