@@ -254,7 +254,7 @@ mod tests {
         let m = Model::random(crate::model::mini(), 1).unwrap();
         let classes = vec!["cat".to_string(), "dog".into(), "bird".into()];
         let f = with_new_head(&m, &classes, 2).unwrap();
-        assert_eq!(f.weight("fc8").unwrap().shape, vec![3, 512]);
+        assert_eq!(f.weight("fc8").unwrap().shape, vec![3, 1024]);
         assert_eq!(f.params["conv1.weight"], m.params["conv1.weight"]);
         assert_eq!(f.params["fc7.bias"], m.params["fc7.bias"]);
         assert_eq!(f.arch.num_classes().unwrap(), 3);

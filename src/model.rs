@@ -842,8 +842,11 @@ pub fn torchvision() -> Arch {
 /// The paper's structure and techniques scaled for 32x32 RGB input (Fashion-MNIST's 28x28
 /// padded to 32, grey copied to RGB): conv 64-128-192-192-128 (5x5, 5x5 groups 2, 3x3,
 /// 3x3 groups 2, 3x3 groups 2), LRN after the first two (k=2, alpha/n as PyTorch), overlapping
-/// 3/2 floor pooling 32 -> 15 -> 7 -> 3, FC 1152-512-512-10 with dropout 0.5. 1.46 M
-/// parameters. Preprocessing: RGB in [0, 1] minus Fashion-MNIST's mean pixel (0.2860).
+/// 3/2 floor pooling 32 -> 15 -> 7 -> 3, FC 1152-1024-1024-10 with dropout 0.5. 2.85 M
+/// parameters, 0.055 G multiply-adds an image. The FC layers are 1024 wide, not 512: at 512
+/// the trained net underfit (93.9% on its own training images, 92.1% test), and the width
+/// costs 2.5% more multiply-adds (the convolutions dominate). Preprocessing: RGB in [0, 1]
+/// minus Fashion-MNIST's mean pixel (0.2860).
 pub fn mini() -> Arch {
     let mut layers = alexnet_layers(
         [64, 128, 192, 192, 128],
@@ -853,7 +856,7 @@ pub fn mini() -> Arch {
         LrnAlpha::OverN,
         Rounding::Floor,
         128 * 3 * 3,
-        512,
+        1024,
         10,
     );
     // conv1 of the mini net is ungrouped like the paper's; the builder already does that.
@@ -883,7 +886,7 @@ mod tests {
         assert_eq!(bvlc().param_count(), 60_965_224);
         assert_eq!(paper().param_count(), 60_965_224);
         assert_eq!(torchvision().param_count(), 61_100_840);
-        assert_eq!(mini().param_count(), 1_463_690);
+        assert_eq!(mini().param_count(), 2_846_090);
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn info_prints_the_known_numbers() {
     );
     let o = alexnet(&["info", "--model", "mini"]);
     assert!(
-        stdout(&o).contains("parameters: 1,463,690"),
+        stdout(&o).contains("parameters: 2,846,090"),
         "{}",
         stdout(&o)
     );
@@ -154,7 +154,7 @@ fn export_f16_halves_the_file_and_loads_back() {
         std::fs::metadata(&full).unwrap().len(),
         std::fs::metadata(&half).unwrap().len(),
     );
-    // 1.46 M values: 4 bytes each, then 2; the header is a few kB either way.
+    // 2.85 M values: 4 bytes each, then 2; the header is a few kB either way.
     assert!(b < a / 2 + 8192 && b > a / 2 - 8192, "{a} -> {b} bytes");
     let o = alexnet(&["info", "--model", &half]);
     assert!(stdout(&o).contains("family: mini"), "{}", stdout(&o));
@@ -179,7 +179,7 @@ fn run_writes_any_layer_as_npy() {
     ]);
     assert!(r.status.success(), "{}", stderr(&r));
     let y = alexnet::npy::read(&std::fs::read(&output).unwrap()).unwrap();
-    assert_eq!(y.shape, vec![2, 512]);
+    assert_eq!(y.shape, vec![2, 1024]);
     let r = alexnet(&[
         "run", "--model", "mini", "--seed", "3", "--input", &i, "--output", &o,
     ]);

@@ -85,7 +85,7 @@ fn forward_to_is_the_prefix_and_errors_are_typed() {
     let x = random_input(&m.arch, 2, 4);
     let all = m.forward_all(&x, Mode::Eval).unwrap();
     let fc7 = m.forward_to(&x, "fc7").unwrap();
-    assert_eq!(fc7.shape, vec![2, 512]);
+    assert_eq!(fc7.shape, vec![2, 1024]);
     let idx = m.arch.layer_index("fc7").unwrap();
     assert_close("forward_to fc7", &fc7.data, &all[idx].data, SAME, SAME);
     let c1 = m.forward_to(&x, "conv1").unwrap();

@@ -404,7 +404,7 @@ fn integer_dtype_is_refused_naming_the_tensor() {
 fn wrong_shape_is_a_shape_error() {
     let mut m = mini(5);
     let t = m.params.get_mut("fc7.weight").unwrap();
-    t.shape = vec![256, 1024]; // same count (512 * 512), wrong shape
+    t.shape = vec![512, 2048]; // same count (1024 * 1024), wrong shape
     match load_err(&f32_file(&m, arch_meta(&model::mini()))) {
         Error::Shape {
             what,
@@ -412,7 +412,7 @@ fn wrong_shape_is_a_shape_error() {
             got,
         } => {
             assert!(what.contains("fc7.weight"), "{what}");
-            assert_eq!((expected, got), (vec![512, 512], vec![256, 1024]));
+            assert_eq!((expected, got), (vec![1024, 1024], vec![512, 2048]));
         }
         e => panic!("expected Error::Shape, got {e:?}"),
     }

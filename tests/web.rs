@@ -85,7 +85,7 @@ fn mini_forward_in_the_browser() {
     assert_eq!(y.shape, vec![2, 10]);
     assert!(y.data.iter().all(|v| v.is_finite()));
     let fc7 = m.forward_to(&x, "fc7").unwrap();
-    assert_eq!(fc7.shape, vec![2, 512]);
+    assert_eq!(fc7.shape, vec![2, 1024]);
 }
 
 #[wasm_bindgen_test]

@@ -16,7 +16,7 @@ rec=${src%.safetensors}.json
 [ -f "$rec" ] || { echo "no training record $rec beside $src" >&2; exit 1; }
 mkdir -p www/models
 cargo build --release --quiet
-# Half precision halves the file; the accuracy below is measured on the
+# Half precision halves the file (5.7 MB, not 11.4); the accuracy below is measured on the
 # f16 file itself, so it is the shipped model's.
 target/release/alexnet export --model "$src" --f16 --out www/models/mini-fashion.safetensors
 python3 - "$rec" www/models/mini-fashion.json <<'PY'
