@@ -14,11 +14,13 @@ use crate::common::{
     assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random, random_input,
 };
 
+use std::sync::OnceLock;
+
 use alexnet::cpu;
 use alexnet::gpu::ops::{self, Sgd, WeightBlock};
 use alexnet::gpu::{GpuContext, GpuTrainer};
-use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
-use alexnet::net::Model;
+use alexnet::model::{self, AvgPoolSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::net::{Model, Saved, Trace};
 use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 
@@ -50,10 +52,10 @@ pub const XENT_ATOL: f32 = 1e-6;
 /// (measured: 2.4e-7 on |w| ~ 3, 3.7e-9 on |v| ~ 0.05).
 pub const SGD_RTOL: f32 = 1e-6;
 pub const SGD_ATOL: f32 = 1e-7;
-/// Whole-network gradients (`mini`, batch 3): every layer's f32-vs-f64 error compounded
-/// through 8 layers backward and forward, with ReLU/max-pool switches that can flip on
-/// near-ties: 1e-3 relative plus 1e-3 of the tensor's largest magnitude (as the forward's
-/// whole-network tolerance).
+/// Whole-network gradients (`mini`, batch 3, on an input where the GPU takes every ReLU and
+/// max-pool branch the CPU takes: `mini_batch`): every layer's f32-vs-f64 error compounded
+/// through 8 layers backward and forward: 1e-3 relative plus 1e-3 of the tensor's largest
+/// magnitude (as the forward's whole-network tolerance).
 pub const NET_RTOL: f32 = 1e-3;
 pub const NET_ATOL_OF_MAX: f32 = 1e-3;
 
@@ -449,20 +451,114 @@ pub async fn sgd_matches_the_papers_formula_in_f64(ctx: &GpuContext) {
 
 // ---- whole training steps ----
 
-/// `mini` at batch 3 with fixed labels and dropout seed: the model, its input and labels.
-fn mini_batch() -> (Model, Tensor, [usize; 3], u64) {
+/// Where `tr`'s last training-mode forward took another branch than the CPU's `trace`: a
+/// ReLU unit on the other side of 0, or a max-pool window whose maximum came from another
+/// input. Each entry is `(layer, flat index)`.
+///
+/// The gradient is discontinuous at those switches: a pre-activation within rounding of 0
+/// (the GPU's and the CPU's forwards differ by ~1e-6 of the largest value) may land on
+/// either side, and the one flipped unit then moves every gradient below it by a whole
+/// `dout` term, far past any rounding tolerance. Seen: the 1024-wide mini at input seed 77
+/// with the tiled kernels flipped one conv3 unit and its conv1.bias gradient was 1.3% of the
+/// largest value away from the CPU's. A margin around the switches does not help (at batch
+/// 3 every input had ~20 ReLU inputs within 1e-5 of the largest magnitude of 0 and ~5
+/// max-pool near-ties), so the cases compare the decisions themselves.
+async fn switch_flips(
+    ctx: &GpuContext,
+    tr: &GpuTrainer,
+    model: &Model,
+    trace: &Trace,
+) -> Vec<(String, usize)> {
+    let mut flips = Vec::new();
+    for (idx, layer) in model.layers().iter().enumerate() {
+        let gm = tr.model();
+        match (layer, &trace.saved[idx]) {
+            (Layer::Relu { .. }, _) => {
+                let want = &trace.acts[idx + 1].data;
+                let buf = gm.output_buffer(idx).expect("relu output buffer");
+                let got = ctx.read(buf, want.len()).await.unwrap();
+                flips.extend(
+                    got.iter()
+                        .zip(want)
+                        .enumerate()
+                        .filter(|(_, (g, w))| (**g > 0.0) != (**w > 0.0))
+                        .map(|(i, _)| (layer.name().to_string(), i)),
+                );
+            }
+            (Layer::MaxPool(_), Saved::Argmax(want)) => {
+                let buf = gm.saved_buffer(idx).expect("max-pool argmax buffer");
+                let got = ctx.read_u32(buf, want.len()).await.unwrap();
+                flips.extend(
+                    got.iter()
+                        .zip(want)
+                        .enumerate()
+                        .filter(|(_, (g, w))| g != w)
+                        .map(|(i, _)| (layer.name().to_string(), i)),
+                );
+            }
+            _ => {}
+        }
+    }
+    flips
+}
+
+/// `mini` at batch 3 with fixed labels and dropout seed: the model, the input drawn from
+/// `input_seed` and the labels.
+fn mini_batch_unchecked(input_seed: u64) -> (Model, Tensor, [usize; 3], u64) {
     let model = Model::random(model::mini(), 5).unwrap();
     let n = 3;
     let [c, h, w] = model.arch.input;
-    let x = Tensor::new(&[n, c, h, w], random(n * c * h * w, 77, 1.0)).unwrap();
+    let x = Tensor::new(&[n, c, h, w], random(n * c * h * w, input_seed, 1.0)).unwrap();
     (model, x, [1, 7, 3], 42)
+}
+
+/// `mini_batch_unchecked` for the cases that hold the GPU to the CPU. The input is the first seeded random batch (from seed 77) on which the trainer under
+/// every kernel choice (`option_variants`) takes every branch the CPU takes
+/// (`switch_flips`), so the gradients of the two can be held to rounding. A kernel that
+/// computes a forward wrongly flips branches on every input and fails here.
+/// The search runs once per process (the adapter is the same for every case in it).
+async fn mini_batch(ctx: &GpuContext) -> (Model, Tensor, [usize; 3], u64) {
+    static AGREEING_SEED: OnceLock<u64> = OnceLock::new();
+    if let Some(&input_seed) = AGREEING_SEED.get() {
+        return mini_batch_unchecked(input_seed);
+    }
+    let mut rejected = Vec::new();
+    'seeds: for input_seed in 77..97 {
+        let (model, x, labels, dropout_seed) = mini_batch_unchecked(input_seed);
+        let trace = model.forward_train(&x, dropout_seed).unwrap();
+        for (opt, opts) in option_variants(1 << 20) {
+            let tr = GpuTrainer::with_options(ctx, &model, labels.len(), Sgd::default(), &opts)
+                .await
+                .unwrap();
+            tr.loss_and_grads(ctx, &x, &labels, dropout_seed)
+                .await
+                .unwrap();
+            let flips = switch_flips(ctx, &tr, &model, &trace).await;
+            if let Some(first) = flips.first() {
+                rejected.push((input_seed, opt, flips.len(), first.clone()));
+                continue 'seeds;
+            }
+        }
+        if !rejected.is_empty() {
+            eprintln!(
+                "mini batch: input seed {input_seed}; earlier seeds flipped a branch \
+                 (seed, kernels, flips, first): {rejected:?}"
+            );
+        }
+        let _ = AGREEING_SEED.set(input_seed);
+        return (model, x, labels, dropout_seed);
+    }
+    panic!(
+        "no input seed in 77..97 on which the GPU takes the CPU's branches \
+         (seed, kernels, flips, first): {rejected:?}"
+    );
 }
 
 /// `GpuTrainer`'s loss and every parameter's gradient on `mini` (batch 3, training mode)
 /// against `Model::loss_and_grads`, under every kernel choice (`option_variants`; fc6 in 3
 /// blocks for the split).
 pub async fn trainer_matches_cpu_gradients_every_option_on_mini(ctx: &GpuContext) {
-    let (model, x, labels, seed) = mini_batch();
+    let (model, x, labels, seed) = mini_batch(ctx).await;
     let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
     for (opt, opts) in option_variants(1 << 20) {
         let tr = GpuTrainer::with_options(ctx, &model, labels.len(), Sgd::default(), &opts)
@@ -542,7 +638,7 @@ pub async fn trainer_matches_cpu_gradients_on_bvlc_and_torchvision(ctx: &GpuCont
 /// One `GpuTrainer::step` on `mini` (default kernels) against the update computed in f64
 /// from the CPU's gradients, then four more steps on the same batch must lower the loss.
 pub async fn trainer_update_matches_cpu_and_lowers_the_loss_on_mini(ctx: &GpuContext) {
-    let (model, x, labels, seed) = mini_batch();
+    let (model, x, labels, seed) = mini_batch(ctx).await;
     let opt = Sgd::default();
     let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
     let tr = GpuTrainer::new(ctx, &model, labels.len(), opt)
@@ -589,7 +685,7 @@ pub async fn trainer_update_matches_cpu_and_lowers_the_loss_on_mini(ctx: &GpuCon
 /// Fine-tuning the head only: with every layer but fc8 frozen, a step leaves them bit for bit
 /// as they were and still moves fc8; unfreezing moves them again.
 pub async fn trainer_frozen_layers_stay_put(ctx: &GpuContext) {
-    let (model, x, labels, seed) = mini_batch();
+    let (model, x, labels, seed) = mini_batch_unchecked(77);
     let mut tr = GpuTrainer::new(ctx, &model, labels.len(), Sgd::default())
         .await
         .unwrap();
