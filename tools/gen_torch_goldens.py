@@ -19,8 +19,8 @@ Conventions
 - File names: fixtures/torch/<case>/<tensor>.npy, C order, little-endian; manifest.json
   records the command, versions, seeds and every case's parameters.
 
-The mini network (src/model.rs `mini()`, 1.46 M parameters) is too big to store (its
-weights and gradients would be ~12 MB against a ~400 KB budget for this folder), so:
+The mini network (src/model.rs `mini()`, 2.85 M parameters) is too big to store (its
+weights and gradients would be ~23 MB against a ~400 KB budget for this folder), so:
 - its weights are NOT stored: they are `Model::random(mini(), MINI_SEED)` in Rust, and this
   script regenerates exactly the same f32 values by reimplementing `tensor::Rng`
   (SplitMix64, Box-Muller in f64 with the C library's log/cos, He-normal weights with
@@ -315,13 +315,13 @@ MINI = [
     ("relu5", "relu", {}),
     ("pool5", "maxpool", {}),
     ("flatten", "flatten", {}),
-    ("fc6", "fc", dict(i=1152, o=512)),
+    ("fc6", "fc", dict(i=1152, o=1024)),
     ("relu6", "relu", {}),
     ("drop6", "dropout", {}),  # eval mode: identity (p = 0 in the Rust test)
-    ("fc7", "fc", dict(i=512, o=512)),
+    ("fc7", "fc", dict(i=1024, o=1024)),
     ("relu7", "relu", {}),
     ("drop7", "dropout", {}),
-    ("fc8", "fc", dict(i=512, o=10)),
+    ("fc8", "fc", dict(i=1024, o=10)),
 ]
 
 # Model::random: per parameter in Arch::param_shapes order (layer order, weight then bias):
