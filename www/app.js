@@ -377,7 +377,8 @@ function renderNeighbours() {
 // ---- training in the page ---------------------------------------------------------------
 
 const train = {
-  state: 'none', // none | running | paused
+  state: 'none', // none | running | pausing (a request still in flight) | paused
+  looping: false, // a trainLoop is running (at most one at a time)
   on: null, // where it runs, in words
   losses: [], // [step, mean loss of a call]
   val: [], // [step, validation top-1 accuracy]
@@ -464,6 +465,20 @@ async function viewTrained(r) {
 }
 
 async function trainLoop() {
+  train.looping = true;
+  try {
+    await trainLoopSteps();
+  } finally {
+    train.looping = false;
+  }
+  // paused only once the last request's steps are in: the step count stays put from here
+  if (train.state === 'pausing') {
+    train.state = 'paused';
+    showTrainStatus();
+  }
+}
+
+async function trainLoopSteps() {
   while (train.state === 'running') {
     const t0 = performance.now();
     let r;
@@ -485,7 +500,6 @@ async function trainLoop() {
       if ($('train-live').checked) await viewTrained(r);
     }
   }
-  showTrainStatus();
 }
 
 async function trainStart() {
@@ -505,14 +519,16 @@ async function trainStart() {
   }
   train.state = 'running';
   showTrainStatus();
-  trainLoop();
+  // a loop still finishing its last request before a pause simply goes on
+  if (!train.looping) trainLoop();
 }
 
 function setupTraining() {
   $('train-backend').addEventListener('change', () => { trainBackendChosen = true; });
   $('train-start').addEventListener('click', trainStart);
   $('train-pause').addEventListener('click', () => {
-    train.state = 'paused';
+    if (train.state !== 'running') return;
+    train.state = train.looping ? 'pausing' : 'paused';
     showTrainStatus();
   });
   $('train-reset').addEventListener('click', () => {

@@ -55,7 +55,7 @@ try {
   await check('pause stops the steps; resume goes on', async () => {
     await page.click('[data-testid="train-pause"]');
     await page.waitForFunction(() => document.querySelector('[data-testid="train-status"]').dataset.state === 'paused', null, LONG);
-    await page.waitForTimeout(1500); // the request in flight finishes
+    // 'paused' is shown once the request in flight has returned its steps
     const a = await steps(page);
     await page.waitForTimeout(3000);
     assert.equal(await steps(page), a, 'steps went on while paused');
