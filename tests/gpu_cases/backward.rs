@@ -469,37 +469,41 @@ async fn switch_flips(
     model: &Model,
     trace: &Trace,
 ) -> Vec<(String, usize)> {
+    let gm = tr.model();
     let mut flips = Vec::new();
     for (idx, layer) in model.layers().iter().enumerate() {
-        let gm = tr.model();
+        let name = layer.name();
         match (layer, &trace.saved[idx]) {
             (Layer::Relu { .. }, _) => {
                 let want = &trace.acts[idx + 1].data;
                 let buf = gm.output_buffer(idx).expect("relu output buffer");
                 let got = ctx.read(buf, want.len()).await.unwrap();
-                flips.extend(
-                    got.iter()
-                        .zip(want)
-                        .enumerate()
-                        .filter(|(_, (g, w))| (**g > 0.0) != (**w > 0.0))
-                        .map(|(i, _)| (layer.name().to_string(), i)),
-                );
+                flips.extend(differing(name, &got, want, |g, w| (g > 0.0) == (w > 0.0)));
             }
             (Layer::MaxPool(_), Saved::Argmax(want)) => {
                 let buf = gm.saved_buffer(idx).expect("max-pool argmax buffer");
                 let got = ctx.read_u32(buf, want.len()).await.unwrap();
-                flips.extend(
-                    got.iter()
-                        .zip(want)
-                        .enumerate()
-                        .filter(|(_, (g, w))| g != w)
-                        .map(|(i, _)| (layer.name().to_string(), i)),
-                );
+                flips.extend(differing(name, &got, want, |g, w| g == w));
             }
             _ => {}
         }
     }
     flips
+}
+
+/// `(layer, i)` for every index where `got[i]` and `want[i]` are not `same`.
+fn differing<T: Copy>(
+    layer: &str,
+    got: &[T],
+    want: &[T],
+    same: impl Fn(T, T) -> bool,
+) -> Vec<(String, usize)> {
+    got.iter()
+        .zip(want)
+        .enumerate()
+        .filter(|&(_, (&g, &w))| !same(g, w))
+        .map(|(i, _)| (layer.to_string(), i))
+        .collect()
 }
 
 /// `mini` at batch 3 with fixed labels and dropout seed: the model, the input drawn from
@@ -512,11 +516,12 @@ fn mini_batch_unchecked(input_seed: u64) -> (Model, Tensor, [usize; 3], u64) {
     (model, x, [1, 7, 3], 42)
 }
 
-/// `mini_batch_unchecked` for the cases that hold the GPU to the CPU. The input is the first seeded random batch (from seed 77) on which the trainer under
-/// every kernel choice (`option_variants`) takes every branch the CPU takes
-/// (`switch_flips`), so the gradients of the two can be held to rounding. A kernel that
-/// computes a forward wrongly flips branches on every input and fails here.
-/// The search runs once per process (the adapter is the same for every case in it).
+/// `mini_batch_unchecked` for the cases that hold the GPU to the CPU: the input is the
+/// first seeded random batch (from seed 77) on which the trainer under every kernel choice
+/// (`option_variants`) takes every branch the CPU takes (`switch_flips`), so the gradients
+/// of the two can be held to rounding. A kernel that computes a forward wrongly flips
+/// branches on every input and fails here. The search runs once per process (the adapter is
+/// the same for every case in it).
 async fn mini_batch(ctx: &GpuContext) -> (Model, Tensor, [usize; 3], u64) {
     static AGREEING_SEED: OnceLock<u64> = OnceLock::new();
     if let Some(&input_seed) = AGREEING_SEED.get() {
