@@ -57,7 +57,8 @@ const LOSS_RTOL: f32 = 1e-5;
 /// magnitude, so 1e-4 leaves room for other micro-kernels (FMA or not) while an indexing
 /// error (O(1) relative) fails. A ReLU or max-pool decision flipped by rounding at a
 /// near-tie would move one term of a sum by more; with these seeds there is none (the
-/// trace test counts near-ties), and the same-trace test below cannot have any.
+/// trace test counts near-ties; the softmax-tail test picks its input by `same_branches`),
+/// and the same-trace test below cannot have any.
 const NET_GRAD_TOL_OF_MAX: f32 = 1e-4;
 /// Fast backward vs `Model::backward` on one and the same trace (no decision can differ):
 /// only the backward's own f32 rounding through ~20 layers (measured ~6e-7 of the max).
@@ -960,6 +961,24 @@ fn mini_backward_matches_reference_on_the_same_trace() {
     }
 }
 
+/// Whether two training traces of `model` took the same branches: every ReLU output's sign
+/// and every max-pool's argmax.
+fn same_branches(model: &Model, a: &Trace, b: &Trace) -> bool {
+    model
+        .layers()
+        .iter()
+        .enumerate()
+        .all(|(i, layer)| match layer {
+            Layer::Relu { .. } => a.acts[i + 1]
+                .data
+                .iter()
+                .zip(&b.acts[i + 1].data)
+                .all(|(p, q)| (*p > 0.0) == (*q > 0.0)),
+            Layer::MaxPool(_) => a.saved[i] == b.saved[i],
+            _ => true,
+        })
+}
+
 /// A terminal softmax is skipped by `loss_and_grads` and differentiated by `backward`,
 /// like the reference; a prefix trace (fewer layers) works too.
 #[test]
@@ -969,10 +988,23 @@ fn softmax_tail_and_prefix_traces_match_reference() {
         name: "prob".into(),
     });
     let model = Model::random(arch, 51).unwrap();
-    let x = random_input(&model.arch, 2, 52);
+    let mut ws = Workspace::new(2);
+    // The first input (seeds from 52) on which the fast forward takes the reference's
+    // branches (NET_GRAD_TOL_OF_MAX): at 52 the 3.45 M mini has a ReLU input within rounding
+    // of 0 that the two forwards put on different sides, which moves conv1.bias's gradient by
+    // 1.3% of its largest value.
+    let (x_seed, x) = (52..72)
+        .map(|s| (s, random_input(&model.arch, 2, s)))
+        .find(|(_, x)| {
+            let fast_trace = fast::forward_train(&mut ws, &model, x, 53).unwrap();
+            same_branches(&model, &fast_trace, &model.forward_train(x, 53).unwrap())
+        })
+        .expect(
+            "no input from seeds 52..72 on which the fast forward takes the reference's branches",
+        );
+    println!("softmax tail: input seed {x_seed}");
     let labels = labels(2);
     let (want_loss, want) = model.loss_and_grads(&x, &labels, 53).unwrap();
-    let mut ws = Workspace::new(2);
     let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 53).unwrap();
     assert_close("softmax tail loss", &[loss], &[want_loss], LOSS_RTOL, 0.0);
     assert_grads_close("softmax tail", &got, &want, NET_GRAD_TOL_OF_MAX);
