@@ -403,6 +403,7 @@ fn uneven_adaptive_pool_cannot_be_exported() {
     let mut a = model::mini();
     // pool5 gives 3x3; adaptive pooling to 2x2 has overlapping windows.
     let i = a.layer_index("flatten").unwrap();
+    let channels = a.shapes().unwrap()[i - 1][0];
     a.layers.insert(
         i,
         Layer::AdaptiveAvgPool(model::AvgPoolSpec {
@@ -411,7 +412,7 @@ fn uneven_adaptive_pool_cannot_be_exported() {
         }),
     );
     if let Layer::Linear(l) = &mut a.layers[i + 2] {
-        l.in_features = 128 * 4;
+        l.in_features = channels * 4;
     }
     let m = Model::random(a, 5).unwrap();
     match onnx::export(&m) {
