@@ -78,7 +78,7 @@ fn info_prints_the_known_numbers() {
     );
     let o = alexnet(&["info", "--model", "mini"]);
     assert!(
-        stdout(&o).contains("parameters: 2,846,090"),
+        stdout(&o).contains("parameters: 3,446,698"),
         "{}",
         stdout(&o)
     );
@@ -154,7 +154,7 @@ fn export_f16_halves_the_file_and_loads_back() {
         std::fs::metadata(&full).unwrap().len(),
         std::fs::metadata(&half).unwrap().len(),
     );
-    // 2.85 M values: 4 bytes each, then 2; the header is a few kB either way.
+    // 3.45 M values: 4 bytes each, then 2; the header is a few kB either way.
     assert!(b < a / 2 + 8192 && b > a / 2 - 8192, "{a} -> {b} bytes");
     let o = alexnet(&["info", "--model", &half]);
     assert!(stdout(&o).contains("family: mini"), "{}", stdout(&o));

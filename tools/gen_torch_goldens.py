@@ -19,8 +19,8 @@ Conventions
 - File names: fixtures/torch/<case>/<tensor>.npy, C order, little-endian; manifest.json
   records the command, versions, seeds and every case's parameters.
 
-The mini network (src/model.rs `mini()`, 2.85 M parameters) is too big to store (its
-weights and gradients would be ~23 MB against a ~400 KB budget for this folder), so:
+The mini network (src/model.rs `mini()`, 3.45 M parameters) is too big to store (its
+weights and gradients would be ~28 MB against a ~400 KB budget for this folder), so:
 - its weights are NOT stored: they are `Model::random(mini(), MINI_SEED)` in Rust, and this
   script regenerates exactly the same f32 values by reimplementing `tensor::Rng`
   (SplitMix64, Box-Muller in f64 with the C library's log/cos, He-normal weights with
@@ -303,19 +303,19 @@ MINI = [
     ("relu1", "relu", {}),
     ("norm1", "lrn", dict(size=5, alpha=1e-4, beta=0.75, k=2.0)),  # alpha / n, as torch
     ("pool1", "maxpool", {}),
-    ("conv2", "conv", dict(cin=64, cout=128, k=5, stride=1, pad=2, groups=2)),
+    ("conv2", "conv", dict(cin=64, cout=160, k=5, stride=1, pad=2, groups=2)),
     ("relu2", "relu", {}),
     ("norm2", "lrn", dict(size=5, alpha=1e-4, beta=0.75, k=2.0)),
     ("pool2", "maxpool", {}),
-    ("conv3", "conv", dict(cin=128, cout=192, k=3, stride=1, pad=1, groups=1)),
+    ("conv3", "conv", dict(cin=160, cout=240, k=3, stride=1, pad=1, groups=1)),
     ("relu3", "relu", {}),
-    ("conv4", "conv", dict(cin=192, cout=192, k=3, stride=1, pad=1, groups=2)),
+    ("conv4", "conv", dict(cin=240, cout=240, k=3, stride=1, pad=1, groups=2)),
     ("relu4", "relu", {}),
-    ("conv5", "conv", dict(cin=192, cout=128, k=3, stride=1, pad=1, groups=2)),
+    ("conv5", "conv", dict(cin=240, cout=160, k=3, stride=1, pad=1, groups=2)),
     ("relu5", "relu", {}),
     ("pool5", "maxpool", {}),
     ("flatten", "flatten", {}),
-    ("fc6", "fc", dict(i=1152, o=1024)),
+    ("fc6", "fc", dict(i=1440, o=1024)),
     ("relu6", "relu", {}),
     ("drop6", "dropout", {}),  # eval mode: identity (p = 0 in the Rust test)
     ("fc7", "fc", dict(i=1024, o=1024)),

@@ -94,7 +94,7 @@ try {
     const status = await page.textContent('[data-testid="model-status"]');
     // the embedded default (www/models/mini-fashion.*) with its measured test accuracy
     assert.match(status, /^the embedded mini-AlexNet trained on Fashion-MNIST by our trainer \(\d+ epochs.*; \d+\.\d\d% top-1 on the 10,000 test images(, \d+\.\d\d% with the paper's ten test views averaged)?\)/);
-    assert.match(status, /mini variant, 2,846,090 parameters/);
+    assert.match(status, /mini variant, 3,446,698 parameters/);
   });
   await check('the built-in configs show the known parameter counts', async () => {
     const rows = await page.$$eval('[data-testid="configs"] tbody tr', (trs) => trs.map((tr) => tr.innerText));
@@ -228,7 +228,7 @@ try {
       const bytes = readFileSync(path);
       assert.ok(bytes.length > 5_000_000, `${format}: ${bytes.length} bytes`);
       await page.setInputFiles('[data-testid="weights-input"]', path);
-      await page.waitForFunction((name) => new RegExp(`${name} — \\w+ variant, 2,846,090 parameters`)
+      await page.waitForFunction((name) => new RegExp(`${name} — \\w+ variant, 3,446,698 parameters`)
         .test(document.querySelector('[data-testid="model-status"]').textContent), `exported-mini\\.${format}`, WAIT);
       // the file is then kept in the browser's cache; the section takes a new file after that
       await page.waitForSelector('[data-testid="weights"]:not([aria-busy="true"])', WAIT);

@@ -106,7 +106,7 @@ try {
     assert.match(await text(page, 'weights-note'), /stays loaded/);
     await page.reload();
     await ready(page);
-    assert.match(await text(page, 'model-status'), /mini variant, 2,846,090 parameters/);
+    assert.match(await text(page, 'model-status'), /mini variant, 3,446,698 parameters/);
     assert.equal(await page.isHidden(sel('weights-error')), true);
     assert.deepEqual(await cachedNames(page), []);
   });
