@@ -2,20 +2,20 @@
 //! WebGPU (`gpu`), behind the same forward calls. The GPU plans its buffers per batch size,
 //! so a `Runner` builds one plan per batch size it meets and keeps it.
 
+use crate::cpu::FastCpu;
 use crate::error::{Error, Result};
-use crate::fast::FastCpu;
 use crate::gpu::model::GpuOptions;
 use crate::gpu::{AdapterReport, GpuContext, GpuModel, Span};
-use crate::net::Model;
+use crate::model::Model;
 use crate::tensor::Tensor;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
-    /// The plain CPU reference (`src/cpu`): the oracle, slow.
+    /// The plain CPU reference (`src/reference`): the oracle, slow.
     Reference,
-    /// The fast CPU backend (`src/fast`).
+    /// The fast CPU backend (`src/cpu`).
     Cpu,
     /// WebGPU kernels (`src/gpu`).
     Gpu,

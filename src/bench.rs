@@ -20,12 +20,12 @@
 //! browser, where `Instant` panics), so the same code serves the CLI and the page.
 
 use crate::backend::{BackendKind, Runner};
-use crate::cpu::{self, Sgd};
+use crate::elementwise::{self, Sgd};
 use crate::error::{Error, Result};
 use crate::gpu::model::GpuOptions;
 use crate::gpu::{GpuTrainer, Phase, Span};
 use crate::model::Arch;
-use crate::net::{Model, Params};
+use crate::model::{Model, Params};
 use crate::tensor::{Rng, Tensor};
 use std::collections::HashMap;
 
@@ -343,7 +343,7 @@ async fn train(
                 .map(|(k, t)| (k.clone(), Tensor::zeros(&t.shape)))
                 .collect();
             let fast = runner.kind() == BackendKind::Cpu;
-            let mut ws = crate::fast::Workspace::new(crate::fast::default_threads());
+            let mut ws = crate::cpu::Workspace::new(crate::cpu::default_threads());
             let layer_of: HashMap<String, usize> = m
                 .arch
                 .layers
@@ -355,7 +355,7 @@ async fn train(
             let mut step = |m: &mut Model, seed: u64| -> Result<Option<[Vec<f64>; 3]>> {
                 let (grads, mut times) = if fast {
                     let (_, g, t) =
-                        crate::fast::loss_and_grads_timed(&mut ws, m, x, &labels, seed, clock)?;
+                        crate::cpu::loss_and_grads_timed(&mut ws, m, x, &labels, seed, clock)?;
                     (g, Some([t.forward, t.backward, Vec::new()]))
                 } else {
                     (m.loss_and_grads(x, &labels, seed)?.1, None)
@@ -365,7 +365,7 @@ async fn train(
                         return Err(Error::Other(format!("no gradient for {name}")));
                     };
                     let t = clock();
-                    cpu::sgd_update(&opt, &mut w.data, &mut v.data, &g.data)?;
+                    elementwise::sgd_update(&opt, &mut w.data, &mut v.data, &g.data)?;
                     let layer = name.rsplit_once('.').and_then(|(l, _)| layer_of.get(l));
                     if let (Some(times), Some(&i)) = (times.as_mut(), layer) {
                         let u = &mut times[2];
@@ -401,7 +401,7 @@ async fn train(
                 )
             };
             // the step runs every layer but a terminal softmax, backward included
-            let ran = crate::net::loss_layers(&model.arch);
+            let ran = crate::model::loss_layers(&model.arch);
             for (idx, (r, layer)) in model
                 .arch
                 .summary()?

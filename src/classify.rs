@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::labels;
 use crate::model::Layer;
-use crate::net::Model;
+use crate::model::Model;
 use crate::preprocess;
 use crate::tensor::Tensor;
 
@@ -41,7 +41,7 @@ pub fn to_probabilities_of(arch: &crate::model::Arch, out: Tensor) -> Result<Ten
         )));
     };
     let mut probs = Tensor::zeros(&[n, k]);
-    crate::cpu::softmax_forward(n, k, &out.data, &mut probs.data)?;
+    crate::elementwise::softmax_forward(n, k, &out.data, &mut probs.data)?;
     Ok(probs)
 }
 

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::model::GpuOptions;
 use crate::gpu::ops::{ConvAlgo, LrnAlgo};
 use crate::model::Arch;
-use crate::net::Model;
+use crate::model::Model;
 use crate::{io, labels, npy};
 use clap::{Parser, Subcommand};
 use pollster::block_on;

@@ -4,8 +4,8 @@
 //! plan needs estimated up front so the page can say what fits and pick a batch that does.
 
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::model::{Labels, Layer};
-use crate::net::Model;
 use crate::tensor::{Rng, Tensor};
 
 /// How much of the net is trained.

@@ -8,23 +8,23 @@ pub mod backend;
 pub mod classify;
 pub mod cpu;
 pub mod data;
+pub mod elementwise;
 pub mod error;
-pub mod fast;
 pub mod finetune;
 pub mod gpu;
 pub mod inspect;
 pub mod io;
 pub mod labels;
 pub mod model;
-pub mod net;
 pub mod preprocess;
+pub mod reference;
 pub mod shape;
 pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
 pub use model::Arch;
-pub use net::Model;
+pub use model::Model;
 pub use tensor::Tensor;
 
 pub mod bench;

@@ -102,3 +102,17 @@ pub fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// Checks that a flat buffer holds exactly `shape.iter().product()` values.
+/// The error names the function and the buffer, e.g. `"conv2d_forward: inp (N, C_in, H, W)"`.
+pub(crate) fn check_len(what: &str, len: usize, shape: &[usize]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if len != want {
+        return Err(Error::Shape {
+            what: format!("{what} (flat length {len}, needs {want})"),
+            expected: shape.to_vec(),
+            got: vec![len],
+        });
+    }
+    Ok(())
+}

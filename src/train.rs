@@ -1,5 +1,5 @@
 //! The paper's training recipe (section 5), one implementation for every backend:
-//! SGD with momentum 0.9 and weight decay 5e-4 in the paper's form (`cpu::sgd_update`, the
+//! SGD with momentum 0.9 and weight decay 5e-4 in the paper's form (`elementwise::sgd_update`, the
 //! GPU's `sgd.wgsl`), batch 128, learning rate 0.01 divided by 10 when the validation error
 //! stops improving (at most `max_drops` times, the paper's three), dropout 0.5 in fc6 and
 //! fc7 (in the architecture), and the augmentations of [`crate::augment`].
@@ -21,11 +21,11 @@
 //! same steps as an uninterrupted one.
 
 use crate::augment::{Augment, Pca};
-use crate::cpu::Sgd;
 use crate::data::Images;
+use crate::elementwise::Sgd;
 use crate::error::{Error, Result};
 use crate::model::{Arch, Layer};
-use crate::net::{Model, Params};
+use crate::model::{Model, Params};
 use crate::tensor::{splitmix64, Rng, Tensor};
 
 /// How the weights start.
@@ -280,11 +280,11 @@ pub trait Engine {
     fn describe(&self) -> String;
 }
 
-/// Training on the fast CPU backend (`fast::loss_and_grads` and `cpu::sgd_update`).
+/// Training on the fast CPU backend (`cpu::loss_and_grads` and `elementwise::sgd_update`).
 pub struct CpuEngine {
     model: Model,
     velocities: Params,
-    ws: crate::fast::Workspace,
+    ws: crate::cpu::Workspace,
     sgd: Sgd,
     /// Layers not updated.
     frozen: Vec<String>,
@@ -307,7 +307,7 @@ impl CpuEngine {
         Ok(CpuEngine {
             model,
             velocities,
-            ws: crate::fast::Workspace::new(threads),
+            ws: crate::cpu::Workspace::new(threads),
             sgd,
             frozen: Vec::new(),
         })
@@ -331,7 +331,7 @@ fn check_velocities(model: &Model, v: &Params) -> Result<()> {
 impl Engine for CpuEngine {
     fn step(&mut self, x: &Tensor, labels: &[usize], seed: u64) -> Result<f32> {
         let (loss, grads) =
-            crate::fast::train::loss_and_grads(&mut self.ws, &self.model, x, labels, seed)?;
+            crate::cpu::train::loss_and_grads(&mut self.ws, &self.model, x, labels, seed)?;
         for (name, w) in self.model.params.iter_mut() {
             let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
             if self.frozen.iter().any(|f| f == layer) {
@@ -344,7 +344,7 @@ impl Engine for CpuEngine {
                 .velocities
                 .get_mut(name)
                 .ok_or_else(|| Error::Training(format!("no momentum for {name}")))?;
-            crate::cpu::sgd_update(&self.sgd, &mut w.data, &mut v.data, &g.data)?;
+            crate::elementwise::sgd_update(&self.sgd, &mut w.data, &mut v.data, &g.data)?;
         }
         Ok(loss)
     }
@@ -363,7 +363,7 @@ impl Engine for CpuEngine {
     }
 
     fn logits(&mut self, x: &Tensor) -> Result<Tensor> {
-        crate::fast::FastCpu::with_threads(&self.model, self.ws.threads())?.forward(x)
+        crate::cpu::FastCpu::with_threads(&self.model, self.ws.threads())?.forward(x)
     }
 
     fn model(&mut self) -> Result<Model> {

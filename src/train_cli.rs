@@ -7,7 +7,7 @@ use crate::data::{Images, FASHION_MNIST_DIR};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::model::Arch;
-use crate::net::{Model, Params};
+use crate::model::{Model, Params};
 use crate::train::{self, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, State};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -139,7 +139,7 @@ fn backend_kind(b: &Option<String>) -> Result<BackendKind> {
 fn engine(
     kind: BackendKind,
     model: Model,
-    momentum: Option<crate::net::Params>,
+    momentum: Option<crate::model::Params>,
     state: &State,
     threads: usize,
 ) -> Result<Box<dyn Engine>> {
@@ -282,7 +282,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         return show_augmented(&model.arch, &data, &state.recipe, path);
     }
     let arch = model.arch.clone();
-    let threads = a.threads.unwrap_or_else(crate::fast::default_threads);
+    let threads = a.threads.unwrap_or_else(crate::cpu::default_threads);
     let mut engine = engine(backend_kind(&a.backend)?, model, momentum, &state, threads)?;
     eprintln!(
         "training {} ({} parameters) on the {}: {:?}",

@@ -6,7 +6,7 @@ use crate::classify;
 use crate::gpu::GpuSession;
 use crate::inspect;
 use crate::model::Arch;
-use crate::net::Model;
+use crate::model::Model;
 use crate::tensor::Tensor;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -293,7 +293,7 @@ impl WasmModel {
             let (backend, mut outs) = match ran {
                 Some(r) => r,
                 None => {
-                    let all = crate::fast::FastCpu::new(&model)
+                    let all = crate::cpu::FastCpu::new(&model)
                         .and_then(|mut f| f.forward_all(&x))
                         .map_err(fail)?;
                     let picked = vec![all[n_layers - 1].clone(), all[fc7].clone()];
@@ -679,7 +679,7 @@ impl TrainEngine {
         }
     }
 
-    fn set_sgd(&mut self, sgd: crate::cpu::Sgd) -> crate::Result<()> {
+    fn set_sgd(&mut self, sgd: crate::elementwise::Sgd) -> crate::Result<()> {
         match self {
             TrainEngine::Cpu(e) => e.set_sgd(sgd),
             TrainEngine::Gpu(g) => {
@@ -775,7 +775,7 @@ fn snapshot_promise(engine: Rc<RefCell<Option<TrainEngine>>>) -> js_sys::Promise
 fn to_gpu_promise(
     engine: Rc<RefCell<Option<TrainEngine>>>,
     batch: usize,
-    sgd: crate::cpu::Sgd,
+    sgd: crate::elementwise::Sgd,
     frozen: Vec<String>,
 ) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -1178,7 +1178,7 @@ pub struct WasmFinetuner {
     pca: crate::augment::Pca,
     augment: crate::augment::Augment,
     plan: FinetunePlan,
-    sgd: crate::cpu::Sgd,
+    sgd: crate::elementwise::Sgd,
     seed: u64,
     state: Rc<RefCell<FinetuneState>>,
     engine: Rc<RefCell<Option<TrainEngine>>>,
@@ -1239,7 +1239,7 @@ impl WasmFinetuner {
             .map_err(js_err)?;
         let memory = finetune::memory(&model, batch).map_err(js_err)?;
         let frozen = depth.frozen(&model);
-        let sgd = crate::cpu::Sgd {
+        let sgd = crate::elementwise::Sgd {
             lr: o.lr,
             momentum: o.momentum,
             weight_decay: o.weight_decay,

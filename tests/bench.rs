@@ -7,8 +7,8 @@ use common::{block_on, gpu};
 
 use alexnet::backend::BackendKind;
 use alexnet::bench::{self, Method, Options, Report};
+use alexnet::model::Model;
 use alexnet::model::{self, Layer};
-use alexnet::net::Model;
 use std::time::Instant;
 
 fn run(m: &Model, kind: BackendKind, train: bool) -> Report {

@@ -11,9 +11,12 @@
 mod common;
 use common::{assert_close, conv_spec, randn};
 
-use alexnet::cpu::*;
 use alexnet::error::Error;
-use alexnet::model::{AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::model::{
+    AvgPoolGeom, AvgPoolSpec, ConvGeom, ConvSpec, LinearGeom, LinearSpec, LrnAlpha, LrnGeom,
+    LrnSpec, Pads, PoolGeom, PoolSpec,
+};
+use alexnet::reference::*;
 use alexnet::shape::Rounding;
 use alexnet::tensor::Rng;
 

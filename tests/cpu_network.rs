@@ -6,10 +6,10 @@
 mod common;
 use common::{assert_close, random_input};
 
-use alexnet::cpu;
 use alexnet::error::Error;
 use alexnet::model::{self, Layer};
-use alexnet::net::{Mode, Model, Params};
+use alexnet::model::{Mode, Model, Params};
+use alexnet::reference;
 use alexnet::tensor::{Rng, Tensor};
 use std::time::Instant;
 
@@ -165,9 +165,9 @@ fn loss_and_grads_match_central_differences_with_dropout() {
     let logits = trace.output().clone();
     let (n, k) = (2, 10);
     let (mut probs, mut losses) = (vec![0.0; n * k], vec![0.0; n]);
-    cpu::softmax_xent_forward(n, k, &logits.data, &labels, &mut probs, &mut losses).unwrap();
+    reference::softmax_xent_forward(n, k, &logits.data, &labels, &mut probs, &mut losses).unwrap();
     let mut dl = Tensor::zeros(&[n, k]);
-    cpu::softmax_xent_backward(n, k, &probs, &labels, &mut dl.data).unwrap();
+    reference::softmax_xent_backward(n, k, &probs, &labels, &mut dl.data).unwrap();
     let (grads2, dx) = m0.backward(&trace, &dl).unwrap();
     assert_eq!(
         grads.keys().collect::<Vec<_>>(),

@@ -8,14 +8,15 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 use common::{assert_close, assert_close_of_max, conv_spec, max_abs, random, random_input};
 
-use alexnet::cpu;
-use alexnet::fast::{self, FastCpu, Workspace};
+use alexnet::cpu::{self, FastCpu, Workspace};
 use alexnet::model::{
     self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
 };
-use alexnet::net::{Mode, Model, Params, Saved, Trace};
+use alexnet::model::{Mode, Model, Params, Saved, Trace};
+use alexnet::reference;
 use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 use std::time::Instant;
@@ -164,20 +165,19 @@ fn conv_matches_reference() {
             groups: c.groups,
         };
         for n in [1, 3] {
-            let g = cpu::ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
+            let g = ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
             let seed = (ci * 10 + n) as u64;
             let inp = random(g.inp_shape().iter().product(), seed, 1.0);
             let weight = random(g.weight_shape().iter().product(), seed + 100, 1.0);
             let bias = random(c.c_out, seed + 200, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
-            cpu::conv2d_forward(&g, &inp, &weight, &bias, &mut want).unwrap();
+            reference::conv2d_forward(&g, &inp, &weight, &bias, &mut want).unwrap();
             let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
             for threads in [1, 3] {
                 for relu in [false, true] {
                     let mut ws = Workspace::new(threads);
                     let mut got = vec![f32::NAN; want.len()];
-                    fast::conv2d_forward(&mut ws, &g, &inp, &weight, &bias, &mut got, relu)
-                        .unwrap();
+                    cpu::conv2d_forward(&mut ws, &g, &inp, &weight, &bias, &mut got, relu).unwrap();
                     let w = if relu { &want_relu } else { &want };
                     let name = format!("conv case {ci} n {n} threads {threads} relu {relu} {g:?}");
                     assert_close_of_max(&name, &got, w, GEMM_TOL_OF_MAX);
@@ -198,14 +198,12 @@ fn conv_rejects_wrong_sizes() {
         pads: Pads::same(1),
         groups: 2,
     };
-    let g = cpu::ConvGeom::new(&spec, 1, 5, 5).unwrap();
+    let g = ConvGeom::new(&spec, 1, 5, 5).unwrap();
     let mut ws = Workspace::new(1);
     let mut out = vec![0.0; 100];
     let w = vec![0.0; 4 * 2 * 9];
-    assert!(fast::conv2d_forward(&mut ws, &g, &[0.0; 99], &w, &[0.0; 4], &mut out, false).is_err());
-    assert!(
-        fast::conv2d_forward(&mut ws, &g, &[0.0; 100], &w, &[0.0; 3], &mut out, false).is_err()
-    );
+    assert!(cpu::conv2d_forward(&mut ws, &g, &[0.0; 99], &w, &[0.0; 4], &mut out, false).is_err());
+    assert!(cpu::conv2d_forward(&mut ws, &g, &[0.0; 100], &w, &[0.0; 3], &mut out, false).is_err());
 }
 
 #[test]
@@ -219,19 +217,19 @@ fn linear_matches_reference() {
             out_features: no,
         };
         for n in [1, 3, 4, 5, 7] {
-            let g = cpu::LinearGeom::new(&spec, n);
+            let g = LinearGeom::new(&spec, n);
             let seed = (ni + n) as u64;
             let x = random(n * ni, seed, 1.0);
             let weight = random(no * ni, seed + 1, 1.0);
             let bias = random(no, seed + 2, 1.0);
             let mut want = vec![0.0; n * no];
-            cpu::linear_forward(&g, &x, &weight, &bias, &mut want).unwrap();
+            reference::linear_forward(&g, &x, &weight, &bias, &mut want).unwrap();
             let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
             for threads in [1, 3] {
                 for relu in [false, true] {
                     let ws = Workspace::new(threads);
                     let mut got = vec![f32::NAN; n * no];
-                    fast::linear_forward(&ws, &g, &x, &weight, &bias, &mut got, relu).unwrap();
+                    cpu::linear_forward(&ws, &g, &x, &weight, &bias, &mut got, relu).unwrap();
                     let w = if relu { &want_relu } else { &want };
                     let name = format!("linear {ni}->{no} n {n} threads {threads} relu {relu}");
                     assert_close_of_max(&name, &got, w, GEMM_TOL_OF_MAX);
@@ -265,16 +263,16 @@ fn lrn_matches_reference() {
         };
         for n in [1, 3] {
             let (h, w) = (9, 7);
-            let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+            let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
             let mut inp = random(n * c * h * w, ci as u64 + 50, 1.0);
             inp.iter_mut().for_each(|v| *v *= 10.0); // make the normalisation matter
             let mut want = vec![0.0; inp.len()];
             let mut scale = vec![0.0; inp.len()];
-            cpu::lrn_forward(&g, &inp, &mut want, &mut scale).unwrap();
+            reference::lrn_forward(&g, &inp, &mut want, &mut scale).unwrap();
             for threads in [1, 3] {
                 let ws = Workspace::new(threads);
                 let mut got = vec![f32::NAN; inp.len()];
-                fast::lrn_forward(&ws, &g, &inp, &mut got).unwrap();
+                cpu::lrn_forward(&ws, &g, &inp, &mut got).unwrap();
                 let name = format!("lrn case {ci} n {n} threads {threads}");
                 assert_close(
                     &name,
@@ -320,15 +318,15 @@ fn pools_match_reference() {
         };
         for n in [1, 3] {
             let c = 5;
-            let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+            let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
             let inp = random(n * c * h * w, pi as u64 + 70, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
             let mut argmax = vec![0u32; want.len()];
-            cpu::maxpool_forward(&g, &inp, &mut want, &mut argmax).unwrap();
+            reference::maxpool_forward(&g, &inp, &mut want, &mut argmax).unwrap();
             for threads in [1, 3] {
                 let ws = Workspace::new(threads);
                 let mut got = vec![f32::NAN; want.len()];
-                fast::maxpool_forward(&ws, &g, &inp, &mut got).unwrap();
+                cpu::maxpool_forward(&ws, &g, &inp, &mut got).unwrap();
                 let name = format!("maxpool case {pi} n {n} threads {threads}");
                 assert_close(&name, &got, &want, EXACT, EXACT);
             }
@@ -345,14 +343,14 @@ fn pools_match_reference() {
         };
         for n in [1, 3] {
             let c = 4;
-            let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+            let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
             let inp = random(n * c * h * w, ai as u64 + 90, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
-            cpu::adaptive_avgpool_forward(&g, &inp, &mut want).unwrap();
+            reference::adaptive_avgpool_forward(&g, &inp, &mut want).unwrap();
             for threads in [1, 3] {
                 let ws = Workspace::new(threads);
                 let mut got = vec![f32::NAN; want.len()];
-                fast::adaptive_avgpool_forward(&ws, &g, &inp, &mut got).unwrap();
+                cpu::adaptive_avgpool_forward(&ws, &g, &inp, &mut got).unwrap();
                 let name = format!("avgpool case {ai} n {n} threads {threads}");
                 assert_close(&name, &got, &want, EXACT, EXACT);
             }
@@ -366,9 +364,9 @@ fn softmax_matches_reference() {
         let mut x = random(n * k, k as u64, 1.0);
         x.iter_mut().for_each(|v| *v *= 8.0);
         let mut want = vec![0.0; n * k];
-        cpu::softmax_forward(n, k, &x, &mut want).unwrap();
+        reference::softmax_forward(n, k, &x, &mut want).unwrap();
         let mut got = vec![f32::NAN; n * k];
-        fast::softmax_forward(n, k, &x, &mut got).unwrap();
+        cpu::softmax_forward(n, k, &x, &mut got).unwrap();
         assert_close(
             &format!("softmax n {n} k {k}"),
             &got,
@@ -420,12 +418,12 @@ fn mini_matches_reference() {
 
 #[test]
 fn bvlc_matches_reference() {
-    check_network(model::bvlc(), &[1], fast::default_threads());
+    check_network(model::bvlc(), &[1], cpu::default_threads());
 }
 
 #[test]
 fn torchvision_matches_reference() {
-    check_network(model::torchvision(), &[1], fast::default_threads());
+    check_network(model::torchvision(), &[1], cpu::default_threads());
 }
 
 #[test]
@@ -480,7 +478,7 @@ fn conv_backward_matches_reference() {
             groups: c.groups,
         };
         for n in [1, 3] {
-            let g = cpu::ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
+            let g = ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
             let seed = (ci * 10 + n) as u64 + 1000;
             let inp = random(g.inp_shape().iter().product(), seed, 1.0);
             let weight = random(g.weight_shape().iter().product(), seed + 100, 1.0);
@@ -488,7 +486,7 @@ fn conv_backward_matches_reference() {
             let mut want_dx = vec![0.0; inp.len()];
             let mut want_dw = vec![0.0; weight.len()];
             let mut want_db = vec![0.0; c.c_out];
-            cpu::conv2d_backward(
+            reference::conv2d_backward(
                 &g,
                 &dout,
                 &inp,
@@ -504,7 +502,7 @@ fn conv_backward_matches_reference() {
                 let mut dx = vec![f32::NAN; inp.len()];
                 let mut dw = vec![f32::NAN; weight.len()];
                 let mut db = vec![f32::NAN; c.c_out];
-                fast::conv2d_backward(
+                cpu::conv2d_backward(
                     &mut ws,
                     &g,
                     &dout,
@@ -527,7 +525,7 @@ fn conv_backward_matches_reference() {
                 // Without the input gradient: the same parameter gradients, bit for bit.
                 let mut dw2 = vec![f32::NAN; weight.len()];
                 let mut db2 = vec![f32::NAN; c.c_out];
-                fast::conv2d_backward(&mut ws, &g, &dout, &inp, &weight, None, &mut dw2, &mut db2)
+                cpu::conv2d_backward(&mut ws, &g, &dout, &inp, &weight, None, &mut dw2, &mut db2)
                     .unwrap();
                 assert_eq!(dw2, dw, "{name}: dweight without dinp");
                 assert_eq!(db2, db, "{name}: dbias without dinp");
@@ -539,11 +537,11 @@ fn conv_backward_matches_reference() {
 #[test]
 fn conv_backward_rejects_wrong_sizes() {
     let spec = conv_spec(4, 6, [3, 3], [1, 1], Pads::same(1), 2);
-    let g = cpu::ConvGeom::new(&spec, 2, 5, 5).unwrap();
+    let g = ConvGeom::new(&spec, 2, 5, 5).unwrap();
     let mut ws = Workspace::new(1);
     let (inp, w, dout) = (vec![0.0; 200], vec![0.0; 6 * 2 * 9], vec![0.0; 300]);
     let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; 6], vec![0.0; 200]);
-    let bwd = fast::conv2d_backward;
+    let bwd = cpu::conv2d_backward;
     assert!(bwd(&mut ws, &g, &dout[1..], &inp, &w, None, &mut dw, &mut db).is_err());
     assert!(bwd(&mut ws, &g, &dout, &inp[1..], &w, None, &mut dw, &mut db).is_err());
     assert!(bwd(
@@ -582,14 +580,14 @@ fn linear_backward_matches_reference() {
             out_features: no,
         };
         for n in [1, 5] {
-            let g = cpu::LinearGeom::new(&spec, n);
+            let g = LinearGeom::new(&spec, n);
             let seed = (ni + n) as u64 + 2000;
             let x = random(n * ni, seed, 1.0);
             let weight = random(no * ni, seed + 1, 1.0);
             let dy = random(n * no, seed + 2, 1.0);
             let (mut want_dx, mut want_dw, mut want_db) =
                 (vec![0.0; n * ni], vec![0.0; no * ni], vec![0.0; no]);
-            cpu::linear_backward(
+            reference::linear_backward(
                 &g,
                 &dy,
                 &x,
@@ -606,7 +604,7 @@ fn linear_backward_matches_reference() {
                     vec![f32::NAN; no * ni],
                     vec![f32::NAN; no],
                 );
-                fast::linear_backward(&ws, &g, &dy, &x, &weight, Some(&mut dx), &mut dw, &mut db)
+                cpu::linear_backward(&ws, &g, &dy, &x, &weight, Some(&mut dx), &mut dw, &mut db)
                     .unwrap();
                 let name = format!("linear backward {ni}->{no} n {n} threads {threads}");
                 assert_close_of_max(&format!("{name} dx"), &dx, &want_dx, GEMM_BWD_TOL_OF_MAX);
@@ -618,7 +616,7 @@ fn linear_backward_matches_reference() {
                 );
                 assert_close_of_max(&format!("{name} dbias"), &db, &want_db, GEMM_BWD_TOL_OF_MAX);
                 let (mut dw2, mut db2) = (vec![f32::NAN; no * ni], vec![f32::NAN; no]);
-                fast::linear_backward(&ws, &g, &dy, &x, &weight, None, &mut dw2, &mut db2).unwrap();
+                cpu::linear_backward(&ws, &g, &dy, &x, &weight, None, &mut dw2, &mut db2).unwrap();
                 assert_eq!((dw2, db2), (dw, db), "{name}: without dx");
             }
         }
@@ -650,27 +648,27 @@ fn lrn_backward_matches_reference() {
         };
         for n in [1, 3] {
             let (h, w) = (9, 7);
-            let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+            let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
             let mut inp = random(n * c * h * w, ci as u64 + 3000, 1.0);
             inp.iter_mut().for_each(|v| *v *= 10.0); // make the normalisation matter
             let dout = random(inp.len(), ci as u64 + 3100, 1.0);
             let (mut out, mut scale) = (vec![0.0; inp.len()], vec![0.0; inp.len()]);
-            cpu::lrn_forward(&g, &inp, &mut out, &mut scale).unwrap();
+            reference::lrn_forward(&g, &inp, &mut out, &mut scale).unwrap();
             let mut want = vec![0.0; inp.len()];
-            cpu::lrn_backward(&g, &dout, &inp, &out, &scale, &mut want).unwrap();
+            reference::lrn_backward(&g, &dout, &inp, &out, &scale, &mut want).unwrap();
             for threads in [1, 3] {
                 let ws = Workspace::new(threads);
                 let name = format!("lrn case {ci} n {n} threads {threads}");
                 // training forward: output and saved scale
                 let (mut got_out, mut got_scale) =
                     (vec![f32::NAN; inp.len()], vec![f32::NAN; inp.len()]);
-                fast::lrn_forward_train(&ws, &g, &inp, &mut got_out, &mut got_scale).unwrap();
+                cpu::lrn_forward_train(&ws, &g, &inp, &mut got_out, &mut got_scale).unwrap();
                 let atol = LRN_ATOL_OF_MAX * max_abs(&out);
                 assert_close(&format!("{name} out"), &got_out, &out, LRN_RTOL, atol);
                 assert_close(&format!("{name} scale"), &got_scale, &scale, LRN_RTOL, 0.0);
                 // backward from the reference's saved state
                 let mut got = vec![f32::NAN; inp.len()];
-                fast::lrn_backward(&ws, &g, &dout, &inp, &out, &scale, &mut got).unwrap();
+                cpu::lrn_backward(&ws, &g, &dout, &inp, &out, &scale, &mut got).unwrap();
                 let atol = LRN_BWD_ATOL_OF_MAX * max_abs(&want);
                 assert_close(&format!("{name} dinp"), &got, &want, LRN_BWD_RTOL, atol);
             }
@@ -706,7 +704,7 @@ fn pool_backward_matches_reference() {
         };
         for n in [1, 3] {
             let c = 5;
-            let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+            let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
             // Values on a coarse grid so windows hold ties: the tie rule is exercised.
             let inp: Vec<f32> = random(n * c * h * w, pi as u64 + 4000, 1.0)
                 .iter()
@@ -714,24 +712,24 @@ fn pool_backward_matches_reference() {
                 .collect();
             let olen = g.out_shape().iter().product();
             let (mut want, mut want_am) = (vec![0.0; olen], vec![0u32; olen]);
-            cpu::maxpool_forward(&g, &inp, &mut want, &mut want_am).unwrap();
+            reference::maxpool_forward(&g, &inp, &mut want, &mut want_am).unwrap();
             let dout = random(olen, pi as u64 + 4100, 1.0);
             let mut want_dx = vec![0.0; inp.len()];
-            cpu::maxpool_backward(&g, &dout, &want_am, &mut want_dx).unwrap();
+            reference::maxpool_backward(&g, &dout, &want_am, &mut want_dx).unwrap();
             for threads in [1, 3] {
                 let ws = Workspace::new(threads);
                 let name = format!("maxpool case {pi} n {n} threads {threads}");
                 let (mut got, mut am) = (vec![f32::NAN; olen], vec![u32::MAX; olen]);
-                fast::maxpool_forward_train(&ws, &g, &inp, &mut got, &mut am).unwrap();
+                cpu::maxpool_forward_train(&ws, &g, &inp, &mut got, &mut am).unwrap();
                 assert_eq!(am, want_am, "{name}: argmax");
                 assert_close(&format!("{name} out"), &got, &want, EXACT, EXACT);
                 let mut dx = vec![f32::NAN; inp.len()];
-                fast::maxpool_backward(&ws, &g, &dout, &am, &mut dx).unwrap();
+                cpu::maxpool_backward(&ws, &g, &dout, &am, &mut dx).unwrap();
                 assert_close(&format!("{name} dinp"), &dx, &want_dx, EXACT, EXACT);
                 // an argmax outside its window is a typed error, not a stray write
                 let mut bad = am.clone();
                 bad[0] = (inp.len() - 1) as u32;
-                assert!(fast::maxpool_backward(&ws, &g, &dout, &bad, &mut dx).is_err());
+                assert!(cpu::maxpool_backward(&ws, &g, &dout, &bad, &mut dx).is_err());
             }
         }
     }
@@ -746,14 +744,14 @@ fn pool_backward_matches_reference() {
         };
         for n in [1, 3] {
             let c = 4;
-            let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+            let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
             let dout = random(g.out_shape().iter().product(), ai as u64 + 4200, 1.0);
             let mut want = vec![0.0; n * c * h * w];
-            cpu::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
+            reference::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
             for threads in [1, 3] {
                 let ws = Workspace::new(threads);
                 let mut got = vec![f32::NAN; want.len()];
-                fast::adaptive_avgpool_backward(&ws, &g, &dout, &mut got).unwrap();
+                cpu::adaptive_avgpool_backward(&ws, &g, &dout, &mut got).unwrap();
                 let name = format!("avgpool backward case {ai} n {n} threads {threads}");
                 assert_close(&name, &got, &want, EXACT, EXACT);
             }
@@ -774,9 +772,9 @@ fn dlogits(trace: &Trace, labels: &[usize]) -> Tensor {
     let logits = trace.output();
     let (n, k) = (logits.shape[0], logits.shape[1]);
     let (mut probs, mut losses) = (vec![0.0; n * k], vec![0.0; n]);
-    cpu::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses).unwrap();
+    reference::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses).unwrap();
     let mut d = Tensor::zeros(&[n, k]);
-    cpu::softmax_xent_backward(n, k, &probs, labels, &mut d.data).unwrap();
+    reference::softmax_xent_backward(n, k, &probs, labels, &mut d.data).unwrap();
     d
 }
 
@@ -809,7 +807,7 @@ fn mini_loss_and_grads_match_reference() {
         let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
         for threads in [1, 3] {
             let mut ws = Workspace::new(threads);
-            let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, seed).unwrap();
+            let (loss, got) = cpu::loss_and_grads(&mut ws, &model, &x, &labels, seed).unwrap();
             let what = format!("mini n {n} threads {threads}");
             assert_close(
                 &format!("{what} loss"),
@@ -836,7 +834,7 @@ fn bvlc_and_torchvision_loss_and_grads_match_reference() {
         let labels = [417];
         let (want_loss, want) = model.loss_and_grads(&x, &labels, 26).unwrap();
         let mut ws = Workspace::new(2);
-        let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 26).unwrap();
+        let (loss, got) = cpu::loss_and_grads(&mut ws, &model, &x, &labels, 26).unwrap();
         assert_close(
             &format!("{name} loss"),
             &[loss],
@@ -862,7 +860,7 @@ fn mini_train_trace_matches_reference() {
         let seed = 33 + n as u64;
         let want = model.forward_train(&x, seed).unwrap();
         let mut ws = Workspace::new(3);
-        let got = fast::forward_train(&mut ws, &model, &x, seed).unwrap();
+        let got = cpu::forward_train(&mut ws, &model, &x, seed).unwrap();
         assert_eq!(got.mode, Mode::Train { seed });
         assert_eq!(got.acts.len(), want.acts.len());
         assert_eq!(got.saved.len(), model.layers().len());
@@ -880,7 +878,7 @@ fn mini_train_trace_matches_reference() {
                 }
                 (Saved::DropoutSeed(gs), Saved::DropoutSeed(ws)) => {
                     assert_eq!(gs, ws, "{name}: dropout seed");
-                    assert_eq!(*gs, cpu::dropout_layer_seed(seed, i));
+                    assert_eq!(*gs, reference::dropout_layer_seed(seed, i));
                     // The mask: an element is dropped in one iff dropped in the other.
                     let (gi, wi) = (&got.acts[i].data, &want.acts[i].data);
                     for (j, ((go, wo), (ga, wa))) in g
@@ -902,10 +900,13 @@ fn mini_train_trace_matches_reference() {
                     // the tie rule, exactly: the reference's argmax of the fast input
                     let inp = &got.acts[i];
                     let [bn, c, h, w2] = inp.nchw("pool").unwrap();
-                    let pg = cpu::PoolGeom::new(spec, bn, c, h, w2).unwrap();
+                    let pg = PoolGeom::new(spec, bn, c, h, w2).unwrap();
                     let (mut out, mut am) = (vec![0.0; ga.len()], vec![0u32; ga.len()]);
-                    cpu::maxpool_forward(&pg, &inp.data, &mut out, &mut am).unwrap();
-                    assert_eq!(ga, &am, "{name}: argmax vs cpu::maxpool on the same input");
+                    reference::maxpool_forward(&pg, &inp.data, &mut out, &mut am).unwrap();
+                    assert_eq!(
+                        ga, &am,
+                        "{name}: argmax vs reference::maxpool on the same input"
+                    );
                     // against the reference trace: identical but for genuine near-ties
                     let ref_in = &want.acts[i].data;
                     let tie = NET_TOL_OF_MAX * max_abs(ref_in);
@@ -935,10 +936,10 @@ fn mini_backward_matches_reference_on_the_same_trace() {
         let labels = labels(n);
         let mut ws = Workspace::new(3);
         // the loss's layers: all but the terminal softmax (mini has none)
-        let trace = fast::forward_train(&mut ws, &model, &x, 43).unwrap();
+        let trace = cpu::forward_train(&mut ws, &model, &x, 43).unwrap();
         let d = dlogits(&trace, &labels);
         let (want, want_dx) = model.backward(&trace, &d).unwrap();
-        let (got, dx) = fast::backward(&mut ws, &model, &trace, &d, true).unwrap();
+        let (got, dx) = cpu::backward(&mut ws, &model, &trace, &d, true).unwrap();
         let what = format!("mini n {n} same trace");
         assert_grads_close(&what, &got, &want, SAME_TRACE_TOL_OF_MAX);
         let dx = dx.expect("need_input_grad = true returns the input gradient");
@@ -949,11 +950,11 @@ fn mini_backward_matches_reference_on_the_same_trace() {
             &want_dx.data,
             SAME_TRACE_TOL_OF_MAX,
         );
-        let (got2, none) = fast::backward(&mut ws, &model, &trace, &d, false).unwrap();
+        let (got2, none) = cpu::backward(&mut ws, &model, &trace, &d, false).unwrap();
         assert!(none.is_none());
         assert_eq!(got2, got, "{what}: without the input gradient");
         // and loss_and_grads is that forward + backward
-        let (_, fused) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 43).unwrap();
+        let (_, fused) = cpu::loss_and_grads(&mut ws, &model, &x, &labels, 43).unwrap();
         assert_eq!(
             fused, got,
             "{what}: loss_and_grads = forward_train + backward"
@@ -996,7 +997,7 @@ fn softmax_tail_and_prefix_traces_match_reference() {
     let (x_seed, x) = (52..72)
         .map(|s| (s, random_input(&model.arch, 2, s)))
         .find(|(_, x)| {
-            let fast_trace = fast::forward_train(&mut ws, &model, x, 53).unwrap();
+            let fast_trace = cpu::forward_train(&mut ws, &model, x, 53).unwrap();
             same_branches(&model, &fast_trace, &model.forward_train(x, 53).unwrap())
         })
         .expect(
@@ -1005,15 +1006,15 @@ fn softmax_tail_and_prefix_traces_match_reference() {
     println!("softmax tail: input seed {x_seed}");
     let labels = labels(2);
     let (want_loss, want) = model.loss_and_grads(&x, &labels, 53).unwrap();
-    let (loss, got) = fast::loss_and_grads(&mut ws, &model, &x, &labels, 53).unwrap();
+    let (loss, got) = cpu::loss_and_grads(&mut ws, &model, &x, &labels, 53).unwrap();
     assert_close("softmax tail loss", &[loss], &[want_loss], LOSS_RTOL, 0.0);
     assert_grads_close("softmax tail", &got, &want, NET_GRAD_TOL_OF_MAX);
 
     // backward through the softmax itself, on the same trace
-    let trace = fast::forward_train(&mut ws, &model, &x, 53).unwrap();
+    let trace = cpu::forward_train(&mut ws, &model, &x, 53).unwrap();
     let d = Tensor::new(&[2, 10], random(20, 54, 1.0)).unwrap();
     let (want, want_dx) = model.backward(&trace, &d).unwrap();
-    let (got, dx) = fast::backward(&mut ws, &model, &trace, &d, true).unwrap();
+    let (got, dx) = cpu::backward(&mut ws, &model, &trace, &d, true).unwrap();
     assert_grads_close("through softmax", &got, &want, SAME_TRACE_TOL_OF_MAX);
     assert_close_of_max(
         "through softmax dinput",
@@ -1032,7 +1033,7 @@ fn softmax_tail_and_prefix_traces_match_reference() {
     )
     .unwrap();
     let (want, _) = model.backward(&prefix, &d).unwrap();
-    let (got, _) = fast::backward(&mut ws, &model, &prefix, &d, false).unwrap();
+    let (got, _) = cpu::backward(&mut ws, &model, &prefix, &d, false).unwrap();
     assert_eq!(got.len(), 4, "conv1 and conv2 weights and biases");
     assert_grads_close("prefix", &got, &want, SAME_TRACE_TOL_OF_MAX);
 }
@@ -1044,7 +1045,7 @@ fn training_thread_counts_agree() {
         let x = random_input(&model.arch, n, 62 + n as u64);
         let labels = labels(n);
         let run = |threads| {
-            fast::loss_and_grads(&mut Workspace::new(threads), &model, &x, &labels, 63).unwrap()
+            cpu::loss_and_grads(&mut Workspace::new(threads), &model, &x, &labels, 63).unwrap()
         };
         let (l1, g1) = run(1);
         for threads in [2, 3, 8] {
@@ -1069,7 +1070,7 @@ fn training_errors_are_typed() {
     let model = Model::random(model::mini(), 71).unwrap();
     let mut ws = Workspace::new(2);
     let x = random_input(&model.arch, 2, 72);
-    let lag = fast::loss_and_grads;
+    let lag = cpu::loss_and_grads;
     assert!(
         lag(&mut ws, &model, &x, &[1], 0).is_err(),
         "one label for two images"
@@ -1079,9 +1080,9 @@ fn training_errors_are_typed() {
         "label 10 of 10 classes"
     );
     assert!(lag(&mut ws, &model, &Tensor::zeros(&[2, 3, 31, 32]), &[1, 2], 0).is_err());
-    assert!(fast::forward_train(&mut ws, &model, &Tensor::zeros(&[3, 32, 32]), 0).is_err());
-    let trace = fast::forward_train(&mut ws, &model, &x, 0).unwrap();
-    let bwd = |t: &Trace, d: &Tensor| fast::backward(&mut Workspace::new(1), &model, t, d, false);
+    assert!(cpu::forward_train(&mut ws, &model, &Tensor::zeros(&[3, 32, 32]), 0).is_err());
+    let trace = cpu::forward_train(&mut ws, &model, &x, 0).unwrap();
+    let bwd = |t: &Trace, d: &Tensor| cpu::backward(&mut Workspace::new(1), &model, t, d, false);
     assert!(
         bwd(&trace, &Tensor::zeros(&[2, 9])).is_err(),
         "dout of the wrong shape"
@@ -1137,17 +1138,17 @@ fn timing_loss_and_grads_mini_batch128() {
     let n = 128;
     let x = random_input(&model.arch, n, 82);
     let labels = labels(n);
-    let threads = fast::default_threads();
+    let threads = cpu::default_threads();
     let reference = median_ms(5, false, || {
         model.loss_and_grads(&x, &labels, 83).unwrap();
     });
     let mut one = Workspace::new(1);
     let single = median_ms(5, true, || {
-        fast::loss_and_grads(&mut one, &model, &x, &labels, 83).unwrap();
+        cpu::loss_and_grads(&mut one, &model, &x, &labels, 83).unwrap();
     });
     let mut all = Workspace::new(threads);
     let multi = median_ms(5, true, || {
-        fast::loss_and_grads(&mut all, &model, &x, &labels, 83).unwrap();
+        cpu::loss_and_grads(&mut all, &model, &x, &labels, 83).unwrap();
     });
     println!(
         "loss_and_grads mini batch {n}, median of 5: reference {reference:.0} ms, fast 1 thread \
@@ -1171,7 +1172,7 @@ fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 /// Prints reference vs fast forward times (never asserts them).
 #[test]
 fn timing_reference_vs_fast() {
-    let threads = fast::default_threads();
+    let threads = cpu::default_threads();
     for (arch, n, reps) in [(model::bvlc(), 1, 3), (model::mini(), 128, 3)] {
         let family = arch.family.as_str();
         let model = Model::random(arch, 3).unwrap();

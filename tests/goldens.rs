@@ -17,10 +17,10 @@ mod common;
 use common::{random_input, read_npy};
 
 use alexnet::augment::Augment;
+use alexnet::cpu::FastCpu;
 use alexnet::data::Images;
-use alexnet::fast::FastCpu;
 use alexnet::model::{self, Arch};
-use alexnet::net::{Model, Params};
+use alexnet::model::{Model, Params};
 use alexnet::tensor::Tensor;
 use alexnet::train::{self, CpuEngine, Data, EpochLog, Hooks, Init, Progress, Recipe, State};
 use serde_json::{json, Map, Value};
@@ -127,7 +127,7 @@ fn reference_goldens() -> Value {
     let mut all = Map::new();
     for (name, m, x) in cases() {
         let outs = m
-            .forward_all(&x, alexnet::net::Mode::Eval)
+            .forward_all(&x, alexnet::model::Mode::Eval)
             .expect("ref forward");
         let labels = labels_for(&m.arch, x.shape[0]);
         let (loss, grads) = m.loss_and_grads(&x, &labels, 42).expect("ref grads");

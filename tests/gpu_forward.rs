@@ -18,7 +18,7 @@ use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::ConvAlgo;
 use alexnet::gpu::GpuModel;
 use alexnet::model;
-use alexnet::net::Model;
+use alexnet::model::Model;
 use std::time::Instant;
 
 gpu_cases::forward_cases!(native_tests);

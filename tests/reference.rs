@@ -13,7 +13,7 @@
 mod common;
 use common::{read_npy, unravel};
 
-use alexnet::net::Mode;
+use alexnet::model::Mode;
 use alexnet::{Model, Tensor};
 use std::path::{Path, PathBuf};
 

@@ -14,12 +14,13 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 use common::{read_npy, read_npy_ints, unravel};
 
-use alexnet::cpu;
 use alexnet::model::{
     self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
 };
+use alexnet::reference;
 use alexnet::shape::Rounding;
 use alexnet::{Model, Tensor};
 use std::path::PathBuf;
@@ -156,14 +157,14 @@ fn conv_case(case: &str, stride: usize, pads: Pads, groups: usize) {
         pads,
         groups,
     };
-    let g = cpu::ConvGeom::new(&spec, n, h, wd).unwrap();
+    let g = ConvGeom::new(&spec, n, h, wd).unwrap();
     let y_want = load(case, "y");
     assert_eq!(g.out_shape().to_vec(), y_want.shape, "{case}: output shape");
     let mut y = vec![0.0; y_want.len()];
-    cpu::conv2d_forward(&g, &x.data, &w.data, &b.data, &mut y).unwrap();
+    reference::conv2d_forward(&g, &x.data, &w.data, &b.data, &mut y).unwrap();
     check(&format!("{case} y"), &y, &y_want, TOL_F64_ACCUM);
     let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
-    cpu::conv2d_backward(&g, &dy.data, &x.data, &w.data, &mut dx, &mut dw, &mut db).unwrap();
+    reference::conv2d_backward(&g, &dy.data, &x.data, &w.data, &mut dx, &mut dw, &mut db).unwrap();
     check(&format!("{case} dx"), &dx, &load(case, "dx"), TOL_F64_ACCUM);
     check(&format!("{case} dw"), &dw, &load(case, "dw"), TOL_F64_ACCUM);
     check(&format!("{case} db"), &db, &load(case, "db"), TOL_F64_ACCUM);
@@ -206,11 +207,11 @@ fn lrn_case(case: &str, size: usize, alpha: f32, k: f32, alpha_mode: LrnAlpha) {
         k,
         alpha_mode,
     };
-    let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+    let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
     let (mut y, mut scale, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; x.len()]);
-    cpu::lrn_forward(&g, &x.data, &mut y, &mut scale).unwrap();
+    reference::lrn_forward(&g, &x.data, &mut y, &mut scale).unwrap();
     check(&format!("{case} y"), &y, &load(case, "y"), TOL_LRN);
-    cpu::lrn_backward(&g, &dy.data, &x.data, &y, &scale, &mut dx).unwrap();
+    reference::lrn_backward(&g, &dy.data, &x.data, &y, &scale, &mut dx).unwrap();
     check(&format!("{case} dx"), &dx, &load(case, "dx"), TOL_LRN);
 }
 
@@ -258,7 +259,7 @@ fn maxpool_case(case: &str, pad: usize, rounding: Rounding) {
         pads: Pads::same(pad),
         rounding,
     };
-    let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+    let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
     let y_want = load(case, "y");
     assert_eq!(g.out_shape().to_vec(), y_want.shape, "{case}: output shape");
     let (mut y, mut argmax, mut dx) = (
@@ -266,9 +267,9 @@ fn maxpool_case(case: &str, pad: usize, rounding: Rounding) {
         vec![0u32; y_want.len()],
         vec![0.0; x.len()],
     );
-    cpu::maxpool_forward(&g, &x.data, &mut y, &mut argmax).unwrap();
+    reference::maxpool_forward(&g, &x.data, &mut y, &mut argmax).unwrap();
     check(&format!("{case} y"), &y, &y_want, TOL_POOL_SOFTMAX);
-    cpu::maxpool_backward(&g, &dy.data, &argmax, &mut dx).unwrap();
+    reference::maxpool_backward(&g, &dy.data, &argmax, &mut dx).unwrap();
     check(
         &format!("{case} dx"),
         &dx,
@@ -308,11 +309,11 @@ fn avgpool_case(case: &str) {
         name: case.into(),
         out: [oh, ow],
     };
-    let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+    let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
     let (mut y, mut dx) = (vec![0.0; y_want.len()], vec![0.0; x.len()]);
-    cpu::adaptive_avgpool_forward(&g, &x.data, &mut y).unwrap();
+    reference::adaptive_avgpool_forward(&g, &x.data, &mut y).unwrap();
     check(&format!("{case} y"), &y, &y_want, TOL_POOL_SOFTMAX);
-    cpu::adaptive_avgpool_backward(&g, &dy.data, &mut dx).unwrap();
+    reference::adaptive_avgpool_backward(&g, &dy.data, &mut dx).unwrap();
     check(
         &format!("{case} dx"),
         &dx,
@@ -349,12 +350,12 @@ fn linear_3x7_to_5() {
         in_features: x.shape[1],
         out_features: w.shape[0],
     };
-    let g = cpu::LinearGeom::new(&spec, x.shape[0]);
+    let g = LinearGeom::new(&spec, x.shape[0]);
     let mut y = vec![0.0; g.n * g.out_features];
-    cpu::linear_forward(&g, &x.data, &w.data, &b.data, &mut y).unwrap();
+    reference::linear_forward(&g, &x.data, &w.data, &b.data, &mut y).unwrap();
     check("linear y", &y, &load(case, "y"), TOL_F64_ACCUM);
     let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
-    cpu::linear_backward(&g, &dy.data, &x.data, &w.data, &mut dx, &mut dw, &mut db).unwrap();
+    reference::linear_backward(&g, &dy.data, &x.data, &w.data, &mut dx, &mut dw, &mut db).unwrap();
     check("linear dx", &dx, &load(case, "dx"), TOL_F64_ACCUM);
     check("linear dw", &dw, &load(case, "dw"), TOL_F64_ACCUM);
     check("linear db", &db, &load(case, "db"), TOL_F64_ACCUM);
@@ -372,7 +373,8 @@ fn softmax_cross_entropy() {
     let (n, k) = (logits.shape[0], logits.shape[1]);
     let (mut probs, mut losses, mut dz) = (vec![0.0; n * k], vec![0.0; n], vec![0.0; n * k]);
     let loss =
-        cpu::softmax_xent_forward(n, k, &logits.data, &labels, &mut probs, &mut losses).unwrap();
+        reference::softmax_xent_forward(n, k, &logits.data, &labels, &mut probs, &mut losses)
+            .unwrap();
     check(
         "softmax_xent probs",
         &probs,
@@ -391,7 +393,7 @@ fn softmax_cross_entropy() {
         &load(case, "loss"),
         TOL_POOL_SOFTMAX,
     );
-    cpu::softmax_xent_backward(n, k, &probs, &labels, &mut dz).unwrap();
+    reference::softmax_xent_backward(n, k, &probs, &labels, &mut dz).unwrap();
     check(
         "softmax_xent dlogits",
         &dz,
@@ -407,9 +409,9 @@ fn softmax_forward_backward() {
     let (x, dy) = (load(case, "x"), load(case, "dy"));
     let (n, k) = (x.shape[0], x.shape[1]);
     let (mut y, mut dx) = (vec![0.0; n * k], vec![0.0; n * k]);
-    cpu::softmax_forward(n, k, &x.data, &mut y).unwrap();
+    reference::softmax_forward(n, k, &x.data, &mut y).unwrap();
     check("softmax y", &y, &load(case, "y"), TOL_POOL_SOFTMAX);
-    cpu::softmax_backward(n, k, &dy.data, &y, &mut dx).unwrap();
+    reference::softmax_backward(n, k, &dy.data, &y, &mut dx).unwrap();
     check("softmax dx", &dx, &load(case, "dx"), TOL_POOL_SOFTMAX);
 }
 
@@ -417,7 +419,7 @@ fn softmax_forward_backward() {
 
 /// `mini()` with both dropout layers' p set to 0: in training mode the mask keeps every
 /// element and the scale is 1/(1-0) = 1, so `loss_and_grads` is the eval-mode network
-/// torch differentiated (src/cpu/dropout.rs: keep iff u >= p, u in [0, 1)).
+/// torch differentiated (src/reference/dropout.rs: keep iff u >= p, u in [0, 1)).
 fn mini_without_dropout() -> model::Arch {
     let mut arch = model::mini();
     let mut dropouts = 0;

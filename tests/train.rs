@@ -7,14 +7,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use alexnet::augment::{Augment, Pca};
-use alexnet::cpu::Sgd;
 use alexnet::data::Images;
 use alexnet::error::Error;
 use alexnet::io::safetensors::{load_checkpoint, save_checkpoint};
 use alexnet::model::{
     self, Arch, ConvSpec, DropoutSpec, Family, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
 };
-use alexnet::net::{Model, Params};
+use alexnet::model::{Model, Params};
+use alexnet::reference::Sgd;
 use alexnet::shape::Rounding;
 use alexnet::tensor::{Rng, Tensor};
 use alexnet::train::{

@@ -12,7 +12,7 @@ mod gpu_cases;
 
 use alexnet::gpu::GpuContext;
 use alexnet::model;
-use alexnet::net::Model;
+use alexnet::model::Model;
 use alexnet::tensor::Tensor;
 use std::cell::OnceCell;
 use wasm_bindgen_test::*;
@@ -173,10 +173,10 @@ async fn webgpu_forward_matches_reference_in_the_browser() {
     alexnet::tensor::Rng::new(9).fill_normal(&mut x.data, 1.0);
     let plan = alexnet::gpu::GpuModel::new(ctx, &m, 3).await.unwrap();
     let got = plan
-        .forward_all(ctx, &x, alexnet::net::Mode::Eval)
+        .forward_all(ctx, &x, alexnet::model::Mode::Eval)
         .await
         .unwrap();
-    let want = m.forward_all(&x, alexnet::net::Mode::Eval).unwrap();
+    let want = m.forward_all(&x, alexnet::model::Mode::Eval).unwrap();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let max_abs = w.data.iter().fold(0f32, |a, v| a.max(v.abs()));
         let (mut worst, mut at) = (0f32, 0);

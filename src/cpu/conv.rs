@@ -1,321 +1,478 @@
-//! 2-D convolution with groups, stride and asymmetric padding (cross-correlation, as in every
-//! framework).
+//! Convolution as im2col + GEMM, one GEMM per (image, group) on that group's slices.
 //!
-//! Shapes: `inp (N, C_in, H, W)`, `weight (C_out, C_in/G, KH, KW)`, `bias (C_out)`,
-//! `out (N, C_out, OH, OW)` with `OH = floor((H + pad_top + pad_bottom - KH) / SH) + 1`
-//! (and likewise OW; see `shape::conv_out`). Group `g` maps input channels
-//! `g*C_in/G .. (g+1)*C_in/G` to output channels `g*C_out/G .. (g+1)*C_out/G`.
-//! Let `ci(o, c) = group(o) * C_in/G + c` and `ih(oh, kh) = oh*SH + kh - pad_top` (likewise
-//! `iw`); coordinates outside `0..H` / `0..W` read zero padding.
+//! Shapes as in `reference::conv`: `inp (N, C_in, H, W)`, `weight (C_out, C_in/G, KH, KW)`,
+//! `bias (C_out)`, `out (N, C_out, OH, OW)`. With `K = C_in/G * KH * KW` and `P = OH * OW`,
+//! for image `n` and group `g`:
+//!   `col (K, P)`: `col[(c*KH + kh)*KW + kw, oh*OW + ow] = inp[n, g*C_in/G + c, oh*SH + kh - pad_top, ow*SW + kw - pad_left]`
+//!   (zero where that lands in the padding), then
+//!   `out[n, g*C_out/G .. , :] (C_out/G, P) = weight[g*C_out/G .., :] (C_out/G, K) · col (K, P)`,
+//! written straight into the output's rows of that group (no split or concat copies), then
+//! `+ bias` (and ReLU when fused) in one pass over those rows.
+//! A 1x1, stride-1, unpadded convolution uses the input as `col` directly.
 //!
-//! Forward:
-//!   `out[n,o,oh,ow] = bias[o] + sum_{c,kh,kw} weight[o,c,kh,kw] * inp[n, ci(o,c), ih(oh,kh), iw(ow,kw)]`
+//! Threads (native): with `N >= 2` each thread takes a run of images with its own `col`
+//! buffer; with `N = 1` the GEMM itself is split (see `gemm`).
 //!
-//! Backward, given `dout = dL/dout`:
-//!   `dbias[o]          = sum_{n,oh,ow} dout[n,o,oh,ow]`
-//!   `dweight[o,c,kh,kw] = sum_{n,oh,ow} dout[n,o,oh,ow] * inp[n, ci(o,c), ih(oh,kh), iw(ow,kw)]`
-//!   `dinp[n,i,h,w]     = sum_{o in group(i), kh, kw} dout[n,o,oh,ow] * weight[o, i - group*C_in/G, kh, kw]`
-//!   over the `(oh, ow)` with `oh*SH + kh - pad_top = h` and `ow*SW + kw - pad_left = w`,
-//!   i.e. `oh = (h + pad_top - kh) / SH` when that division is exact and `0 <= oh < OH`.
-//! All three are gathers: one accumulation per gradient element, no scatter.
-//!
-//! Accumulation: every dot product is accumulated in **f64** in a fixed loop order and rounded
-//! to f32 once, so these results are a better oracle than any f32 GPU kernel.
-//! Padded coordinates are computed as `isize` (never unsigned, which would wrap): each loop
-//! first clips its range of kernel taps or outputs to the ones that touch the input, so the
-//! innermost loops read no padding and need no bounds tests.
+//! # Backward
+//! Given `dout (N, C_out, OH, OW)`, per (image, group), with `dY = dout[n, g*C_out/G ..]`
+//! viewed as `(C_out/G, P)` and `col` rebuilt from the saved input (im2col is cheaper to
+//! redo than to keep: K*P floats per image and group):
+//!   `dweight[g] (C_out/G, K) += dY · col^T`   (`col^T` a strided view, summed over images),
+//!   `dbias[o] = sum_{n, p} dout[n, o, p]`      (16-lane f32 row sums, added up in f64),
+//!   `dcol (K, P) = weight[g]^T · dY`,  `dinp[n, group g] = col2im(dcol)`,
+//! where col2im adds each `dcol` entry back onto the input position im2col read it from
+//! (padding taps are dropped). `dinp` is optional: the network input's gradient is not
+//! needed for training, and for conv1 it is the most expensive of the three products.
+//! The 1x1 / stride 1 / unpadded case skips im2col and col2im (`col` is the input).
+//! Threads: with `N >= 2` each thread takes a run of images and sums its own
+//! `dweight` / `dbias` partials, which are then added in thread order (deterministic for a
+//! given thread count); with `N = 1` the GEMMs themselves are split.
 
-use super::check_len;
+use super::gemm::{gemm, gemm_acc, sum, Mat};
+use super::{opt_chunks, Workspace};
 use crate::error::{Error, Result};
-use crate::model::{ConvSpec, Layer, Pads};
+use crate::model::ConvGeom;
+use std::thread;
 
-/// Everything a convolution's loops need, checked once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeom {
-    pub n: usize,
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub pads: Pads,
-    pub groups: usize,
+/// Floats of one `col (K, P)` buffer for `g`.
+pub(crate) fn col_len(g: &ConvGeom) -> usize {
+    g.cin_g() * g.kh * g.kw * g.oh * g.ow
 }
 
-impl ConvGeom {
-    /// Geometry of `spec` applied to a batch of `n` images of `(spec.in_channels, h, w)`.
-    /// The output size comes from `Layer::output_shape` (the one place for shape rules).
-    pub fn new(spec: &ConvSpec, n: usize, h: usize, w: usize) -> Result<ConvGeom> {
-        let out = Layer::Conv(spec.clone()).output_shape(&[spec.in_channels, h, w])?;
-        Ok(ConvGeom {
-            n,
-            c_in: spec.in_channels,
-            h,
-            w,
-            c_out: spec.out_channels,
-            oh: out[1],
-            ow: out[2],
-            kh: spec.kernel[0],
-            kw: spec.kernel[1],
-            sh: spec.stride[0],
-            sw: spec.stride[1],
-            pads: spec.pads,
-            groups: spec.groups,
-        })
-    }
+fn is_direct(g: &ConvGeom) -> bool {
+    g.kh == 1
+        && g.kw == 1
+        && g.sh == 1
+        && g.sw == 1
+        && g.pads.top + g.pads.left + g.pads.bottom + g.pads.right == 0
+}
 
-    /// Input channels per group.
-    pub fn cin_g(&self) -> usize {
-        self.c_in / self.groups
-    }
+/// Output positions `o` in `0..outs` whose tap `k` lands inside `0..len` along one axis:
+/// `0 <= o*s + k - pad < len`.
+fn valid_outs(k: usize, s: usize, pad: usize, len: usize, outs: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(k).div_ceil(s);
+    let hi = (len + pad).saturating_sub(k).div_ceil(s);
+    let hi = hi.min(outs);
+    (lo.min(hi), hi)
+}
 
-    /// Output channels per group.
-    pub fn cout_g(&self) -> usize {
-        self.c_out / self.groups
-    }
-
-    pub fn inp_shape(&self) -> [usize; 4] {
-        [self.n, self.c_in, self.h, self.w]
-    }
-
-    pub fn out_shape(&self) -> [usize; 4] {
-        [self.n, self.c_out, self.oh, self.ow]
-    }
-
-    pub fn weight_shape(&self) -> [usize; 4] {
-        [self.c_out, self.cin_g(), self.kh, self.kw]
-    }
-
-    fn check_groups(&self) -> Result<()> {
-        if self.groups == 0
-            || !self.c_in.is_multiple_of(self.groups)
-            || !self.c_out.is_multiple_of(self.groups)
-        {
-            return Err(Error::Arch(format!(
-                "conv: groups {} must divide {} input and {} output channels",
-                self.groups, self.c_in, self.c_out
-            )));
+/// `col (K, P)` of one group's input `x (C_in/G, H, W)` (formula in the module doc).
+fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    let p = g.oh * g.ow;
+    let (pt, pl) = (g.pads.top, g.pads.left);
+    for c in 0..g.cin_g() {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for kh in 0..g.kh {
+            let (oh0, oh1) = valid_outs(kh, g.sh, pt, g.h, g.oh);
+            for kw in 0..g.kw {
+                let (ow0, ow1) = valid_outs(kw, g.sw, pl, g.w, g.ow);
+                let r = (c * g.kh + kh) * g.kw + kw;
+                let row = &mut col[r * p..(r + 1) * p];
+                row[..oh0 * g.ow].fill(0.0);
+                row[oh1 * g.ow..].fill(0.0);
+                for oh in oh0..oh1 {
+                    let ih = oh * g.sh + kh - pt;
+                    let src = &plane[ih * g.w..(ih + 1) * g.w];
+                    let dst = &mut row[oh * g.ow..(oh + 1) * g.ow];
+                    dst[..ow0].fill(0.0);
+                    dst[ow1..].fill(0.0);
+                    if ow0 < ow1 {
+                        let iw0 = ow0 * g.sw + kw - pl;
+                        if g.sw == 1 {
+                            dst[ow0..ow1].copy_from_slice(&src[iw0..iw0 + (ow1 - ow0)]);
+                        } else {
+                            for (d, s) in dst[ow0..ow1]
+                                .iter_mut()
+                                .zip(src[iw0..].iter().step_by(g.sw))
+                            {
+                                *d = *s;
+                            }
+                        }
+                    }
+                }
+            }
         }
-        if self.sh == 0 || self.sw == 0 {
-            return Err(Error::Arch("conv: stride must be at least 1".into()));
-        }
-        Ok(())
     }
 }
 
-/// `floor(a / b)` for `b > 0`.
-fn floor_div(a: isize, b: isize) -> isize {
-    a.div_euclid(b)
+/// `rows (R, P) += bias[r]`, then ReLU if `relu`.
+pub(crate) fn bias_relu(rows: &mut [f32], p: usize, bias: &[f32], relu: bool) {
+    for (row, &b) in rows.chunks_exact_mut(p.max(1)).zip(bias) {
+        if relu {
+            for v in row {
+                *v = (*v + b).max(0.0);
+            }
+        } else {
+            for v in row {
+                *v += b;
+            }
+        }
+    }
 }
 
-/// `ceil(a / b)` for `b > 0`.
-fn ceil_div(a: isize, b: isize) -> isize {
-    -(-a).div_euclid(b)
-}
-
-/// Clips `[lo, hi)` to `[0, max)` and returns it as usize (empty when `hi <= lo`).
-fn clip(lo: isize, hi: isize, max: usize) -> (usize, usize) {
-    let lo = lo.max(0);
-    let hi = hi.min(max as isize).max(lo);
-    (lo as usize, hi as usize)
-}
-
-/// Kernel taps `k` that land inside the input for output position `o` along one axis:
-/// `0 <= o*s + k - pad < len`  =>  `k in [pad - o*s, len + pad - o*s) ∩ [0, K)`.
-fn taps(o: usize, s: usize, pad: usize, kernel: usize, len: usize) -> (usize, usize) {
-    let start = (o * s) as isize - pad as isize;
-    clip(-start, len as isize - start, kernel)
-}
-
-/// Outputs `o` whose tap `k` lands inside the input along one axis:
-/// `0 <= o*s + k - pad < len`  =>  `o in [ceil((pad - k)/s), ceil((len + pad - k)/s)) ∩ [0, outs)`.
-fn outs_for_tap(k: usize, s: usize, pad: usize, len: usize, outs: usize) -> (usize, usize) {
-    let (s, d) = (s as isize, pad as isize - k as isize);
-    clip(ceil_div(d, s), ceil_div(len as isize + d, s), outs)
-}
-
-/// Outputs `o` that read input position `i` through some tap `k = i + pad - o*s` in `[0, K)`:
-/// `o in [ceil((i + pad - K + 1)/s), floor((i + pad)/s) + 1) ∩ [0, outs)`.
-fn outs_for_input(i: usize, s: usize, pad: usize, kernel: usize, outs: usize) -> (usize, usize) {
-    let (s, t) = (s as isize, (i + pad) as isize);
-    clip(
-        ceil_div(t - kernel as isize + 1, s),
-        floor_div(t, s) + 1,
-        outs,
-    )
-}
-
-/// `out = conv(inp, weight) + bias`. Shapes in the module doc.
-pub fn conv2d_forward(
+/// One image: `inp (C_in, H, W)` -> `out (C_out, OH, OW)`; `col` holds at least `col_len`.
+#[allow(clippy::too_many_arguments)]
+fn conv_image(
     g: &ConvGeom,
     inp: &[f32],
     weight: &[f32],
     bias: &[f32],
     out: &mut [f32],
-) -> Result<()> {
-    g.check_groups()?;
-    check_len(
-        "conv2d_forward: inp (N, C_in, H, W)",
-        inp.len(),
-        &g.inp_shape(),
-    )?;
-    check_len(
-        "conv2d_forward: weight (C_out, C_in/G, KH, KW)",
-        weight.len(),
-        &g.weight_shape(),
-    )?;
-    check_len("conv2d_forward: bias (C_out)", bias.len(), &[g.c_out])?;
-    check_len(
-        "conv2d_forward: out (N, C_out, OH, OW)",
-        out.len(),
-        &g.out_shape(),
-    )?;
+    col: &mut [f32],
+    relu: bool,
+    threads: usize,
+) {
     let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-    let (pt, pl) = (g.pads.top, g.pads.left);
-    for n in 0..g.n {
-        for o in 0..g.c_out {
-            let grp = o / cout_g;
-            for oh in 0..g.oh {
-                // taps inside the input; the others read zero padding and are skipped
-                let (kh0, kh1) = taps(oh, g.sh, pt, g.kh, g.h);
-                for ow in 0..g.ow {
-                    let (kw0, kw1) = taps(ow, g.sw, pl, g.kw, g.w);
-                    let mut acc = bias[o] as f64;
-                    for c in 0..cin_g {
-                        let ci = grp * cin_g + c;
-                        for kh in kh0..kh1 {
-                            let ih = oh * g.sh + kh - pt; // >= 0 because kh >= kh0
-                            for kw in kw0..kw1 {
-                                let iw = ow * g.sw + kw - pl;
-                                let x = inp[((n * g.c_in + ci) * g.h + ih) * g.w + iw];
-                                let wt = weight[((o * cin_g + c) * g.kh + kh) * g.kw + kw];
-                                acc += x as f64 * wt as f64;
-                            }
-                        }
+    let (k, p) = (cin_g * g.kh * g.kw, g.oh * g.ow);
+    let direct = is_direct(g);
+    for grp in 0..g.groups {
+        let x = &inp[grp * cin_g * g.h * g.w..(grp + 1) * cin_g * g.h * g.w];
+        let b: &[f32] = if direct {
+            x
+        } else {
+            im2col(g, x, &mut col[..k * p]);
+            &col[..k * p]
+        };
+        let a = &weight[grp * cout_g * k..(grp + 1) * cout_g * k];
+        let c = &mut out[grp * cout_g * p..(grp + 1) * cout_g * p];
+        gemm(
+            threads,
+            cout_g,
+            k,
+            p,
+            Mat {
+                data: a,
+                rs: k,
+                cs: 1,
+            },
+            Mat {
+                data: b,
+                rs: p,
+                cs: 1,
+            },
+            c,
+            p,
+            1,
+        );
+        bias_relu(c, p, &bias[grp * cout_g..(grp + 1) * cout_g], relu);
+    }
+}
+
+fn check(func: &str, what: &str, len: usize, want: usize) -> Result<()> {
+    if len != want {
+        return Err(Error::Other(format!(
+            "fast {func}: {what} has {len} values, needs {want}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the groups and strides of `g`, and the lengths of `inp (N, C_in, H, W)`,
+/// `weight (C_out, C_in/G, KH, KW)`, a `(C_out)` vector and an `(N, C_out, OH, OW)` one:
+/// bias and output, or with `d = "d"` their gradients.
+fn check_conv(
+    func: &str,
+    d: &str,
+    g: &ConvGeom,
+    inp: usize,
+    weight: usize,
+    bias: usize,
+    out: usize,
+) -> Result<()> {
+    if g.groups == 0
+        || !g.c_in.is_multiple_of(g.groups)
+        || !g.c_out.is_multiple_of(g.groups)
+        || g.sh == 0
+        || g.sw == 0
+    {
+        return Err(Error::Arch(format!(
+            "fast conv: groups {} must divide {} and {} channels, strides must be >= 1",
+            g.groups, g.c_in, g.c_out
+        )));
+    }
+    check(func, "inp (N, C_in, H, W)", inp, g.n * g.c_in * g.h * g.w)?;
+    check(
+        func,
+        "weight (C_out, C_in/G, KH, KW)",
+        weight,
+        g.weight_shape().iter().product(),
+    )?;
+    check(func, &format!("{d}bias (C_out)"), bias, g.c_out)?;
+    check(
+        func,
+        &format!("{d}out (N, C_out, OH, OW)"),
+        out,
+        g.n * g.c_out * g.oh * g.ow,
+    )
+}
+
+/// `out = conv(inp, weight) + bias` (then ReLU if `relu`). Shapes in the module doc.
+pub fn conv2d_forward(
+    ws: &mut Workspace,
+    g: &ConvGeom,
+    inp: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) -> Result<()> {
+    let func = "conv2d_forward";
+    check_conv(func, "", g, inp.len(), weight.len(), bias.len(), out.len())?;
+    let img_in = g.c_in * g.h * g.w;
+    let img_out = g.c_out * g.oh * g.ow;
+    if g.n == 0 || img_out == 0 {
+        return Ok(());
+    }
+    let need = if is_direct(g) { 0 } else { col_len(g) };
+    let threads = ws.threads;
+    if threads > 1 && g.n >= 2 {
+        // Images split across threads, one col buffer each; the GEMMs run single-threaded.
+        let nt = threads.min(g.n);
+        let per = g.n.div_ceil(nt);
+        let cols = ws.cols(g.n.div_ceil(per), need);
+        thread::scope(|s| {
+            for (t, (outs, col)) in out
+                .chunks_mut(per * img_out)
+                .zip(cols.iter_mut())
+                .enumerate()
+            {
+                let n0 = t * per;
+                s.spawn(move || {
+                    for (j, o) in outs.chunks_mut(img_out).enumerate() {
+                        let x = &inp[(n0 + j) * img_in..(n0 + j + 1) * img_in];
+                        conv_image(g, x, weight, bias, o, col, relu, 1);
                     }
-                    out[((n * g.c_out + o) * g.oh + oh) * g.ow + ow] = acc as f32;
-                }
+                });
             }
+        });
+    } else {
+        let col = &mut ws.cols(1, need)[0];
+        for (x, o) in inp.chunks_exact(img_in).zip(out.chunks_exact_mut(img_out)) {
+            conv_image(g, x, weight, bias, o, col, relu, threads);
         }
     }
     Ok(())
 }
 
-/// Gradients of `conv2d_forward`: writes `dinp`, `dweight` and `dbias` (overwritten, not
-/// accumulated). `inp` and `weight` are the forward's inputs.
+/// `dx (C_in/G, H, W) = col2im(dcol (K, P))`: each `dcol` entry is added onto the input
+/// position im2col read it from; entries of padding taps are dropped. `dx` is overwritten.
+fn col2im(g: &ConvGeom, dcol: &[f32], dx: &mut [f32]) {
+    let p = g.oh * g.ow;
+    let (pt, pl) = (g.pads.top, g.pads.left);
+    dx.fill(0.0);
+    for c in 0..g.cin_g() {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for kh in 0..g.kh {
+            let (oh0, oh1) = valid_outs(kh, g.sh, pt, g.h, g.oh);
+            for kw in 0..g.kw {
+                let (ow0, ow1) = valid_outs(kw, g.sw, pl, g.w, g.ow);
+                if ow0 >= ow1 {
+                    continue;
+                }
+                let r = (c * g.kh + kh) * g.kw + kw;
+                let row = &dcol[r * p..(r + 1) * p];
+                let iw0 = ow0 * g.sw + kw - pl;
+                for oh in oh0..oh1 {
+                    let ih = oh * g.sh + kh - pt;
+                    let src = &row[oh * g.ow + ow0..oh * g.ow + ow1];
+                    let dst = &mut plane[ih * g.w + iw0..(ih + 1) * g.w];
+                    if g.sw == 1 {
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().step_by(g.sw).zip(src) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One image's gradients: `dout (C_out, OH, OW)`, `inp (C_in, H, W)` -> `dinp (C_in, H, W)`
+/// (overwritten, when wanted), `dweight (C_out, C_in/G, KH, KW)` and `dbias (C_out)`
+/// (added to). `col` and `dcol` hold at least `col_len` floats each.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_backward(
+fn conv_image_backward(
     g: &ConvGeom,
     dout: &[f32],
     inp: &[f32],
     weight: &[f32],
-    dinp: &mut [f32],
+    mut dinp: Option<&mut [f32]>,
+    dweight: &mut [f32],
+    dbias: &mut [f64],
+    col: &mut [f32],
+    dcol: &mut [f32],
+    threads: usize,
+) {
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let (k, p) = (cin_g * g.kh * g.kw, g.oh * g.ow);
+    let img_g = cin_g * g.h * g.w;
+    let direct = is_direct(g);
+    for grp in 0..g.groups {
+        let x = &inp[grp * img_g..(grp + 1) * img_g];
+        let dy = &dout[grp * cout_g * p..(grp + 1) * cout_g * p];
+        let dy_mat = Mat {
+            data: dy,
+            rs: p,
+            cs: 1,
+        };
+        let cols: &[f32] = if direct {
+            x
+        } else {
+            im2col(g, x, &mut col[..k * p]);
+            &col[..k * p]
+        };
+        // dweight[g] (C_out/G, K) += dY (C_out/G, P) · col^T (P, K)
+        gemm_acc(
+            threads,
+            cout_g,
+            p,
+            k,
+            dy_mat,
+            Mat {
+                data: cols,
+                rs: 1,
+                cs: p,
+            },
+            &mut dweight[grp * cout_g * k..(grp + 1) * cout_g * k],
+            k,
+            1,
+        );
+        for (db, row) in dbias[grp * cout_g..(grp + 1) * cout_g]
+            .iter_mut()
+            .zip(dy.chunks_exact(p.max(1)))
+        {
+            *db += sum(row) as f64;
+        }
+        if let Some(dx) = dinp.as_deref_mut() {
+            let dx = &mut dx[grp * img_g..(grp + 1) * img_g];
+            // dcol (K, P) = weight[g]^T (K, C_out/G) · dY (C_out/G, P); a direct conv's
+            // dcol is the input gradient itself.
+            let wt = Mat {
+                data: &weight[grp * cout_g * k..(grp + 1) * cout_g * k],
+                rs: 1,
+                cs: k,
+            };
+            if direct {
+                gemm(threads, k, cout_g, p, wt, dy_mat, dx, p, 1);
+            } else {
+                gemm(threads, k, cout_g, p, wt, dy_mat, &mut dcol[..k * p], p, 1);
+                col2im(g, &dcol[..k * p], dx);
+            }
+        }
+    }
+}
+
+/// Gradients of `conv2d_forward` (module doc, `# Backward`) from `dout (N, C_out, OH, OW)`
+/// and the forward's `inp (N, C_in, H, W)` and `weight (C_out, C_in/G, KH, KW)`: writes
+/// (overwrites) `dweight (C_out, C_in/G, KH, KW)`, `dbias (C_out)` and, when given,
+/// `dinp (N, C_in, H, W)`. Pass `dinp = None` when nobody needs the input gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    ws: &mut Workspace,
+    g: &ConvGeom,
+    dout: &[f32],
+    inp: &[f32],
+    weight: &[f32],
+    dinp: Option<&mut [f32]>,
     dweight: &mut [f32],
     dbias: &mut [f32],
 ) -> Result<()> {
-    g.check_groups()?;
-    check_len(
-        "conv2d_backward: dout (N, C_out, OH, OW)",
-        dout.len(),
-        &g.out_shape(),
-    )?;
-    check_len(
-        "conv2d_backward: inp (N, C_in, H, W)",
+    let func = "conv2d_backward";
+    check_conv(
+        func,
+        "d",
+        g,
         inp.len(),
-        &g.inp_shape(),
-    )?;
-    check_len(
-        "conv2d_backward: weight (C_out, C_in/G, KH, KW)",
         weight.len(),
-        &g.weight_shape(),
+        dbias.len(),
+        dout.len(),
     )?;
-    check_len(
-        "conv2d_backward: dinp (N, C_in, H, W)",
-        dinp.len(),
-        &g.inp_shape(),
-    )?;
-    check_len(
-        "conv2d_backward: dweight (C_out, C_in/G, KH, KW)",
+    check(
+        func,
+        "dweight (C_out, C_in/G, KH, KW)",
         dweight.len(),
-        &g.weight_shape(),
+        weight.len(),
     )?;
-    check_len("conv2d_backward: dbias (C_out)", dbias.len(), &[g.c_out])?;
-    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-    let (pt, pl) = (g.pads.top, g.pads.left);
-    let dout_at = |n: usize, o: usize, oh: usize, ow: usize| {
-        dout[((n * g.c_out + o) * g.oh + oh) * g.ow + ow]
-    };
-
-    // dbias[o] = sum over n, oh, ow of dout
-    for (o, db) in dbias.iter_mut().enumerate() {
-        let mut acc = 0.0f64;
-        for n in 0..g.n {
-            for oh in 0..g.oh {
-                for ow in 0..g.ow {
-                    acc += dout_at(n, o, oh, ow) as f64;
-                }
-            }
-        }
-        *db = acc as f32;
+    if let Some(d) = &dinp {
+        check(func, "dinp (N, C_in, H, W)", d.len(), inp.len())?;
     }
-
-    // dweight[o, c, kh, kw] = sum over n and the (oh, ow) whose tap (kh, kw) is inside the
-    // input of dout * the input it multiplied
-    for o in 0..g.c_out {
-        let grp = o / cout_g;
-        for c in 0..cin_g {
-            let ci = grp * cin_g + c;
-            for kh in 0..g.kh {
-                let (oh0, oh1) = outs_for_tap(kh, g.sh, pt, g.h, g.oh);
-                for kw in 0..g.kw {
-                    let (ow0, ow1) = outs_for_tap(kw, g.sw, pl, g.w, g.ow);
-                    let mut acc = 0.0f64;
-                    for n in 0..g.n {
-                        for oh in oh0..oh1 {
-                            let ih = oh * g.sh + kh - pt;
-                            for ow in ow0..ow1 {
-                                let iw = ow * g.sw + kw - pl;
-                                let x = inp[((n * g.c_in + ci) * g.h + ih) * g.w + iw];
-                                acc += dout_at(n, o, oh, ow) as f64 * x as f64;
-                            }
-                        }
+    let img_in = g.c_in * g.h * g.w;
+    let img_out = g.c_out * g.oh * g.ow;
+    dweight.fill(0.0);
+    dbias.fill(0.0);
+    if g.n == 0 || img_out == 0 || img_in == 0 {
+        if let Some(d) = dinp {
+            d.fill(0.0);
+        }
+        return Ok(());
+    }
+    let need = if is_direct(g) { 0 } else { col_len(g) };
+    let threads = ws.threads;
+    let mut db = vec![0.0f64; g.c_out];
+    if threads > 1 && g.n >= 2 {
+        // Images split across threads; each has its own col / dcol and sums its own
+        // dweight / dbias partial, added up below in thread order.
+        let per = g.n.div_ceil(threads.min(g.n));
+        let nt = g.n.div_ceil(per);
+        let (cols, partials) = ws.cols_and_partials(2 * nt, need, nt, dweight.len());
+        let (cols, dcols) = cols.split_at_mut(nt);
+        let mut dbs = vec![vec![0.0f64; g.c_out]; nt];
+        thread::scope(|s| {
+            for (((((dys, xs), mut dxs), (col, dcol)), dw), db) in dout
+                .chunks(per * img_out)
+                .zip(inp.chunks(per * img_in))
+                .zip(opt_chunks(dinp, per * img_in, nt))
+                .zip(cols.iter_mut().zip(dcols.iter_mut()))
+                .zip(partials.iter_mut())
+                .zip(dbs.iter_mut())
+            {
+                s.spawn(move || {
+                    let dw = &mut dw[..weight.len()];
+                    dw.fill(0.0);
+                    for (j, (dy, x)) in dys
+                        .chunks_exact(img_out)
+                        .zip(xs.chunks_exact(img_in))
+                        .enumerate()
+                    {
+                        let dx = dxs
+                            .as_deref_mut()
+                            .map(|d| &mut d[j * img_in..(j + 1) * img_in]);
+                        conv_image_backward(g, dy, x, weight, dx, dw, db, col, dcol, 1);
                     }
-                    dweight[((o * cin_g + c) * g.kh + kh) * g.kw + kw] = acc as f32;
-                }
+                });
             }
+        });
+        for part in &partials[..nt] {
+            for (d, &p) in dweight.iter_mut().zip(part) {
+                *d += p;
+            }
+        }
+        for part in &dbs {
+            for (d, &p) in db.iter_mut().zip(part) {
+                *d += p;
+            }
+        }
+    } else {
+        let (col, dcol) = ws.cols(2, need).split_at_mut(1);
+        let (col, dcol) = (&mut col[0], &mut dcol[0]);
+        let mut dinp = dinp;
+        for (j, (dy, x)) in dout
+            .chunks_exact(img_out)
+            .zip(inp.chunks_exact(img_in))
+            .enumerate()
+        {
+            let dx = dinp
+                .as_deref_mut()
+                .map(|d| &mut d[j * img_in..(j + 1) * img_in]);
+            conv_image_backward(g, dy, x, weight, dx, dweight, &mut db, col, dcol, threads);
         }
     }
-
-    // dinp[n, i, y, x] = sum over the outputs (oh, ow) of i's group that read (y, x), each
-    // through tap kh = y + pad_top - oh*SH, kw = x + pad_left - ow*SW
-    for n in 0..g.n {
-        for i in 0..g.c_in {
-            let grp = i / cin_g;
-            let c = i - grp * cin_g;
-            for y in 0..g.h {
-                let (oh0, oh1) = outs_for_input(y, g.sh, pt, g.kh, g.oh);
-                for x in 0..g.w {
-                    let (ow0, ow1) = outs_for_input(x, g.sw, pl, g.kw, g.ow);
-                    let mut acc = 0.0f64;
-                    for o in grp * cout_g..(grp + 1) * cout_g {
-                        for oh in oh0..oh1 {
-                            let kh = y + pt - oh * g.sh; // in 0..KH by the range above
-                            for ow in ow0..ow1 {
-                                let kw = x + pl - ow * g.sw;
-                                let wt = weight[((o * cin_g + c) * g.kh + kh) * g.kw + kw];
-                                acc += dout_at(n, o, oh, ow) as f64 * wt as f64;
-                            }
-                        }
-                    }
-                    dinp[((n * g.c_in + i) * g.h + y) * g.w + x] = acc as f32;
-                }
-            }
-        }
+    for (d, &v) in dbias.iter_mut().zip(&db) {
+        *d = v as f32;
     }
     Ok(())
 }

@@ -1,313 +1,308 @@
-//! Max pooling (with padding and floor/ceil rounding) and adaptive average pooling.
+//! Max pooling and adaptive average pooling, plane by plane (`(H, W)` -> `(OH, OW)` for
+//! each of the `N*C` planes), planes split across threads natively.
+//! Definitions (windows, clipping, ceil mode, adaptive ranges) are `reference::pool`'s; the window
+//! bounds come from the same `PoolGeom::rows` / `cols` and `shape::adaptive_range`. Max pool
+//! saves no argmax here (inference only); the maximum itself is the same value the
+//! reference picks, so results are bit-identical. Average pool sums in the same order as
+//! the reference, so it is bit-identical too.
 //!
-//! # Max pool
-//! Shapes: `inp (N, C, H, W)`, `out` and `argmax (N, C, OH, OW)`, `OH = shape::pool_out(..)`.
-//! Window of output `(oh, ow)` in input coordinates: rows
-//! `oh*SH - pad_top .. oh*SH - pad_top + KH`, clipped to `0..H` (likewise columns). Padding
-//! acts as `-inf`, so clipping the window is the same as reading it; a ceil-mode window that
-//! hangs over the end is clipped the same way. No window is empty (`shape::pool_out` never
-//! starts a window in the trailing pad and the pads are smaller than the kernel).
-//!
-//! Forward: `out = max over the clipped window`, `argmax = flat index into inp`
-//! (`((n*C + c)*H + h)*W + w`, as u32, the way a GPU kernel stores it). The running max
-//! starts at the window's first element; a later element wins only if strictly greater,
-//! so ties go to the first element in row-major order (no magic "-99999" start value).
-//!
-//! Backward: `dinp[i] = sum_{outputs o whose window contains i and argmax[o] = i} dout[o]`,
-//! written as a gather over the outputs whose window can contain `i`: for row `h`,
-//! `oh*SH - pad_top <= h < oh*SH - pad_top + KH`, i.e.
-//! `ceil((h + pad_top + 1 - KH) / SH) <= oh <= floor((h + pad_top) / SH)`.
-//!
-//! # Adaptive average pool (PyTorch's `AdaptiveAvgPool2d`)
-//! Shapes: `inp (N, C, H, W)`, `out (N, C, OH, OW)`. Output `(oh, ow)` averages rows
-//! `shape::adaptive_range(oh, H, OH)` x columns `shape::adaptive_range(ow, W, OW)`; windows
-//! overlap when `H` is not a multiple of `OH` (13 -> 6).
-//! Forward: `out[o] = (1 / |R(o)|) sum_{i in R(o)} inp[i]`.
-//! Backward: `dinp[i] = sum_{o : i in R(o)} dout[o] / |R(o)|` (a gather over all outputs).
+//! Training: `maxpool_forward_train` saves the argmax as `reference::maxpool_forward` does (flat
+//! index into the whole `inp`, the window scanned in row-major order from its first
+//! element, a later element winning only if strictly greater), then gathers `out` from it.
+//! Backward passes are scatters, plane by plane (no plane reads another's gradient):
+//! max pool adds `dout[o]` at `argmax[o]`, average pool adds `dout[o] / |R(o)|` over
+//! `R(o)`. Each input element receives its terms in ascending output order starting from
+//! zero, the order of the reference's gathers, so both are bit-identical to it.
 
-use super::check_len;
+use super::{par_planes, par_units, Workspace};
 use crate::error::{Error, Result};
-use crate::model::{AvgPoolSpec, Layer, PoolSpec};
+use crate::model::{AvgPoolGeom, PoolGeom};
 use crate::shape::adaptive_range;
 
-/// Geometry of a max pool over a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolGeom {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+fn check(what: &str, inp: usize, out: usize, want_in: usize, want_out: usize) -> Result<()> {
+    if inp != want_in || out != want_out {
+        return Err(Error::Other(format!(
+            "fast {what}: inp {inp} / out {out} values, needs {want_in} / {want_out}"
+        )));
+    }
+    Ok(())
 }
 
-impl PoolGeom {
-    /// Output size from `Layer::output_shape` (which uses `shape::pool_out` and checks that
-    /// the pads are smaller than the kernel).
-    pub fn new(spec: &PoolSpec, n: usize, c: usize, h: usize, w: usize) -> Result<PoolGeom> {
-        let out = Layer::MaxPool(spec.clone()).output_shape(&[c, h, w])?;
-        Ok(PoolGeom {
-            n,
-            c,
-            h,
-            w,
-            oh: out[1],
-            ow: out[2],
-            kh: spec.kernel[0],
-            kw: spec.kernel[1],
-            sh: spec.stride[0],
-            sw: spec.stride[1],
-            pad_top: spec.pads.top,
-            pad_left: spec.pads.left,
-        })
+/// Max pool forward on `inp (N, C, H, W)` into `out (N, C, OH, OW)`.
+pub fn maxpool_forward(ws: &Workspace, g: &PoolGeom, inp: &[f32], out: &mut [f32]) -> Result<()> {
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    check(
+        "maxpool_forward",
+        inp.len(),
+        out.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
+    )?;
+    let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
+    let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
+    if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
+        return Err(Error::Other(
+            "fast maxpool_forward: a window is empty".into(),
+        ));
     }
-
-    pub fn inp_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.h, self.w]
-    }
-
-    pub fn out_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.oh, self.ow]
-    }
-
-    /// Clipped input rows `[start, end)` of output row `oh`.
-    pub fn rows(&self, oh: usize) -> (usize, usize) {
-        clip(oh * self.sh, self.pad_top, self.kh, self.h)
-    }
-
-    /// Clipped input columns `[start, end)` of output column `ow`.
-    pub fn cols(&self, ow: usize) -> (usize, usize) {
-        clip(ow * self.sw, self.pad_left, self.kw, self.w)
-    }
+    par_planes(ws.threads, inp, pin, out, pout, |x, y| {
+        for (oh, &(h0, h1)) in rows.iter().enumerate() {
+            for (ow, &(w0, w1)) in cols.iter().enumerate() {
+                let mut best = x[h0 * g.w + w0];
+                for h in h0..h1 {
+                    for &v in &x[h * g.w + w0..h * g.w + w1] {
+                        if v > best {
+                            best = v;
+                        }
+                    }
+                }
+                y[oh * g.ow + ow] = best;
+            }
+        }
+    });
+    Ok(())
 }
 
-/// Window `[start - pad, start - pad + k)` clipped to `[0, len)`.
-fn clip(start: usize, pad: usize, k: usize, len: usize) -> (usize, usize) {
-    let lo = start as isize - pad as isize;
-    let hi = (lo + k as isize).min(len as isize);
-    let lo = lo.max(0);
-    (lo as usize, hi.max(lo) as usize)
+/// Checks `(name, len, want)` triples of one function's buffers.
+fn check_lens(func: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
+    for &(what, len, want) in lens {
+        if len != want {
+            return Err(Error::Other(format!(
+                "fast {func}: {what} has {len} values, needs {want}"
+            )));
+        }
+    }
+    Ok(())
 }
 
-/// Max pool forward; saves the flat input index of each maximum in `argmax`.
-pub fn maxpool_forward(
+/// Whether a plane-by-plane pass over `len` input floats is worth threads.
+fn worth_threads(len: usize) -> bool {
+    len >= 1 << 16
+}
+
+/// Training-mode max pool on `inp (N, C, H, W)`: `out (N, C, OH, OW)` and `argmax
+/// (N, C, OH, OW)`, the flat index into `inp` of each output's maximum (tie rule in the
+/// module doc).
+pub fn maxpool_forward_train(
+    ws: &Workspace,
     g: &PoolGeom,
     inp: &[f32],
     out: &mut [f32],
     argmax: &mut [u32],
 ) -> Result<()> {
-    check_len(
-        "maxpool_forward: inp (N, C, H, W)",
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    let func = "maxpool_forward_train";
+    check(
+        func,
         inp.len(),
-        &g.inp_shape(),
-    )?;
-    check_len(
-        "maxpool_forward: out (N, C, OH, OW)",
         out.len(),
-        &g.out_shape(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
     )?;
-    check_len(
-        "maxpool_forward: argmax (N, C, OH, OW)",
+    check(
+        func,
+        inp.len(),
         argmax.len(),
-        &g.out_shape(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
     )?;
     if inp.len() > u32::MAX as usize {
-        return Err(Error::Other(
-            "maxpool_forward: input too large for u32 argmax".into(),
-        ));
+        return Err(Error::Other(format!(
+            "fast {func}: input too large for u32 argmax"
+        )));
     }
-    for nc in 0..g.n * g.c {
-        for oh in 0..g.oh {
-            let (h0, h1) = g.rows(oh);
-            for ow in 0..g.ow {
-                let (w0, w1) = g.cols(ow);
-                if h0 >= h1 || w0 >= w1 {
-                    return Err(Error::Other(format!(
-                        "maxpool_forward: output ({oh}, {ow}) has an empty window"
-                    )));
-                }
-                let mut best_i = (nc * g.h + h0) * g.w + w0;
-                let mut best = inp[best_i];
-                for h in h0..h1 {
-                    for w in w0..w1 {
-                        let i = (nc * g.h + h) * g.w + w;
-                        if inp[i] > best {
-                            best = inp[i];
-                            best_i = i;
+    let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
+    let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
+    if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
+        return Err(Error::Other(format!("fast {func}: a window is empty")));
+    }
+    if pout == 0 {
+        return Ok(());
+    }
+    par_units(
+        ws.threads,
+        argmax,
+        pout,
+        worth_threads(inp.len()),
+        |first, run| {
+            for (j, am) in run.chunks_exact_mut(pout).enumerate() {
+                let base = (first + j) * pin;
+                let x = &inp[base..base + pin];
+                for (oh, &(h0, h1)) in rows.iter().enumerate() {
+                    for (ow, &(w0, w1)) in cols.iter().enumerate() {
+                        let mut best_i = h0 * g.w + w0;
+                        let mut best = x[best_i];
+                        for h in h0..h1 {
+                            for (i, &v) in x[h * g.w + w0..h * g.w + w1].iter().enumerate() {
+                                if v > best {
+                                    best = v;
+                                    best_i = h * g.w + w0 + i;
+                                }
+                            }
                         }
+                        // fits: inp.len() <= u32::MAX was checked above
+                        am[oh * g.ow + ow] = (base + best_i) as u32;
                     }
                 }
-                let o = (nc * g.oh + oh) * g.ow + ow;
-                out[o] = best;
-                argmax[o] = best_i as u32;
             }
-        }
+        },
+    );
+    for (y, &i) in out.iter_mut().zip(argmax.iter()) {
+        *y = inp[i as usize];
     }
     Ok(())
 }
 
-/// Max pool backward: routes each `dout` to its argmax, as a gather per input element.
+/// Max pool backward: `dinp (N, C, H, W)` (overwritten) gets each `dout (N, C, OH, OW)`
+/// added at its saved `argmax (N, C, OH, OW)`. An argmax outside its output's window (a
+/// corrupt trace) is an error.
 pub fn maxpool_backward(
+    ws: &Workspace,
     g: &PoolGeom,
     dout: &[f32],
     argmax: &[u32],
     dinp: &mut [f32],
 ) -> Result<()> {
-    check_len(
-        "maxpool_backward: dout (N, C, OH, OW)",
-        dout.len(),
-        &g.out_shape(),
-    )?;
-    check_len(
-        "maxpool_backward: argmax (N, C, OH, OW)",
-        argmax.len(),
-        &g.out_shape(),
-    )?;
-    check_len(
-        "maxpool_backward: dinp (N, C, H, W)",
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    let func = "maxpool_backward";
+    check(
+        func,
         dinp.len(),
-        &g.inp_shape(),
+        dout.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
     )?;
-    // Output rows whose window contains input row `h`: ceil((h+pad+1-k)/s) ..= (h+pad)/s.
-    let range = |x: usize, pad: usize, k: usize, s: usize, outs: usize| -> (usize, usize) {
-        let t = x + pad;
-        let lo = if t + 1 >= k {
-            (t + 1 - k).div_ceil(s)
-        } else {
-            0
-        };
-        let hi = (t / s + 1).min(outs);
-        (lo, hi.max(lo))
-    };
-    for nc in 0..g.n * g.c {
-        for h in 0..g.h {
-            let (oh0, oh1) = range(h, g.pad_top, g.kh, g.sh, g.oh);
-            for w in 0..g.w {
-                let (ow0, ow1) = range(w, g.pad_left, g.kw, g.sw, g.ow);
-                let i = (nc * g.h + h) * g.w + w;
-                let mut acc = 0.0f32;
-                for oh in oh0..oh1 {
-                    for ow in ow0..ow1 {
-                        let o = (nc * g.oh + oh) * g.ow + ow;
-                        if argmax[o] as usize == i {
-                            acc += dout[o];
-                        }
-                    }
-                }
-                dinp[i] = acc;
-            }
+    check(
+        func,
+        dinp.len(),
+        argmax.len(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
+    )?;
+    if pin == 0 {
+        return Ok(());
+    }
+    // Validated up front so the scatter below cannot write out of its plane.
+    for (o, &i) in argmax.iter().enumerate() {
+        let (nc, rest) = (o / pout.max(1), o % pout.max(1));
+        let (oh, ow) = (rest / g.ow, rest % g.ow);
+        let i = i as usize;
+        let (h, w) = ((i % pin) / g.w, i % g.w);
+        let ((h0, h1), (w0, w1)) = (g.rows(oh), g.cols(ow));
+        if i / pin != nc || !(h0..h1).contains(&h) || !(w0..w1).contains(&w) {
+            return Err(Error::Other(format!(
+                "fast {func}: argmax {i} of output {o} is outside its window"
+            )));
         }
     }
+    par_units(
+        ws.threads,
+        dinp,
+        pin,
+        worth_threads(dinp.len()),
+        |first, run| {
+            run.fill(0.0);
+            let base = first * pin;
+            let outs = first * pout..(first * pout + run.len() / pin * pout);
+            for (&i, &d) in argmax[outs.clone()].iter().zip(&dout[outs]) {
+                run[i as usize - base] += d;
+            }
+        },
+    );
     Ok(())
 }
 
-/// Geometry of an adaptive average pool over a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AvgPoolGeom {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
+/// Adaptive average pool backward: `dinp (N, C, H, W)` (overwritten) gets
+/// `dout[o] / |R(o)|` added over each output's region `R(o)`; `dout (N, C, OH, OW)`.
+pub fn adaptive_avgpool_backward(
+    ws: &Workspace,
+    g: &AvgPoolGeom,
+    dout: &[f32],
+    dinp: &mut [f32],
+) -> Result<()> {
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    check_lens(
+        "adaptive_avgpool_backward",
+        &[
+            ("dout (N, C, OH, OW)", dout.len(), g.n * g.c * pout),
+            ("dinp (N, C, H, W)", dinp.len(), g.n * g.c * pin),
+        ],
+    )?;
+    par_units(
+        ws.threads,
+        dinp,
+        pin,
+        worth_threads(dinp.len()),
+        |first, run| {
+            for (j, dx) in run.chunks_exact_mut(pin).enumerate() {
+                let dy = &dout[(first + j) * pout..(first + j + 1) * pout];
+                dx.fill(0.0);
+                for oh in 0..g.oh {
+                    let (h0, h1) = adaptive_range(oh, g.h, g.oh);
+                    for ow in 0..g.ow {
+                        let (w0, w1) = adaptive_range(ow, g.w, g.ow);
+                        let v = dy[oh * g.ow + ow] / ((h1 - h0) * (w1 - w0)) as f32;
+                        for h in h0..h1 {
+                            for d in &mut dx[h * g.w + w0..h * g.w + w1] {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Ok(())
 }
 
-impl AvgPoolGeom {
-    pub fn new(spec: &AvgPoolSpec, n: usize, c: usize, h: usize, w: usize) -> Result<AvgPoolGeom> {
-        let out = Layer::AdaptiveAvgPool(spec.clone()).output_shape(&[c, h, w])?;
-        if h == 0 || w == 0 {
-            return Err(Error::Arch(format!(
-                "avgpool {:?}: empty input {h}x{w}",
-                spec.name
-            )));
-        }
-        Ok(AvgPoolGeom {
-            n,
-            c,
-            h,
-            w,
-            oh: out[1],
-            ow: out[2],
-        })
-    }
-
-    pub fn inp_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.h, self.w]
-    }
-
-    pub fn out_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.oh, self.ow]
-    }
-}
-
-/// Adaptive average pool forward (f32 sums, row-major order).
-pub fn adaptive_avgpool_forward(g: &AvgPoolGeom, inp: &[f32], out: &mut [f32]) -> Result<()> {
-    check_len(
-        "adaptive_avgpool_forward: inp (N, C, H, W)",
+/// Adaptive average pool forward on `inp (N, C, H, W)` into `out (N, C, OH, OW)`.
+pub fn adaptive_avgpool_forward(
+    ws: &Workspace,
+    g: &AvgPoolGeom,
+    inp: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    let (pin, pout) = (g.h * g.w, g.oh * g.ow);
+    check(
+        "adaptive_avgpool_forward",
         inp.len(),
-        &g.inp_shape(),
-    )?;
-    check_len(
-        "adaptive_avgpool_forward: out (N, C, OH, OW)",
         out.len(),
-        &g.out_shape(),
+        g.n * g.c * pin,
+        g.n * g.c * pout,
     )?;
-    for nc in 0..g.n * g.c {
+    par_planes(ws.threads, inp, pin, out, pout, |x, y| {
         for oh in 0..g.oh {
             let (h0, h1) = adaptive_range(oh, g.h, g.oh);
             for ow in 0..g.ow {
                 let (w0, w1) = adaptive_range(ow, g.w, g.ow);
                 let mut sum = 0.0f32;
                 for h in h0..h1 {
-                    for w in w0..w1 {
-                        sum += inp[(nc * g.h + h) * g.w + w];
+                    for &v in &x[h * g.w + w0..h * g.w + w1] {
+                        sum += v;
                     }
                 }
-                out[(nc * g.oh + oh) * g.ow + ow] = sum / ((h1 - h0) * (w1 - w0)) as f32;
+                y[oh * g.ow + ow] = sum / ((h1 - h0) * (w1 - w0)) as f32;
             }
         }
-    }
+    });
     Ok(())
 }
 
-/// Adaptive average pool backward, a gather over the outputs whose region holds each input.
-pub fn adaptive_avgpool_backward(g: &AvgPoolGeom, dout: &[f32], dinp: &mut [f32]) -> Result<()> {
-    check_len(
-        "adaptive_avgpool_backward: dout (N, C, OH, OW)",
-        dout.len(),
-        &g.out_shape(),
-    )?;
-    check_len(
-        "adaptive_avgpool_backward: dinp (N, C, H, W)",
-        dinp.len(),
-        &g.inp_shape(),
-    )?;
-    for nc in 0..g.n * g.c {
-        for h in 0..g.h {
-            for w in 0..g.w {
-                let mut acc = 0.0f32;
-                for oh in 0..g.oh {
-                    let (h0, h1) = adaptive_range(oh, g.h, g.oh);
-                    if !(h0..h1).contains(&h) {
-                        continue;
-                    }
-                    for ow in 0..g.ow {
-                        let (w0, w1) = adaptive_range(ow, g.w, g.ow);
-                        if !(w0..w1).contains(&w) {
-                            continue;
-                        }
-                        let count = ((h1 - h0) * (w1 - w0)) as f32;
-                        acc += dout[(nc * g.oh + oh) * g.ow + ow] / count;
-                    }
-                }
-                dinp[(nc * g.h + h) * g.w + w] = acc;
-            }
+/// Row-wise softmax of `x (N, K)` into `y (N, K)`: `y = exp(x - max) / sum exp(x - max)`,
+/// the sum in f64 as the reference does (K is at most a few thousand: negligible cost).
+pub fn softmax_forward(n: usize, k: usize, x: &[f32], y: &mut [f32]) -> Result<()> {
+    check("softmax_forward", x.len(), y.len(), n * k, n * k)?;
+    for (xr, yr) in x.chunks_exact(k.max(1)).zip(y.chunks_exact_mut(k.max(1))) {
+        let m = xr.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut sum = 0.0f64;
+        for (yv, &xv) in yr.iter_mut().zip(xr) {
+            let e = (xv - m).exp();
+            *yv = e;
+            sum += e as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        for yv in yr.iter_mut() {
+            *yv *= inv;
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! [`GpuContext`]: adapter + device + queue, created once (async, so it works in a browser),
 //! with limits negotiated from the adapter's own and every kernel's pipeline compiled up front.
-//! Also the small vocabulary the rest of the backend is written in: storage buffers, uniform
-//! [`Params`], [`Dispatch`] (one kernel launch with its bind group), one-submission runs and
+//! Also the small vocabulary the rest of the backend is written in: storage buffers, typed
+//! uniform parameters (`params`), [`Dispatch`] (one kernel launch with its bind group), one-submission runs and
 //! async readback.
 //!
 //! Readback is `map_async` + a oneshot awaited: natively `device.poll` drives the callback
@@ -9,6 +9,7 @@
 //! so nothing here ever blocks there.
 
 use super::kernels::Kernel;
+use super::params::{uniform_bytes, KernelParams, Layout};
 use super::{report, AdapterReport};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -17,9 +18,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-/// Workgroup size of every elementwise kernel (`@workgroup_size(256)`), and the most
-/// invocations any kernel here uses per workgroup (the tiled ones are 16 x 16).
-pub const WG: u32 = 256;
+pub use super::params::WG;
 /// Workgroup memory the kernels declare at most (the tiled LRNs' 64 x 64 f32 block; the
 /// GEMM tiles take 8 KiB); WebGPU's default limit, so every WebGPU adapter has it.
 const WORKGROUP_BYTES: u32 = 16384;
@@ -144,7 +143,7 @@ impl GpuContext {
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(kernel.file()),
-                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                source: wgpu::ShaderSource::Wgsl(kernel.source()?.into()),
             });
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(kernel.file()),
@@ -276,20 +275,21 @@ impl GpuContext {
     /// One kernel launch: `params` in a new uniform buffer at binding 0, `buffers` at
     /// bindings 1, 2, ... (in the order the kernel's header lists them), and the workgroup
     /// counts, each checked against the device's per-dimension limit.
-    pub fn dispatch(
+    pub fn dispatch<P: KernelParams>(
         &self,
         kernel: Kernel,
-        params: &Params,
+        params: &P,
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
+        check_params(kernel, &P::LAYOUT)?;
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(Error::Gpu(format!(
                 "{kernel:?}: dispatch {workgroups:?} exceeds {max} workgroups per dimension"
             )));
         }
-        let bytes = params.bytes()?;
+        let bytes = uniform_bytes(params);
         let uniform = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(kernel.file()),
             size: bytes.len() as u64,
@@ -322,8 +322,10 @@ impl GpuContext {
     }
 
     /// Rewrites a dispatch's parameters (e.g. a dropout seed per training step).
-    pub fn set_params(&self, d: &Dispatch, params: &Params) -> Result<()> {
-        self.queue.write_buffer(&d.params, 0, &params.bytes()?);
+    pub fn set_params<P: KernelParams>(&self, d: &Dispatch, params: &P) -> Result<()> {
+        check_params(d.kernel, &P::LAYOUT)?;
+        self.queue
+            .write_buffer(&d.params, 0, &uniform_bytes(params));
         Ok(())
     }
 
@@ -484,49 +486,17 @@ pub struct Dispatch {
     pub workgroups: [u32; 3],
 }
 
-/// A kernel's uniform `Params` struct as 4-byte words, in the WGSL struct's field order
-/// (every field is a u32 or an f32, so the layout is just the order).
-#[derive(Clone, Debug, Default)]
-pub struct Params {
-    words: Vec<u32>,
-    too_big: Option<usize>,
-}
-
-impl Params {
-    pub fn new() -> Params {
-        Params::default()
+/// Refuses parameters that are not `kernel`'s own struct (a host bug that would otherwise
+/// run the kernel on misread values).
+fn check_params(kernel: Kernel, got: &Layout) -> Result<()> {
+    let want = kernel.params();
+    if want.name != got.name {
+        return Err(Error::Gpu(format!(
+            "{kernel:?} takes {} parameters, was given {}",
+            want.name, got.name
+        )));
     }
-
-    /// Appends a u32 field (a size, an index, a flag); values over u32::MAX are an error at
-    /// `bytes()`.
-    pub fn u(mut self, v: usize) -> Params {
-        match u32::try_from(v) {
-            Ok(w) => self.words.push(w),
-            Err(_) => {
-                self.too_big.get_or_insert(v);
-                self.words.push(0);
-            }
-        }
-        self
-    }
-
-    /// Appends an f32 field.
-    pub fn f(mut self, v: f32) -> Params {
-        self.words.push(v.to_bits());
-        self
-    }
-
-    /// Little-endian bytes, padded to a multiple of 16.
-    pub fn bytes(&self) -> Result<Vec<u8>> {
-        if let Some(v) = self.too_big {
-            return Err(Error::Gpu(format!(
-                "kernel parameter {v} does not fit in 32 bits"
-            )));
-        }
-        let mut b: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        b.resize(b.len().div_ceil(16).max(1) * 16, 0);
-        Ok(b)
-    }
+    Ok(())
 }
 
 /// `data` as little-endian bytes (what WGSL's f32 is on every platform wgpu supports).

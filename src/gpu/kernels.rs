@@ -3,11 +3,65 @@
 //! into a pipeline that [`GpuContext`](super::GpuContext) caches by that key.
 //!
 //! Adding a kernel (e.g. a backward pass): write `shaders/<name>.wgsl` with the usual header
-//! (what one invocation computes, bindings, dispatch) and an entry point `main`, with the
-//! uniform `Params` at binding 0 and the storage buffers at bindings 1, 2, ... in order; add a
-//! variant here (to `ALL`, `file` and `source`); build its [`Dispatch`](super::Dispatch) in
-//! `ops.rs`. `tests/shaders_naga.rs` validates the new file and checks this list against the
-//! directory.
+//! (what one invocation computes, bindings, dispatch) and an entry point `main`, with its
+//! uniform parameters at binding 0 and the storage buffers at bindings 1, 2, ... in order;
+//! declare the parameters' struct in `params.rs` (and in WGSL: in the file, or in a shared
+//! piece of `shaders/lib/` the file includes); add a variant here (to `ALL`, `file`,
+//! `own_source` and `params`); build its [`Dispatch`](super::Dispatch) in `ops.rs`.
+//! `tests/shaders_naga.rs` validates every composed kernel, checks its parameters' layout
+//! against `params.rs` and this list against the directory.
+//!
+//! Composition: the pieces several kernels share (the elementwise grid, the parameter
+//! structs of a layer family, the tiled GEMM core, the softmax row reduction) live once in
+//! `shaders/lib/`, and the sizes host and shaders share are written as WGSL constants from
+//! `params.rs`, so neither is copied between files.
+
+use super::params::*;
+use crate::error::{Error, Result};
+
+/// The shared pieces a kernel may include, by the name it uses.
+pub const LIB: [(&str, &str); 7] = [
+    ("lib/grid.wgsl", include_str!("shaders/lib/grid.wgsl")),
+    ("lib/conv.wgsl", include_str!("shaders/lib/conv.wgsl")),
+    (
+        "lib/gemm_tile.wgsl",
+        include_str!("shaders/lib/gemm_tile.wgsl"),
+    ),
+    ("lib/pool.wgsl", include_str!("shaders/lib/pool.wgsl")),
+    ("lib/lrn.wgsl", include_str!("shaders/lib/lrn.wgsl")),
+    ("lib/linear.wgsl", include_str!("shaders/lib/linear.wgsl")),
+    ("lib/softmax.wgsl", include_str!("shaders/lib/softmax.wgsl")),
+];
+
+const INCLUDE: &str = "// #include ";
+
+/// `own` with the shared constants and its included pieces in front.
+pub fn compose(own: &str) -> Result<String> {
+    let mut out = String::from("// shared constants (gpu::params)\n");
+    for (name, v) in SHARED_CONSTS {
+        out.push_str(&format!("const {name}: u32 = {v}u;\n"));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for line in own.lines() {
+        let Some(name) = line.strip_prefix(INCLUDE) else {
+            continue;
+        };
+        let name = name.trim();
+        if seen.contains(&name) {
+            continue;
+        }
+        let (_, text) = LIB.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            Error::Gpu(format!(
+                "a kernel includes {name:?}, which is not in shaders/lib"
+            ))
+        })?;
+        seen.push(name);
+        out.push_str(text);
+        out.push('\n');
+    }
+    out.push_str(own);
+    Ok(out)
+}
 
 /// A compute kernel. Each has exactly one `.wgsl` file and one pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,8 +191,15 @@ impl Kernel {
         }
     }
 
-    /// The WGSL source (compiled into the binary).
-    pub fn source(self) -> &'static str {
+    /// The WGSL the pipeline compiles: the shared constants (`params::SHARED_CONSTS`), each
+    /// piece of `shaders/lib/` the file names in a `// #include lib/<name>.wgsl` line (once,
+    /// in the order named), then the file itself.
+    pub fn source(self) -> Result<String> {
+        compose(self.own_source())
+    }
+
+    /// The kernel's own file (compiled into the binary), before composition.
+    pub fn own_source(self) -> &'static str {
         match self {
             Kernel::Relu => include_str!("shaders/relu.wgsl"),
             Kernel::ConvNaive => include_str!("shaders/conv_naive.wgsl"),
@@ -167,6 +228,39 @@ impl Kernel {
             Kernel::SoftmaxXent => include_str!("shaders/softmax_xent.wgsl"),
             Kernel::Sgd => include_str!("shaders/sgd.wgsl"),
             Kernel::Fill => include_str!("shaders/fill.wgsl"),
+        }
+    }
+
+    /// The layout of the uniform parameters at binding 0 (`gpu::params`).
+    pub fn params(self) -> Layout {
+        match self {
+            Kernel::Relu => CountParams::LAYOUT,
+            Kernel::ConvNaive => ConvParams::LAYOUT,
+            Kernel::ConvTiled => ConvParams::LAYOUT,
+            Kernel::Lrn => LrnParams::LAYOUT,
+            Kernel::LrnTiled => LrnParams::LAYOUT,
+            Kernel::MaxPool => PoolParams::LAYOUT,
+            Kernel::AvgPool => AvgPoolParams::LAYOUT,
+            Kernel::LinearGemm => LinearParams::LAYOUT,
+            Kernel::LinearGemv => LinearParams::LAYOUT,
+            Kernel::Dropout => DropoutParams::LAYOUT,
+            Kernel::Softmax => SoftmaxParams::LAYOUT,
+            Kernel::ConvBwdData => ConvParams::LAYOUT,
+            Kernel::ConvBwdWeight => ConvParams::LAYOUT,
+            Kernel::ConvBwdDataTiled => ConvParams::LAYOUT,
+            Kernel::ConvBwdWeightTiled => ConvParams::LAYOUT,
+            Kernel::SumSplits => SumSplitsParams::LAYOUT,
+            Kernel::BiasBwd => BiasBwdParams::LAYOUT,
+            Kernel::ReluBwd => CountParams::LAYOUT,
+            Kernel::LrnBwd => LrnParams::LAYOUT,
+            Kernel::LrnBwdTiled => LrnParams::LAYOUT,
+            Kernel::MaxPoolBwd => PoolParams::LAYOUT,
+            Kernel::AvgPoolBwd => AvgPoolParams::LAYOUT,
+            Kernel::LinearBwdData => LinearBwdParams::LAYOUT,
+            Kernel::LinearBwdWeight => LinearBwdParams::LAYOUT,
+            Kernel::SoftmaxXent => SoftmaxParams::LAYOUT,
+            Kernel::Sgd => SgdParams::LAYOUT,
+            Kernel::Fill => FillParams::LAYOUT,
         }
     }
 

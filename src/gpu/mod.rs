@@ -8,7 +8,7 @@
 //! - [`kernels`]: the kernel registry, [`Kernel`]: one `.wgsl` file per kernel in
 //!   `src/gpu/shaders/`, each opening with what one invocation computes, its bindings and
 //!   the dispatch the host must use;
-//! - [`ops`]: one function per layer op that turns a CPU geometry (`cpu::ConvGeom`, ...) and
+//! - [`ops`]: one function per layer op that turns a CPU geometry (`model::ConvGeom`, ...) and
 //!   buffers into [`Dispatch`]es: the place to add backward kernels;
 //! - [`model`]: [`GpuModel`], a whole network planned once per batch size and run in one
 //!   submission;
@@ -22,11 +22,12 @@ pub mod context;
 pub mod kernels;
 pub mod model;
 pub mod ops;
+pub mod params;
 pub mod session;
 pub mod timer;
 pub mod train;
 
-pub use context::{Dispatch, GpuContext, Params};
+pub use context::{Dispatch, GpuContext};
 pub use kernels::Kernel;
 pub use model::GpuModel;
 pub use session::GpuSession;

@@ -16,10 +16,11 @@
 use super::context::{Dispatch, GpuContext};
 use super::ops::{self, ConvAlgo, LinearAlgo, LrnAlgo, WeightBlock};
 use super::timer::{Phase, Span, Timer};
-use crate::cpu;
+use crate::elementwise;
 use crate::error::{Error, Result};
 use crate::model::{Arch, Layer};
-use crate::net::{Mode, Model};
+use crate::model::{Geom, Step};
+use crate::model::{Mode, Model};
 use crate::tensor::Tensor;
 
 /// Choices a caller (or a test) can make; `Default` is what `GpuModel::new` uses.
@@ -233,7 +234,7 @@ impl GpuModel {
     }
 
     /// Records layers `0..end` in `mode` into `enc` (training mode rewrites each dropout
-    /// layer's seed, `cpu::dropout_layer_seed(seed, idx)`, before the submission). The input
+    /// layer's seed, `elementwise::dropout_layer_seed(seed, idx)`, before the submission). The input
     /// must have been written (`write_input`).
     pub fn record_forward(
         &self,
@@ -271,7 +272,7 @@ impl GpuModel {
                 Op::Alias => {}
                 Op::Dropout { dispatch, p, count } => match mode {
                     Mode::Train { seed } => {
-                        let s = cpu::dropout_layer_seed(seed, idx);
+                        let s = elementwise::dropout_layer_seed(seed, idx);
                         ctx.set_params(dispatch, &ops::dropout_params(*count, *p, s)?)?;
                         match timer.as_deref_mut() {
                             Some(t) => ctx.record_timed(enc, &[dispatch], span, t)?,
@@ -386,10 +387,18 @@ impl GpuModel {
     }
 }
 
+/// A layer whose plan step carries another layer's geometry (a bug, not a user error).
+pub(crate) fn mismatch(step: &Step) -> Error {
+    Error::Arch(format!(
+        "layer {:?}: its plan step has the geometry {:?}",
+        step.name(),
+        step.geom
+    ))
+}
+
 /// The plan: buffers, parameters and dispatches for every layer.
 fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Result<GpuModel> {
     let arch = &model.arch;
-    let per_image = arch.shapes()?;
     let conv_algo = opts.conv.unwrap_or(ConvAlgo::Tiled);
     let lrn_algo = opts.lrn.unwrap_or(LrnAlgo::Naive);
     let linear_algo = opts.linear.unwrap_or(LinearAlgo::for_batch(batch));
@@ -408,22 +417,12 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
     let mut saved = Vec::new();
     let mut weight_blocks = Vec::new();
     let mut layer_params = Vec::new();
-    let mut in_shape = arch.input.to_vec();
     let mut in_buf = 0usize;
 
-    for (layer, shape) in arch.layers.iter().zip(&per_image) {
-        let mut full = vec![batch];
-        full.extend(shape);
-        let count: usize = full.iter().product();
-        let chw = |s: &[usize]| -> Result<[usize; 3]> {
-            match s {
-                [c, h, w] => Ok([*c, *h, *w]),
-                _ => Err(Error::Arch(format!(
-                    "layer {:?} needs a (C, H, W) input, got {s:?}",
-                    layer.name()
-                ))),
-            }
-        };
+    for step in arch.plan(batch)? {
+        let layer = step.layer;
+        let full = step.output.clone();
+        let count = step.out_count();
         let own = |bufs: &mut Vec<wgpu::Buffer>| -> Result<usize> {
             bufs.push(ctx.storage(layer.name(), count)?);
             Ok(bufs.len() - 1)
@@ -431,11 +430,9 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         let mut layer_saved = None;
         let mut nblocks = 0;
         let mut lp = None;
-        let (ob, op) = match layer {
-            Layer::Flatten { .. } => (in_buf, Op::Alias),
-            Layer::Conv(spec) => {
-                let [_, ih, iw] = chw(&in_shape)?;
-                let g = cpu::ConvGeom::new(spec, batch, ih, iw)?;
+        let (ob, op) = match (layer, step.geom) {
+            (Layer::Flatten { .. }, _) => (in_buf, Op::Alias),
+            (Layer::Conv(spec), Geom::Conv(g)) => {
                 let wt = ctx.upload(
                     &format!("{}.weight", spec.name),
                     &model.weight(&spec.name)?.data,
@@ -451,8 +448,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
                 nblocks = 1;
                 (ob, Op::Run(vec![d]))
             }
-            Layer::Linear(spec) => {
-                let g = cpu::LinearGeom::new(spec, batch);
+            (Layer::Linear(spec), Geom::Linear(g)) => {
                 let weight = model.weight(&spec.name)?;
                 let blocks = ops::row_blocks(spec.out_features, spec.in_features, max_block)?;
                 let wbufs = blocks
@@ -500,37 +496,31 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
                 params.push(b);
                 (ob, Op::Run(ds))
             }
-            Layer::Relu { .. } => {
+            (Layer::Relu { .. }, _) => {
                 let ob = own(&mut bufs)?;
                 let d = ops::relu(ctx, count, &bufs[in_buf], &bufs[ob])?;
                 (ob, Op::Run(vec![d]))
             }
-            Layer::Lrn(spec) => {
-                let [ch, ih, iw] = chw(&in_shape)?;
-                let g = cpu::LrnGeom::new(spec, batch, ch, ih, iw)?;
+            (Layer::Lrn(spec), Geom::Lrn(g)) => {
                 let ob = own(&mut bufs)?;
                 let scale = ctx.storage(&format!("{}.scale", spec.name), count)?;
                 let d = ops::lrn(ctx, &g, lrn_algo, &bufs[in_buf], &bufs[ob], &scale)?;
                 layer_saved = Some(scale);
                 (ob, Op::Run(vec![d]))
             }
-            Layer::MaxPool(spec) => {
-                let [ch, ih, iw] = chw(&in_shape)?;
-                let g = cpu::PoolGeom::new(spec, batch, ch, ih, iw)?;
+            (Layer::MaxPool(spec), Geom::MaxPool(g)) => {
                 let ob = own(&mut bufs)?;
                 let argmax = ctx.storage(&format!("{}.argmax", spec.name), count)?;
                 let d = ops::maxpool(ctx, &g, &bufs[in_buf], &bufs[ob], &argmax)?;
                 layer_saved = Some(argmax);
                 (ob, Op::Run(vec![d]))
             }
-            Layer::AdaptiveAvgPool(spec) => {
-                let [ch, ih, iw] = chw(&in_shape)?;
-                let g = cpu::AvgPoolGeom::new(spec, batch, ch, ih, iw)?;
+            (Layer::AdaptiveAvgPool(_spec), Geom::AvgPool(g)) => {
                 let ob = own(&mut bufs)?;
                 let d = ops::avgpool(ctx, &g, &bufs[in_buf], &bufs[ob])?;
                 (ob, Op::Run(vec![d]))
             }
-            Layer::Dropout(spec) => {
+            (Layer::Dropout(spec), _) => {
                 let ob = own(&mut bufs)?;
                 let dispatch = ops::dropout(ctx, count, spec.p, 0, &bufs[in_buf], &bufs[ob])?;
                 (
@@ -542,12 +532,13 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
                     },
                 )
             }
-            Layer::Softmax { .. } => {
+            (Layer::Softmax { .. }, _) => {
                 let k = count / batch;
                 let ob = own(&mut bufs)?;
                 let d = ops::softmax(ctx, batch, k, &bufs[in_buf], &bufs[ob])?;
                 (ob, Op::Run(vec![d]))
             }
+            _ => return Err(mismatch(&step)),
         };
         out_buf.push(ob);
         shapes.push(full);
@@ -555,7 +546,6 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         saved.push(layer_saved);
         weight_blocks.push(nblocks);
         layer_params.push(lp);
-        in_shape = shape.clone();
         in_buf = ob;
     }
     Ok(GpuModel {

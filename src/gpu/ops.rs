@@ -1,5 +1,5 @@
-//! One function per layer op: a CPU geometry (`cpu::ConvGeom`, `cpu::LrnGeom`, ...: the
-//! shapes come from `model.rs`'s rules, never recomputed here) plus the buffers in, the
+//! One function per layer op: a layer geometry (`model::ConvGeom`, `model::LrnGeom`, ...: the
+//! shapes come from `model::geometry`, never recomputed here) plus the buffers in, the
 //! [`Dispatch`]es out. The kernels' own headers (`shaders/*.wgsl`) say what each computes and
 //! which dispatch it needs; the functions here provide exactly that dispatch and check that
 //! every buffer is large enough first (a kernel reading past a buffer would read clamped
@@ -8,10 +8,11 @@
 //! Backward kernels go here too: a function per op that takes the forward's saved buffers
 //! (max-pool argmax, LRN scale, dropout seed) and returns its dispatches.
 
-use super::context::{grid, Dispatch, GpuContext, Params, WG};
+use super::context::{grid, Dispatch, GpuContext, WG};
 use super::kernels::Kernel;
-use crate::cpu::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
+use super::params::*;
 use crate::error::{Error, Result};
+use crate::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 
 /// Which convolution kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,10 +105,10 @@ fn max_groups(ctx: &GpuContext) -> u32 {
 
 /// A kernel with one invocation per element of its `count`-long output, on the folded 2-D
 /// grid every such kernel uses (so no dimension exceeds the workgroup-count limit).
-fn per_element(
+fn per_element<P: KernelParams>(
     ctx: &GpuContext,
     kernel: Kernel,
-    params: &Params,
+    params: &P,
     buffers: &[&wgpu::Buffer],
     count: usize,
 ) -> Result<Dispatch> {
@@ -121,14 +122,14 @@ fn per_element(
 
 /// Adaptive average pool forward's and backward's uniform parameters, after checking the
 /// geometry.
-fn avgpool_params(count: usize, g: &AvgPoolGeom) -> Result<Params> {
+fn avgpool_params(count: usize, g: &AvgPoolGeom) -> Result<AvgPoolParams> {
     if g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
         return Err(Error::Arch(format!("avgpool: invalid geometry {g:?}")));
     }
-    Ok(Params::new().u(count).u(g.h).u(g.w).u(g.oh).u(g.ow))
+    AvgPoolParams::new(count, g)
 }
 
-/// `out = conv(x, w) + bias`, optionally followed by ReLU. Shapes as `cpu::conv`:
+/// `out = conv(x, w) + bias`, optionally followed by ReLU. Shapes as `reference::conv`:
 /// `x (N, C_in, H, W)`, `w (C_out, C_in/G, KH, KW)`, `bias (C_out)`, `out (N, C_out, OH, OW)`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
@@ -147,10 +148,11 @@ pub fn conv2d(
     need(bias, g.c_out, "conv bias (C_out)")?;
     let out_len: usize = g.out_shape().iter().product();
     need(out, out_len, "conv out (N, C_out, OH, OW)")?;
-    let params = conv_params(g)
-        .u(g.groups)
-        .u(0) // co_base
-        .u(relu as usize);
+    let params = ConvParams {
+        co_base: 0,
+        relu: relu as u32,
+        ..ConvParams::new(g)?
+    };
     let (kernel, groups) = match algo {
         ConvAlgo::Naive => (
             Kernel::ConvNaive,
@@ -173,7 +175,7 @@ pub fn conv2d(
 }
 
 /// `y = x W^T + b`, optionally followed by ReLU, with W given as row blocks (one dispatch
-/// each). Shapes as `cpu::linear`: `x (N, IN)`, `bias (OUT)`, `y (N, OUT)`.
+/// each). Shapes as `reference::linear`: `x (N, IN)`, `bias (OUT)`, `y (N, OUT)`.
 #[allow(clippy::too_many_arguments)]
 pub fn linear(
     ctx: &GpuContext,
@@ -212,13 +214,14 @@ pub fn linear(
                 b.rows * g.in_features,
                 "linear weight block (rows, IN)",
             )?;
-            let params = Params::new()
-                .u(g.n)
-                .u(g.in_features)
-                .u(g.out_features)
-                .u(b.row0)
-                .u(b.rows)
-                .u(relu as usize);
+            let params = LinearParams {
+                batch: u32_of(g.n)?,
+                in_f: u32_of(g.in_features)?,
+                out_total: u32_of(g.out_features)?,
+                row0: u32_of(b.row0)?,
+                rows: u32_of(b.rows)?,
+                relu: relu as u32,
+            };
             let (kernel, groups) = match algo {
                 LinearAlgo::Gemv => {
                     let [gx, gy, _] = grid(b.rows, 1, max_groups(ctx));
@@ -247,7 +250,7 @@ pub fn relu(
 ) -> Result<Dispatch> {
     need(x, count, "relu x")?;
     need(y, count, "relu y")?;
-    per_element(ctx, Kernel::Relu, &Params::new().u(count), &[x, y], count)
+    per_element(ctx, Kernel::Relu, &CountParams::new(count)?, &[x, y], count)
 }
 
 /// LRN across channels; writes `out` and the saved `scale` (all `(N, C, H, W)`).
@@ -266,7 +269,7 @@ pub fn lrn(
     need(x, count, "lrn x")?;
     need(out, count, "lrn out")?;
     need(scale, count, "lrn scale")?;
-    let params = lrn_params(count, g);
+    let params = LrnParams::new(count, g)?;
     match lrn_blocks(ctx, g, algo) {
         Some(groups) => ctx.dispatch(Kernel::LrnTiled, &params, &[x, out, scale], groups),
         None => per_element(ctx, Kernel::Lrn, &params, &[x, out, scale], count),
@@ -298,7 +301,7 @@ pub fn maxpool(
     need(x, g.inp_shape().iter().product(), "maxpool x")?;
     need(out, count, "maxpool out")?;
     need(argmax, count, "maxpool argmax")?;
-    let params = pool_params(count, g);
+    let params = PoolParams::new(count, g)?;
     per_element(ctx, Kernel::MaxPool, &params, &[x, out, argmax], count)
 }
 
@@ -318,16 +321,21 @@ pub fn avgpool(
 
 /// The uniform parameters of a training-mode dropout: rewrite them per step with
 /// `GpuContext::set_params` to change the seed.
-pub fn dropout_params(count: usize, p: f32, seed: u32) -> Result<Params> {
+pub fn dropout_params(count: usize, p: f32, seed: u32) -> Result<DropoutParams> {
     if !(0.0..1.0).contains(&p) {
         return Err(Error::Arch(format!("dropout: p = {p} must be in [0, 1)")));
     }
-    // the same f32 scale as cpu::dropout_forward, so kept values match bit for bit
+    // the same f32 scale as elementwise::dropout_forward, so kept values match bit for bit
     let scale = 1.0 / (1.0 - p);
-    Ok(Params::new().u(count).u(seed as usize).f(p).f(scale))
+    Ok(DropoutParams {
+        count: u32_of(count)?,
+        seed,
+        p,
+        scale,
+    })
 }
 
-/// Training-mode dropout over `count` elements with the mask of `cpu::dropout_keep(seed, i, p)`.
+/// Training-mode dropout over `count` elements with the mask of `elementwise::dropout_keep(seed, i, p)`.
 pub fn dropout(
     ctx: &GpuContext,
     count: usize,
@@ -362,7 +370,11 @@ pub fn softmax(
     need(y, n * k, "softmax y")?;
     ctx.dispatch(
         Kernel::Softmax,
-        &Params::new().u(n).u(k),
+        &SoftmaxParams {
+            rows: u32_of(n)?,
+            k: u32_of(k)?,
+            inv_n: 0.0,
+        },
         &[x, y],
         grid(n, 1, max_groups(ctx)),
     )
@@ -373,55 +385,6 @@ pub fn softmax(
 // Every backward kernel is a gather: one invocation per element of the gradient it writes
 // (WGSL has no float atomics). Each writes its gradient (never accumulates), except
 // `linear_backward`'s dx across weight blocks, which its own dispatches chain in order.
-
-/// LRN forward's and backward's uniform parameters.
-fn lrn_params(count: usize, g: &LrnGeom) -> Params {
-    Params::new()
-        .u(count)
-        .u(g.c)
-        .u(g.hw)
-        .u(g.size)
-        .f(g.alpha_eff)
-        .f(g.beta)
-        .f(g.k)
-}
-
-/// Max-pool forward's and backward's uniform parameters.
-fn pool_params(count: usize, g: &PoolGeom) -> Params {
-    Params::new()
-        .u(count)
-        .u(g.h)
-        .u(g.w)
-        .u(g.oh)
-        .u(g.ow)
-        .u(g.kh)
-        .u(g.kw)
-        .u(g.sh)
-        .u(g.sw)
-        .u(g.pad_top)
-        .u(g.pad_left)
-}
-
-/// The uniform parameters every conv kernel starts with (the forward adds `groups`,
-/// `co_base`, `relu`).
-fn conv_params(g: &ConvGeom) -> Params {
-    Params::new()
-        .u(g.n)
-        .u(g.c_in)
-        .u(g.h)
-        .u(g.w)
-        .u(g.c_out)
-        .u(g.oh)
-        .u(g.ow)
-        .u(g.kh)
-        .u(g.kw)
-        .u(g.sh)
-        .u(g.sw)
-        .u(g.pads.top)
-        .u(g.pads.left)
-        .u(g.cin_g())
-        .u(g.cout_g())
-}
 
 fn check_conv(g: &ConvGeom) -> Result<()> {
     if g.groups == 0
@@ -435,7 +398,7 @@ fn check_conv(g: &ConvGeom) -> Result<()> {
     Ok(())
 }
 
-/// Convolution gradients, as `cpu::conv2d_backward`: `dx (N, C_in, H, W)` from
+/// Convolution gradients, as `reference::conv2d_backward`: `dx (N, C_in, H, W)` from
 /// `dout (N, C_out, OH, OW)` and `w`; `dw (C_out, C_in/G, KH, KW)` from `dout` and the
 /// forward's input `x`; `db (C_out)`. Data, weight and bias dispatches, independent of
 /// each other (the tiled weight gradient may add a split-K reduction).
@@ -506,13 +469,13 @@ pub fn conv2d_backward_data(
     match tiled {
         Some(((x, y), z)) => ctx.dispatch(
             Kernel::ConvBwdDataTiled,
-            &conv_params(g),
+            &ConvParams::new(g)?,
             &[dout, w, dx],
             [x, y, z],
         ),
         None => ctx.dispatch(
             Kernel::ConvBwdData,
-            &conv_params(g),
+            &ConvParams::new(g)?,
             &[dout, w, dx],
             grid(in_len, WG as usize, max_groups(ctx)),
         ),
@@ -574,7 +537,11 @@ pub fn conv2d_backward_params(
                     g.groups
                 ))
             })?;
-            let params = conv_params(g).u(g.groups).u(splits).u(per_split);
+            let params = ConvParams {
+                splits: u32_of(splits)?,
+                cols_per_split: u32_of(per_split)?,
+                ..ConvParams::new(g)?
+            };
             if splits == 1 {
                 ds.push(ctx.dispatch(
                     Kernel::ConvBwdWeightTiled,
@@ -593,7 +560,10 @@ pub fn conv2d_backward_params(
                 ds.push(per_element(
                     ctx,
                     Kernel::SumSplits,
-                    &Params::new().u(w_len).u(splits),
+                    &SumSplitsParams {
+                        count: u32_of(w_len)?,
+                        splits: u32_of(splits)?,
+                    },
                     &[&part, dw],
                     w_len,
                 )?);
@@ -601,7 +571,7 @@ pub fn conv2d_backward_params(
         }
         _ => ds.push(ctx.dispatch(
             Kernel::ConvBwdWeight,
-            &conv_params(g),
+            &ConvParams::new(g)?,
             &[dout, x, dw],
             grid(w_len, WG as usize, max_groups(ctx)),
         )?),
@@ -624,14 +594,18 @@ pub fn bias_backward(
     need(db, c, "dbias (C)")?;
     ctx.dispatch(
         Kernel::BiasBwd,
-        &Params::new().u(n).u(c).u(inner),
+        &BiasBwdParams {
+            n: u32_of(n)?,
+            c: u32_of(c)?,
+            inner: u32_of(inner)?,
+        },
         &[dout, db],
         // one workgroup per channel
         grid(c * WG as usize, WG as usize, max_groups(ctx)),
     )
 }
 
-/// Fully connected gradients, as `cpu::linear_backward`, with the weight (and its gradient)
+/// Fully connected gradients, as `reference::linear_backward`, with the weight (and its gradient)
 /// in the same row blocks as the forward: per block one `dx += dy_block W_block` dispatch (the
 /// first overwrites) and one `dW_block = dy_block^T x`; then `db = sum_n dy`. `dw_blocks[i]`
 /// has the rows of `blocks[i]`.
@@ -677,15 +651,20 @@ pub fn linear_backward(
             b.rows * g.in_features,
             "linear dweight block (rows, IN)",
         )?;
-        let params = Params::new()
-            .u(g.n)
-            .u(g.in_features)
-            .u(g.out_features)
-            .u(b.row0)
-            .u(b.rows);
+        let params = LinearBwdParams {
+            n: u32_of(g.n)?,
+            in_f: u32_of(g.in_features)?,
+            out_f: u32_of(g.out_features)?,
+            row0: u32_of(b.row0)?,
+            rows: u32_of(b.rows)?,
+            accumulate: 0,
+        };
         out.push(ctx.dispatch(
             Kernel::LinearBwdData,
-            &params.clone().u((i > 0) as usize),
+            &LinearBwdParams {
+                accumulate: (i > 0) as u32,
+                ..params
+            },
             &[dy, b.buf, dx],
             grid(g.n * g.in_features, wg, max_groups(ctx)),
         )?);
@@ -714,13 +693,13 @@ pub fn relu_backward(
     per_element(
         ctx,
         Kernel::ReluBwd,
-        &Params::new().u(count),
+        &CountParams::new(count)?,
         &[dout, x, dx],
         count,
     )
 }
 
-/// LRN backward (`cpu::lrn_backward`) from the forward's input `x`, output `out` and saved
+/// LRN backward (`reference::lrn_backward`) from the forward's input `x`, output `out` and saved
 /// `scale`, all `(N, C, H, W)`.
 #[allow(clippy::too_many_arguments)]
 pub fn lrn_backward(
@@ -746,7 +725,7 @@ pub fn lrn_backward(
     ] {
         need(b, count, what)?;
     }
-    let params = lrn_params(count, g);
+    let params = LrnParams::new(count, g)?;
     let bufs = [dout, x, out, scale, dx];
     match lrn_blocks(ctx, g, algo) {
         Some(groups) => ctx.dispatch(Kernel::LrnBwdTiled, &params, &bufs, groups),
@@ -754,7 +733,7 @@ pub fn lrn_backward(
     }
 }
 
-/// Max-pool backward (`cpu::maxpool_backward`) from the forward's saved `argmax`: a gather
+/// Max-pool backward (`reference::maxpool_backward`) from the forward's saved `argmax`: a gather
 /// per input element over the (overlapping) windows that can contain it.
 pub fn maxpool_backward(
     ctx: &GpuContext,
@@ -771,11 +750,11 @@ pub fn maxpool_backward(
     need(dout, out_len, "maxpool dout")?;
     need(argmax, out_len, "maxpool argmax")?;
     need(dx, count, "maxpool dx")?;
-    let params = pool_params(count, g);
+    let params = PoolParams::new(count, g)?;
     per_element(ctx, Kernel::MaxPoolBwd, &params, &[dout, argmax, dx], count)
 }
 
-/// Adaptive average pool backward (`cpu::adaptive_avgpool_backward`).
+/// Adaptive average pool backward (`reference::adaptive_avgpool_backward`).
 pub fn avgpool_backward(
     ctx: &GpuContext,
     g: &AvgPoolGeom,
@@ -790,7 +769,7 @@ pub fn avgpool_backward(
 }
 
 /// Training-mode dropout backward: `dx = keep(seed, i) ? dout * scale : 0`, the forward
-/// kernel itself (`cpu::dropout_backward` is `dropout_forward` on `dout` too), with the
+/// kernel itself (`elementwise::dropout_backward` is `dropout_forward` on `dout` too), with the
 /// forward's `(p, seed)`.
 pub fn dropout_backward(
     ctx: &GpuContext,
@@ -825,7 +804,11 @@ pub fn softmax_xent(
     need(dlogits, n * k, "softmax_xent dlogits (N, K)")?;
     ctx.dispatch(
         Kernel::SoftmaxXent,
-        &Params::new().u(n).u(k).f(1.0 / n as f32),
+        &SoftmaxParams {
+            rows: u32_of(n)?,
+            k: u32_of(k)?,
+            inv_n: 1.0 / n as f32,
+        },
         &[logits, labels, losses, dlogits],
         grid(n, 1, max_groups(ctx)),
     )
@@ -857,16 +840,17 @@ pub fn upload_labels(ctx: &GpuContext, k: usize, labels: &[usize]) -> Result<wgp
     Ok(buf)
 }
 
-pub use crate::cpu::Sgd;
+pub use crate::elementwise::Sgd;
 
 /// The `sgd.wgsl` uniform for `count` elements (rewrite it with `set_params` to change the
 /// learning rate).
-pub fn sgd_params(opt: &Sgd, count: usize) -> Params {
-    Params::new()
-        .u(count)
-        .f(opt.lr)
-        .f(opt.momentum)
-        .f(opt.weight_decay)
+pub fn sgd_params(opt: &Sgd, count: usize) -> Result<SgdParams> {
+    Ok(SgdParams {
+        count: u32_of(count)?,
+        lr: opt.lr,
+        momentum: opt.momentum,
+        wd: opt.weight_decay,
+    })
 }
 
 /// One SGD-with-momentum update of `count` parameters `w` with velocity `v` and gradient `g`.
@@ -881,7 +865,13 @@ pub fn sgd(
     need(w, count, "sgd weight")?;
     need(v, count, "sgd velocity")?;
     need(g, count, "sgd gradient")?;
-    per_element(ctx, Kernel::Sgd, &sgd_params(opt, count), &[w, v, g], count)
+    per_element(
+        ctx,
+        Kernel::Sgd,
+        &sgd_params(opt, count)?,
+        &[w, v, g],
+        count,
+    )
 }
 
 /// `buf[0..count] = value`.
@@ -890,7 +880,10 @@ pub fn fill(ctx: &GpuContext, count: usize, value: f32, buf: &wgpu::Buffer) -> R
     per_element(
         ctx,
         Kernel::Fill,
-        &Params::new().u(count).f(value),
+        &FillParams {
+            count: u32_of(count)?,
+            value,
+        },
         &[buf],
         count,
     )

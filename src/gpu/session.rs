@@ -8,7 +8,7 @@ use super::context::GpuContext;
 use super::model::{GpuModel, GpuOptions};
 use super::AdapterReport;
 use crate::error::{Error, Result};
-use crate::net::Model;
+use crate::model::Model;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! [`GpuTrainer`]: training on the GPU, planned once per `(Model, batch size)`.
 //!
 //! A step is ONE submission: the training-mode forward of [`GpuModel`] (dropout masks from
-//! `cpu::dropout_layer_seed(seed, layer)`, exactly the CPU's), the fused softmax +
+//! `elementwise::dropout_layer_seed(seed, layer)`, exactly the CPU's), the fused softmax +
 //! cross-entropy (`softmax_xent.wgsl`: per-example loss and `dlogits = (p - onehot) / N`),
 //! the backward pass layer by layer (one gather kernel per gradient, `ops::*_backward`), and
 //! the SGD-with-momentum update of every parameter in the paper's form (`sgd.wgsl`). Only
@@ -20,10 +20,11 @@ use super::context::{Dispatch, GpuContext};
 use super::model::{GpuModel, GpuOptions};
 use super::ops::{self, ConvAlgo, LrnAlgo, Sgd};
 use super::timer::{Phase, Span, Timer};
-use crate::cpu;
+use crate::elementwise;
 use crate::error::{Error, Result};
+use crate::model::Geom;
 use crate::model::{Arch, Layer};
-use crate::net::{Mode, Model, Params};
+use crate::model::{Mode, Model, Params};
 use crate::tensor::Tensor;
 
 /// One parameter tensor's gradient and velocity buffers, per row block.
@@ -131,7 +132,7 @@ impl GpuTrainer {
             } else {
                 &opt
             };
-            ctx.set_params(d, &ops::sgd_params(o, *len))?;
+            ctx.set_params(d, &ops::sgd_params(o, *len)?)?;
         }
         self.opt = opt;
         Ok(())
@@ -209,7 +210,7 @@ impl GpuTrainer {
                 self.model.write_input(ctx, x)?;
                 ops::write_labels(ctx, &self.labels, self.classes, labels)?;
                 for &(layer, i, p, count) in &self.dropouts {
-                    let s = cpu::dropout_layer_seed(seed, layer);
+                    let s = elementwise::dropout_layer_seed(seed, layer);
                     ctx.set_params(&self.backward[i], &ops::dropout_params(count, p, s)?)?;
                 }
                 let mut enc = ctx
@@ -344,17 +345,6 @@ impl GpuTrainer {
     }
 }
 
-/// `(C, H, W)` of a per-image shape, or an error naming the layer.
-fn chw(layer: &Layer, s: &[usize]) -> Result<[usize; 3]> {
-    match s {
-        [c, h, w] => Ok([*c, *h, *w]),
-        _ => Err(Error::Arch(format!(
-            "layer {:?} needs a (C, H, W) input, got {s:?}",
-            layer.name()
-        ))),
-    }
-}
-
 fn build(
     ctx: &GpuContext,
     model: GpuModel,
@@ -364,14 +354,14 @@ fn build(
     conv: ConvAlgo,
     lrn: LrnAlgo,
 ) -> Result<GpuTrainer> {
-    let per_image = arch.shapes()?;
-    let end = crate::net::loss_layers(arch);
+    let end = crate::model::loss_layers(arch);
     if end == 0 {
         return Err(Error::Arch(
             "nothing to train: no layers before the loss".into(),
         ));
     }
-    let classes = match per_image[end - 1].as_slice() {
+    let plan = arch.plan_to(batch, end)?;
+    let classes = match &plan[end - 1].output[1..] {
         [k] if *k > 0 => *k,
         s => {
             return Err(Error::Arch(format!(
@@ -383,12 +373,13 @@ fn build(
     // gradient buffers of every layer output (Flatten shares its input's)
     let mut dbufs: Vec<wgpu::Buffer> = Vec::new();
     let mut dout_of: Vec<usize> = Vec::with_capacity(end);
-    for (idx, (layer, shape)) in arch.layers.iter().zip(&per_image).take(end).enumerate() {
-        if matches!(layer, Layer::Flatten { .. }) && idx > 0 {
+    for step in &plan {
+        let idx = step.index;
+        if matches!(step.geom, Geom::Flatten) && idx > 0 {
             dout_of.push(dout_of[idx - 1]);
         } else {
-            let count = batch * shape.iter().product::<usize>();
-            dbufs.push(ctx.storage(&format!("d {}", layer.name()), count)?);
+            let count = step.out_count();
+            dbufs.push(ctx.storage(&format!("d {}", step.name()), count)?);
             dout_of.push(dbufs.len() - 1);
         }
     }
@@ -419,15 +410,11 @@ fn build(
     let mut backward_layer = Vec::new();
     let mut dropouts = Vec::new();
     let mut params = Vec::new();
-    for idx in (0..end).rev() {
+    for step in plan.iter().rev() {
+        let idx = step.index;
         backward_layer.resize(backward.len(), idx + 1);
-        let layer = &arch.layers[idx];
-        let in_shape: &[usize] = if idx == 0 {
-            &arch.input
-        } else {
-            &per_image[idx - 1]
-        };
-        let in_count = batch * in_shape.iter().product::<usize>();
+        let layer = step.layer;
+        let in_count = step.in_count();
         let x = if idx == 0 {
             model.input_buffer()
         } else {
@@ -441,10 +428,8 @@ fn build(
         } else {
             Some(&dbufs[dout_of[idx - 1]])
         };
-        match layer {
-            Layer::Conv(spec) => {
-                let [_, h, w] = chw(layer, in_shape)?;
-                let g = cpu::ConvGeom::new(spec, batch, h, w)?;
+        match (layer, step.geom) {
+            (Layer::Conv(spec), Geom::Conv(g)) => {
                 let (blocks, _) = model
                     .layer_params(idx)
                     .ok_or_else(|| Error::Gpu(format!("{}: no parameters", spec.name)))?;
@@ -481,8 +466,7 @@ fn build(
                     vec![db],
                 )?);
             }
-            Layer::Linear(spec) => {
-                let g = cpu::LinearGeom::new(spec, batch);
+            (Layer::Linear(spec), Geom::Linear(g)) => {
                 let (blocks, _) = model
                     .layer_params(idx)
                     .ok_or_else(|| Error::Gpu(format!("{}: no parameters", spec.name)))?;
@@ -511,14 +495,12 @@ fn build(
                 )?);
             }
             _ if din.is_none() => {} // a parameterless first layer: nothing to compute
-            Layer::Flatten { .. } => {}
-            Layer::Relu { .. } => {
+            (Layer::Flatten { .. }, _) => {}
+            (Layer::Relu { .. }, _) => {
                 let din = din.ok_or_else(|| Error::Gpu("relu: no input gradient".into()))?;
                 backward.push(ops::relu_backward(ctx, in_count, dout, x, din)?);
             }
-            Layer::Lrn(spec) => {
-                let [c, h, w] = chw(layer, in_shape)?;
-                let g = cpu::LrnGeom::new(spec, batch, c, h, w)?;
+            (Layer::Lrn(_spec), Geom::Lrn(g)) => {
                 let out = model
                     .output_buffer(idx)
                     .ok_or_else(|| Error::Gpu("lrn out".into()))?;
@@ -528,33 +510,30 @@ fn build(
                 let din = din.ok_or_else(|| Error::Gpu("lrn: no input gradient".into()))?;
                 backward.push(ops::lrn_backward(ctx, &g, lrn, dout, x, out, scale, din)?);
             }
-            Layer::MaxPool(spec) => {
-                let [c, h, w] = chw(layer, in_shape)?;
-                let g = cpu::PoolGeom::new(spec, batch, c, h, w)?;
+            (Layer::MaxPool(_spec), Geom::MaxPool(g)) => {
                 let argmax = model
                     .saved_buffer(idx)
                     .ok_or_else(|| Error::Gpu("maxpool argmax".into()))?;
                 let din = din.ok_or_else(|| Error::Gpu("maxpool: no input gradient".into()))?;
                 backward.push(ops::maxpool_backward(ctx, &g, dout, argmax, din)?);
             }
-            Layer::AdaptiveAvgPool(spec) => {
-                let [c, h, w] = chw(layer, in_shape)?;
-                let g = cpu::AvgPoolGeom::new(spec, batch, c, h, w)?;
+            (Layer::AdaptiveAvgPool(_spec), Geom::AvgPool(g)) => {
                 let din = din.ok_or_else(|| Error::Gpu("avgpool: no input gradient".into()))?;
                 backward.push(ops::avgpool_backward(ctx, &g, dout, din)?);
             }
-            Layer::Dropout(spec) => {
+            (Layer::Dropout(spec), _) => {
                 let din = din.ok_or_else(|| Error::Gpu("dropout: no input gradient".into()))?;
                 dropouts.push((idx, backward.len(), spec.p, in_count));
                 backward.push(ops::dropout_backward(ctx, in_count, spec.p, 0, dout, din)?);
             }
-            Layer::Softmax { .. } => {
+            (Layer::Softmax { .. }, _) => {
                 return Err(Error::Arch(format!(
                     "training through a Softmax that is not the last layer ({:?}) is not \
                      supported: the loss fuses the final softmax",
                     layer.name()
                 )))
             }
+            _ => return Err(super::model::mismatch(step)),
         }
     }
 

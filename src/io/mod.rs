@@ -5,7 +5,7 @@ pub mod onnx;
 pub mod safetensors;
 
 use crate::error::{Error, Result};
-use crate::net::Model;
+use crate::model::Model;
 
 /// The formats we read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

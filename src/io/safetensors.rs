@@ -27,7 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{torchvision, Arch, Family};
-use crate::net::{Model, Params};
+use crate::model::{Model, Params};
 use crate::tensor::Tensor;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors, View};

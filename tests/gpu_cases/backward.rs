@@ -13,14 +13,15 @@ use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LRN_ALGOS};
 use crate::common::{
     assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random, random_input,
 };
+use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 
 use std::sync::OnceLock;
 
-use alexnet::cpu;
 use alexnet::gpu::ops::{self, Sgd, WeightBlock};
 use alexnet::gpu::{GpuContext, GpuTrainer};
 use alexnet::model::{self, AvgPoolSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
-use alexnet::net::{Model, Saved, Trace};
+use alexnet::model::{Model, Saved, Trace};
+use alexnet::reference;
 use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 
@@ -80,7 +81,7 @@ fn upload_u32(ctx: &GpuContext, label: &str, v: &[u32]) -> wgpu::Buffer {
 pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
     let cases = conv_cases();
     for (i, (what, spec, n, h, w)) in cases.into_iter().enumerate() {
-        let g = cpu::ConvGeom::new(&spec, n, h, w).unwrap();
+        let g = ConvGeom::new(&spec, n, h, w).unwrap();
         let in_len: usize = g.inp_shape().iter().product();
         let w_len: usize = g.weight_shape().iter().product();
         let out_len: usize = g.out_shape().iter().product();
@@ -88,7 +89,7 @@ pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
         let wt = random(w_len, 20 + i as u64, 0.2);
         let dout = random(out_len, 30 + i as u64, 1.0);
         let (mut dx, mut dw, mut db) = (vec![0.0; in_len], vec![0.0; w_len], vec![0.0; g.c_out]);
-        cpu::conv2d_backward(&g, &dout, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
+        reference::conv2d_backward(&g, &dout, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
 
         let xb = ctx.upload("x", &x).unwrap();
         let wb = ctx.upload("w", &wt).unwrap();
@@ -133,13 +134,13 @@ pub async fn linear_backward_matches_cpu_with_and_without_split(ctx: &GpuContext
         out_features: 130,
     };
     for n in [1, 3] {
-        let g = cpu::LinearGeom::new(&spec, n);
+        let g = LinearGeom::new(&spec, n);
         let (ni, no) = (spec.in_features, spec.out_features);
         let x = random(n * ni, 40 + n as u64, 1.0);
         let wt = random(no * ni, 41, 0.1);
         let dy = random(n * no, 42 + n as u64, 1.0);
         let (mut dx, mut dw, mut db) = (vec![0.0; n * ni], vec![0.0; no * ni], vec![0.0; no]);
-        cpu::linear_backward(&g, &dy, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
+        reference::linear_backward(&g, &dy, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
         // one block, and blocks of 50 rows (50 + 50 + 30) as a small device would split it
         for max_bytes in [u64::MAX, 50 * ni as u64 * 4] {
             let blocks = ops::row_blocks(no, ni, max_bytes).unwrap();
@@ -200,13 +201,13 @@ pub async fn relu_and_dropout_backward_match_cpu(ctx: &GpuContext) {
     let db = ctx.upload("dout", &dout).unwrap();
     let dxb = ctx.upload("dx", &vec![7.0; len]).unwrap();
     let mut want = vec![0.0; len];
-    cpu::relu_backward(&dout, &x, &mut want).unwrap();
+    reference::relu_backward(&dout, &x, &mut want).unwrap();
     let d = ops::relu_backward(ctx, len, &db, &xb, &dxb).unwrap();
     let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
     assert_close("relu backward", &got, &want, EXACT, EXACT);
 
-    for (p, seed) in [(0.5, 7u32), (0.1, cpu::dropout_layer_seed(99, 18))] {
-        cpu::dropout_backward(p, seed, &dout, &mut want).unwrap();
+    for (p, seed) in [(0.5, 7u32), (0.1, reference::dropout_layer_seed(99, 18))] {
+        reference::dropout_backward(p, seed, &dout, &mut want).unwrap();
         let d = ops::dropout_backward(ctx, len, p, seed, &db, &dxb).unwrap();
         let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
         assert_close(
@@ -245,14 +246,14 @@ pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
             k,
             alpha_mode: mode,
         };
-        let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+        let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
         let len = n * c * h * w;
         let x = random(len, 60 + size as u64, 3.0);
         let dout = random(len, 61, 1.0);
         let (mut out, mut scale) = (vec![0.0; len], vec![0.0; len]);
-        cpu::lrn_forward(&g, &x, &mut out, &mut scale).unwrap();
+        reference::lrn_forward(&g, &x, &mut out, &mut scale).unwrap();
         let mut want = vec![0.0; len];
-        cpu::lrn_backward(&g, &dout, &x, &out, &scale, &mut want).unwrap();
+        reference::lrn_backward(&g, &dout, &x, &out, &scale, &mut want).unwrap();
         let bufs: Vec<_> = [&dout, &x, &out, &scale, &vec![7.0; len]]
             .iter()
             .map(|v| ctx.upload("lrn", v).unwrap())
@@ -287,7 +288,7 @@ pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
             pads,
             rounding,
         };
-        let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+        let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
         let in_len = n * c * h * w;
         // values rounded to a coarse grid: many ties, so the argmax tie rule matters
         let x: Vec<f32> = random(in_len, 70 + i as u64, 2.0)
@@ -296,10 +297,10 @@ pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
             .collect();
         let out_len: usize = g.out_shape().iter().product();
         let (mut out, mut arg) = (vec![0.0; out_len], vec![0u32; out_len]);
-        cpu::maxpool_forward(&g, &x, &mut out, &mut arg).unwrap();
+        reference::maxpool_forward(&g, &x, &mut out, &mut arg).unwrap();
         let dout = random(out_len, 71 + i as u64, 1.0);
         let mut want = vec![0.0; in_len];
-        cpu::maxpool_backward(&g, &dout, &arg, &mut want).unwrap();
+        reference::maxpool_backward(&g, &dout, &arg, &mut want).unwrap();
         // the GPU forward's own argmax feeds the GPU backward
         let xb = ctx.upload("x", &x).unwrap();
         let ob = ctx.storage("out", out_len).unwrap();
@@ -342,12 +343,12 @@ pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
             name: "avg".into(),
             out: [oh, ow],
         };
-        let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+        let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
         let in_len = n * c * h * w;
         let out_len: usize = g.out_shape().iter().product();
         let dout = random(out_len, 80, 1.0);
         let mut want = vec![0.0; in_len];
-        cpu::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
+        reference::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
         let doutb = ctx.upload("dout", &dout).unwrap();
         let dxb = ctx.upload("dx", &vec![7.0; in_len]).unwrap();
         let d = ops::avgpool_backward(ctx, &g, &doutb, &dxb).unwrap();
@@ -369,8 +370,8 @@ pub async fn softmax_xent_matches_cpu(ctx: &GpuContext) {
         let z = random(n * k, 90 + k as u64, 3.0);
         let labels: Vec<usize> = (0..n).map(|r| (r * 7 + 3) % k).collect();
         let (mut probs, mut losses, mut dz) = (vec![0.0; n * k], vec![0.0; n], vec![0.0; n * k]);
-        cpu::softmax_xent_forward(n, k, &z, &labels, &mut probs, &mut losses).unwrap();
-        cpu::softmax_xent_backward(n, k, &probs, &labels, &mut dz).unwrap();
+        reference::softmax_xent_forward(n, k, &z, &labels, &mut probs, &mut losses).unwrap();
+        reference::softmax_xent_backward(n, k, &probs, &labels, &mut dz).unwrap();
         let zb = ctx.upload("z", &z).unwrap();
         let lb = ops::upload_labels(ctx, k, &labels).unwrap();
         let lossb = ctx.storage("losses", n).unwrap();

@@ -7,13 +7,14 @@
 
 use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LINEAR_ALGOS, LRN_ALGOS};
 use crate::common::{assert_close_nan_eq, conv_spec, max_abs, random, random_input};
+use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 
-use alexnet::cpu;
 use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::{self, ConvAlgo, WeightBlock};
 use alexnet::gpu::{GpuContext, GpuModel};
 use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
-use alexnet::net::{Mode, Model};
+use alexnet::model::{Mode, Model};
+use alexnet::reference;
 use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 
@@ -52,7 +53,7 @@ pub const NET_ATOL_OF_MAX: f32 = 1e-3;
 #[allow(clippy::too_many_arguments)]
 async fn gpu_conv(
     ctx: &GpuContext,
-    g: &cpu::ConvGeom,
+    g: &ConvGeom,
     algo: ConvAlgo,
     relu: bool,
     x: &[f32],
@@ -73,12 +74,12 @@ async fn gpu_conv(
 pub async fn conv_every_algo_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
     let cases = conv_cases();
     for (i, (what, spec, n, h, w)) in cases.into_iter().enumerate() {
-        let g = cpu::ConvGeom::new(&spec, n, h, w).unwrap();
+        let g = ConvGeom::new(&spec, n, h, w).unwrap();
         let x = random(g.inp_shape().iter().product(), 10 + i as u64, 1.0);
         let wt = random(g.weight_shape().iter().product(), 20 + i as u64, 0.2);
         let b = random(g.c_out, 30 + i as u64, 0.1);
         let mut want = vec![0.0; g.out_shape().iter().product()];
-        cpu::conv2d_forward(&g, &x, &wt, &b, &mut want).unwrap();
+        reference::conv2d_forward(&g, &x, &wt, &b, &mut want).unwrap();
         let atol = DOT_ATOL_OF_MAX * max_abs(&want);
         // fused ReLU: the same values clamped at 0
         let relu_want: Vec<f32> = want.iter().map(|&v| v.max(0.0)).collect();
@@ -126,12 +127,12 @@ pub async fn linear_every_algo_matches_cpu_with_and_without_split(ctx: &GpuConte
         out_features: 130,
     };
     for n in [1, 3, 70] {
-        let g = cpu::LinearGeom::new(&spec, n);
+        let g = LinearGeom::new(&spec, n);
         let x = random(n * 301, 40 + n as u64, 1.0);
         let w = random(130 * 301, 41, 0.08);
         let b = random(130, 42, 0.1);
         let mut want = vec![0.0; n * 130];
-        cpu::linear_forward(&g, &x, &w, &b, &mut want).unwrap();
+        reference::linear_forward(&g, &x, &w, &b, &mut want).unwrap();
         let atol = DOT_ATOL_OF_MAX * max_abs(&want);
         let xb = ctx.upload("x", &x).unwrap();
         let bb = ctx.upload("b", &b).unwrap();
@@ -187,17 +188,17 @@ pub async fn relu_dropout_softmax_match_cpu(ctx: &GpuContext) {
     let yb = ctx.storage("y", len).unwrap();
 
     let mut want = vec![0.0; len];
-    cpu::relu_forward(&x, &mut want).unwrap();
+    reference::relu_forward(&x, &mut want).unwrap();
     let d = ops::relu(ctx, len, &xb, &yb).unwrap();
     let got = ctx.run(&[&d], &[(&yb, len)]).await.unwrap().remove(0);
     assert_close_nan_eq("relu", &got, &want, EXACT, EXACT);
 
     for (p, seed) in [
         (0.5, 7u32),
-        (0.1, cpu::dropout_layer_seed(99, 18)),
+        (0.1, reference::dropout_layer_seed(99, 18)),
         (0.0, 3),
     ] {
-        cpu::dropout_forward(p, seed, &x, &mut want).unwrap();
+        reference::dropout_forward(p, seed, &x, &mut want).unwrap();
         let d = ops::dropout(ctx, len, p, seed, &xb, &yb).unwrap();
         let got = ctx.run(&[&d], &[(&yb, len)]).await.unwrap().remove(0);
         assert_close_nan_eq(
@@ -214,7 +215,7 @@ pub async fn relu_dropout_softmax_match_cpu(ctx: &GpuContext) {
         let xb = ctx.upload("x", &x).unwrap();
         let yb = ctx.storage("y", n * k).unwrap();
         let mut want = vec![0.0; n * k];
-        cpu::softmax_forward(n, k, &x, &mut want).unwrap();
+        reference::softmax_forward(n, k, &x, &mut want).unwrap();
         let d = ops::softmax(ctx, n, k, &xb, &yb).unwrap();
         let got = ctx.run(&[&d], &[(&yb, n * k)]).await.unwrap().remove(0);
         assert_close_nan_eq(
@@ -264,11 +265,11 @@ pub async fn lrn_matches_cpu_both_conventions(ctx: &GpuContext) {
             k,
             alpha_mode: mode,
         };
-        let g = cpu::LrnGeom::new(&spec, n, c, h, w).unwrap();
+        let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
         let len = n * c * h * w;
         let x = random(len, 60 + size as u64, 3.0);
         let (mut want, mut want_scale) = (vec![0.0; len], vec![0.0; len]);
-        cpu::lrn_forward(&g, &x, &mut want, &mut want_scale).unwrap();
+        reference::lrn_forward(&g, &x, &mut want, &mut want_scale).unwrap();
         let xb = ctx.upload("x", &x).unwrap();
         let ob = ctx.storage("out", len).unwrap();
         let sb = ctx.storage("scale", len).unwrap();
@@ -303,11 +304,11 @@ pub async fn maxpool_and_avgpool_match_cpu(ctx: &GpuContext) {
             pads,
             rounding,
         };
-        let g = cpu::PoolGeom::new(&spec, n, c, h, w).unwrap();
+        let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
         let x = random(n * c * h * w, 70, 1.0);
         let out_len: usize = g.out_shape().iter().product();
         let (mut want, mut want_arg) = (vec![0.0; out_len], vec![0u32; out_len]);
-        cpu::maxpool_forward(&g, &x, &mut want, &mut want_arg).unwrap();
+        reference::maxpool_forward(&g, &x, &mut want, &mut want_arg).unwrap();
         let xb = ctx.upload("x", &x).unwrap();
         let ob = ctx.storage("out", out_len).unwrap();
         let ab = ctx.storage("argmax", out_len).unwrap();
@@ -327,11 +328,11 @@ pub async fn maxpool_and_avgpool_match_cpu(ctx: &GpuContext) {
             name: "avg".into(),
             out: [oh, ow],
         };
-        let g = cpu::AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+        let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
         let x = random(n * c * h * w, 80, 1.0);
         let out_len: usize = g.out_shape().iter().product();
         let mut want = vec![0.0; out_len];
-        cpu::adaptive_avgpool_forward(&g, &x, &mut want).unwrap();
+        reference::adaptive_avgpool_forward(&g, &x, &mut want).unwrap();
         let xb = ctx.upload("x", &x).unwrap();
         let ob = ctx.storage("out", out_len).unwrap();
         let d = ops::avgpool(ctx, &g, &xb, &ob).unwrap();

@@ -3,29 +3,20 @@
 // One invocation computes one output (n, c, oy, ox): the mean of input rows
 // floor(oy*H/OH) .. ceil((oy+1)*H/OH) and columns floor(ox*W/OW) .. ceil((ox+1)*W/OW)
 // (shape::adaptive_range's definition), summed in row-major order in f32 like the CPU.
-// Bindings: 0 uniform Params { count, h, w, oh, ow }, 1 x (read) (N, C, H, W),
+// Bindings: 0 uniform AvgPoolParams { count, h, w, oh, ow }, 1 x (read) (N, C, H, W),
 // 2 out (write) (N, C, OH, OW).
 // Dispatch: elementwise grid over count = N*C*OH*OW (see relu.wgsl).
 
-struct Params {
-    count: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-}
+// #include lib/grid.wgsl
+// #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: AvgPoolParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

@@ -5,29 +5,20 @@
 //   R(oy, ox) = rows floor(oy*H/OH) .. ceil((oy+1)*H/OH) x the same for columns (regions
 //   overlap when H is not a multiple of OH), summed in row-major output order in f32 as
 //   cpu::adaptive_avgpool_backward.
-// Bindings: 0 uniform Params { count, h, w, oh, ow }, 1 dout (read) (N, C, OH, OW),
+// Bindings: 0 uniform AvgPoolParams { count, h, w, oh, ow }, 1 dout (read) (N, C, OH, OW),
 // 2 dx (write) (N, C, H, W).
 // Dispatch: elementwise grid over count = N*C*H*W (see relu.wgsl).
 
-struct Params {
-    count: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-}
+// #include lib/grid.wgsl
+// #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: AvgPoolParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

@@ -8,23 +8,23 @@
 // channel's terms are spread over the whole workgroup, so conv1's 387,200 terms per channel
 // at batch 128 take ~1,500 sequential adds per invocation, not all of them in one.
 // Shapes: dout (N, C, inner), db (C).
-// Bindings: 0 uniform Params { n, c, inner }, 1 dout (read), 2 db (write).
+// Bindings: 0 uniform BiasBwdParams { n, c, inner }, 1 dout (read), 2 db (write).
 // Dispatch: C workgroups folded into 2-D like the elementwise grid (see relu.wgsl), i.e. the
 // host's grid(C * 256, 256): channel c = wid.y * nwg.x + wid.x.
 
-struct Params {
+struct BiasBwdParams {
     n: u32,
     c: u32,
     inner: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: BiasBwdParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<f32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -36,14 +36,14 @@ fn main(
     }
     let total = p.n * p.inner;
     var acc = 0.0;
-    for (var e = lid; e < total; e += 256u) {
+    for (var e = lid; e < total; e += WG) {
         let n = e / p.inner;
         let j = e - n * p.inner;
         acc += dout[(n * p.c + c) * p.inner + j];
     }
     partial[lid] = acc;
     workgroupBarrier();
-    for (var half = 128u; half > 0u; half = half / 2u) {
+    for (var half = WG / 2u; half > 0u; half = half / 2u) {
         if lid < half {
             partial[lid] += partial[lid + half];
         }

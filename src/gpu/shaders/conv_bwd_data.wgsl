@@ -8,28 +8,13 @@
 // floor((y + pad_top) / sh)] clipped to [0, OH) (likewise ox), as cpu::conv2d_backward.
 // Signed (i32) arithmetic for the lower bound, which is negative near the top edge.
 // Shapes: dout (N, C_out, OH, OW), w (C_out, cin_g, KH, KW), dx (N, C_in, H, W).
-// Bindings: 0 uniform Params, 1 dout (read), 2 w (read), 3 dx (write).
+// Bindings: 0 uniform ConvParams, 1 dout (read), 2 w (read), 3 dx (write).
 // Dispatch: elementwise grid over count = N * C_in * H * W (see relu.wgsl).
 
-struct Params {
-    n: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    c_out: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    cin_g: u32,
-    cout_g: u32,
-}
+// #include lib/conv.wgsl
+// #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -45,14 +30,10 @@ fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
     return vec2<u32>(lo, max(hi, lo));
 }
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
     let count = p.n * p.c_in * p.h * p.w;
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = flat_index(grid);
     if i >= count {
         return;
     }

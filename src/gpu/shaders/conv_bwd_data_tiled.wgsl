@@ -11,7 +11,7 @@
 //   output reads: off the grid, or between strides).
 // dx[n, g*cin_g + c, y, x] = dX_g[c, col] (written, not accumulated).
 // Shapes: dout (N, C_out, OH, OW), w (C_out, cin_g, KH, KW), dx (N, C_in, H, W).
-// Bindings: 0 uniform Params (conv_naive.wgsl's fields up to cout_g), 1 dout (read), 2 w
+// Bindings: 0 uniform ConvParams (conv_naive.wgsl's fields up to cout_g), 1 dout (read), 2 w
 // (read), 3 dx (write).
 //
 // One workgroup computes a 64 x 64 tile (64 input channels x 64 input pixels) with 16 x 16
@@ -21,36 +21,14 @@
 // (every AlexNet conv but conv1, the first layer, whose input gradient is never computed).
 // Dispatch: (ceil(N / 64), ceil(M / 64), groups); each <= 65535 (the host checks).
 
-struct Params {
-    n: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    c_out: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    cin_g: u32,
-    cout_g: u32,
-}
+// #include lib/conv.wgsl
+// #include lib/gemm_tile.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
-
-// a_tile[k * TM + c], b_tile[k * TN + col]
-var<workgroup> a_tile: array<f32, 1024>;
-var<workgroup> b_tile: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -61,8 +39,8 @@ fn main(
     let tx = lid3.x;
     let ty = lid3.y;
     let g = wid.z;
-    let c0 = wid.y * TM;
-    let n0 = wid.x * TN;
+    let c0 = wid.y * TILE;
+    let n0 = wid.x * TILE;
     let big_m = p.cin_g;
     let hw = p.h * p.w;
     let big_n = p.n * hw;
@@ -72,7 +50,7 @@ fn main(
     let unit_stride = select(0u, 1u, p.sh == 1u && p.sw == 1u);
 
     // The input pixel this invocation gathers B values for (fixed for the whole K loop).
-    let bn = li % TN;
+    let bn = li % TILE;
     let my_col = n0 + bn;
     let col_ok = my_col < big_n;
     let my_n = my_col / hw;
@@ -81,30 +59,27 @@ fn main(
     let tx0 = i32(my_pix % p.w) + i32(p.pad_left);
     let dout_base = (my_n * p.c_out + g * p.cout_g) * ohw;
     // The tap column of A this invocation loads is fixed too: ak = li % 16.
-    let ak = li % TK;
+    let ak = li % TILE_K;
 
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    var acc = Acc();
 
-    for (var k0 = 0u; k0 < big_k; k0 += TK) {
+    for (var k0 = 0u; k0 < big_k; k0 += TILE_K) {
         // A tile: 64 channels x 16 taps of the group's weights.
         let ka = k0 + ak;
         let am_ = ka / khw; // output channel within the group
         let akr = ka - am_ * khw;
         for (var r = 0u; r < 4u; r++) {
-            let ac = li / TK + 16u * r;
+            let ac = li / TILE_K + 16u * r;
             let c = c0 + ac;
             var v = 0.0;
             if c < big_m && ka < big_k {
                 v = wt[((g * p.cout_g + am_) * p.cin_g + c) * khw + akr];
             }
-            a_tile[ak * TM + ac] = v;
+            a_tile[ak * TILE + ac] = v;
         }
         // B tile: 16 taps x 64 pixels; rows bk = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let bk = li / TN + 4u * r;
+            let bk = li / TILE + 4u * r;
             let k = k0 + bk;
             var v = 0.0;
             if col_ok && k < big_k {
@@ -129,27 +104,10 @@ fn main(
                     }
                 }
             }
-            b_tile[bk * TN + bn] = v;
+            b_tile[bk * TILE + bn] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let a = vec4<f32>(
-                a_tile[kk * TM + ty],
-                a_tile[kk * TM + ty + 16u],
-                a_tile[kk * TM + ty + 32u],
-                a_tile[kk * TM + ty + 48u],
-            );
-            let b = vec4<f32>(
-                b_tile[kk * TN + tx],
-                b_tile[kk * TN + tx + 16u],
-                b_tile[kk * TN + tx + 32u],
-                b_tile[kk * TN + tx + 48u],
-            );
-            acc0 += a.x * b;
-            acc1 += a.y * b;
-            acc2 += a.z * b;
-            acc3 += a.w * b;
-        }
+        accumulate_tiles(&acc, tx, ty);
         workgroupBarrier();
     }
 
@@ -158,13 +116,7 @@ fn main(
         if c >= big_m {
             continue;
         }
-        var row: vec4<f32>;
-        switch i {
-            case 0u: { row = acc0; }
-            case 1u: { row = acc1; }
-            case 2u: { row = acc2; }
-            default: { row = acc3; }
-        }
+        let row = acc_row(acc, i);
         let ci = g * p.cin_g + c;
         for (var j = 0u; j < 4u; j++) {
             let col = n0 + tx + 16u * j;

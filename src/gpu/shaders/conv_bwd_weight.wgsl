@@ -8,28 +8,13 @@
 // ox), computed in i32. Each output row's partial sum is added to the total separately (a
 // two-level f32 sum, to keep long reductions such as conv1's N*55*55 accurate).
 // Shapes: dout (N, C_out, OH, OW), x (N, C_in, H, W), dw (C_out, cin_g, KH, KW).
-// Bindings: 0 uniform Params, 1 dout (read), 2 x (read), 3 dw (write).
+// Bindings: 0 uniform ConvParams, 1 dout (read), 2 x (read), 3 dw (write).
 // Dispatch: elementwise grid over count = C_out * cin_g * KH * KW (see relu.wgsl).
 
-struct Params {
-    n: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    c_out: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    cin_g: u32,
-    cout_g: u32,
-}
+// #include lib/conv.wgsl
+// #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
@@ -50,14 +35,10 @@ fn outs_for_tap(k: u32, s: u32, pad: u32, len: u32, outs: u32) -> vec2<u32> {
     return vec2<u32>(u32(lo), u32(hi));
 }
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
     let count = p.c_out * p.cin_g * p.kh * p.kw;
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = flat_index(grid);
     if i >= count {
         return;
     }

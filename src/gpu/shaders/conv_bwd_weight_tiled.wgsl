@@ -12,7 +12,7 @@
 // invocation keeps a running total and a chunk sum that it folds into the total every 1024
 // terms (a two-level f32 sum, as conv_bwd_weight.wgsl does per output row).
 // Shapes: dout (N, C_out, OH, OW), x (N, C_in, H, W), part (splits, C_out, cin_g, KH, KW).
-// Bindings: 0 uniform Params (conv_naive.wgsl's fields up to cout_g, then groups, splits,
+// Bindings: 0 uniform ConvParams (conv_naive.wgsl's fields up to cout_g, then groups, splits,
 // cols_per_split), 1 dout (read), 2 x (read), 3 part (write).
 //
 // One workgroup computes a 64 x 64 tile of dW_g (64 output channels x 64 taps) with 16 x 16
@@ -20,41 +20,16 @@
 // j is walked in steps of 16 through two 16 x 64 tiles in workgroup memory (8 KiB).
 // Dispatch: (ceil(K / 64), ceil(M / 64), groups * splits); each <= 65535 (the host checks).
 
-struct Params {
-    n: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    c_out: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    cin_g: u32,
-    cout_g: u32,
-    groups: u32,
-    splits: u32,
-    cols_per_split: u32,
-}
+// #include lib/conv.wgsl
+// #include lib/gemm_tile.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TJ: u32 = 16u;
 // Steps of TJ terms per chunk of the two-level sum (64 * 16 = 1024 terms).
 const CHUNK_STEPS: u32 = 64u;
-
-// a_tile[j * TM + m] (dY), b_tile[j * TN + k] (im2col of x)
-var<workgroup> a_tile: array<f32, 1024>;
-var<workgroup> b_tile: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -66,8 +41,8 @@ fn main(
     let ty = lid3.y;
     let g = wid.z % p.groups;
     let s = wid.z / p.groups;
-    let m0 = wid.y * TM;
-    let k0 = wid.x * TN;
+    let m0 = wid.y * TILE;
+    let k0 = wid.x * TILE;
     let big_m = p.cout_g;
     let khw = p.kh * p.kw;
     let big_k = p.cin_g * khw;
@@ -77,7 +52,7 @@ fn main(
     let j_end = min(cols, j_begin + p.cols_per_split);
 
     // The tap this invocation gathers B values for (fixed for the whole reduction).
-    let bk = li % TN;
+    let bk = li % TILE;
     let my_k = k0 + bk;
     let k_ok = my_k < big_k;
     let bc = my_k / khw;
@@ -86,36 +61,30 @@ fn main(
     let bkx = bkr - bky * p.kw;
     let x_chan = g * p.cin_g + bc;
     // The dY row offset inside a tile this invocation loads is fixed too: aj = li % 16.
-    let aj = li % TJ;
+    let aj = li % TILE_K;
 
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var tot0 = vec4<f32>(0.0);
-    var tot1 = vec4<f32>(0.0);
-    var tot2 = vec4<f32>(0.0);
-    var tot3 = vec4<f32>(0.0);
+    var acc = Acc();
+    var tot = Acc();
 
     var step = 0u;
-    for (var j0 = j_begin; j0 < j_end; j0 += TJ) {
+    for (var j0 = j_begin; j0 < j_end; j0 += TILE_K) {
         // A tile: 16 j x 64 m; consecutive invocations read consecutive pixels of one plane.
         let ja = j0 + aj;
         let ja_ok = ja < j_end;
         let an = ja / ohw;
         let apix = ja - an * ohw;
         for (var r = 0u; r < 4u; r++) {
-            let am = li / TJ + 16u * r;
+            let am = li / TILE_K + 16u * r;
             let m = m0 + am;
             var v = 0.0;
             if ja_ok && m < big_m {
                 v = dout[(an * p.c_out + g * p.cout_g + m) * ohw + apix];
             }
-            a_tile[aj * TM + am] = v;
+            a_tile[aj * TILE + am] = v;
         }
         // B tile: 16 j x 64 k; each invocation loads tap bk for rows bj = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let bj = li / TN + 4u * r;
+            let bj = li / TILE + 4u * r;
             let j = j0 + bj;
             var v = 0.0;
             if k_ok && j < j_end {
@@ -129,45 +98,19 @@ fn main(
                     v = x[((n * p.c_in + x_chan) * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
-            b_tile[bj * TN + bk] = v;
+            b_tile[bj * TILE + bk] = v;
         }
         workgroupBarrier();
-        for (var jj = 0u; jj < TJ; jj++) {
-            let a = vec4<f32>(
-                a_tile[jj * TM + ty],
-                a_tile[jj * TM + ty + 16u],
-                a_tile[jj * TM + ty + 32u],
-                a_tile[jj * TM + ty + 48u],
-            );
-            let b = vec4<f32>(
-                b_tile[jj * TN + tx],
-                b_tile[jj * TN + tx + 16u],
-                b_tile[jj * TN + tx + 32u],
-                b_tile[jj * TN + tx + 48u],
-            );
-            acc0 += a.x * b;
-            acc1 += a.y * b;
-            acc2 += a.z * b;
-            acc3 += a.w * b;
-        }
+        accumulate_tiles(&acc, tx, ty);
         workgroupBarrier();
         step += 1u;
         if step == CHUNK_STEPS {
-            tot0 += acc0;
-            tot1 += acc1;
-            tot2 += acc2;
-            tot3 += acc3;
-            acc0 = vec4<f32>(0.0);
-            acc1 = vec4<f32>(0.0);
-            acc2 = vec4<f32>(0.0);
-            acc3 = vec4<f32>(0.0);
+            tot = acc_add(tot, acc);
+            acc = Acc();
             step = 0u;
         }
     }
-    tot0 += acc0;
-    tot1 += acc1;
-    tot2 += acc2;
-    tot3 += acc3;
+    tot = acc_add(tot, acc);
 
     let part_base = s * p.c_out * big_k;
     for (var i = 0u; i < 4u; i++) {
@@ -175,13 +118,7 @@ fn main(
         if m >= big_m {
             continue;
         }
-        var row: vec4<f32>;
-        switch i {
-            case 0u: { row = tot0; }
-            case 1u: { row = tot1; }
-            case 2u: { row = tot2; }
-            default: { row = tot3; }
-        }
+        let row = acc_row(tot, i);
         let o = g * p.cout_g + m;
         for (var jj = 0u; jj < 4u; jj++) {
             let k = k0 + tx + 16u * jj;

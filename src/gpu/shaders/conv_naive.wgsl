@@ -10,46 +10,24 @@
 // split into row blocks).
 // Shapes: x (N, C_in, H, W), w (groups*cout_g, cin_g, KH, KW), bias (C_out),
 // out (N, C_out, OH, OW).
-// Bindings: 0 uniform Params, 1 x (read), 2 w (read), 3 bias (read), 4 out (write).
+// Bindings: 0 uniform ConvParams, 1 x (read), 2 w (read), 3 bias (read), 4 out (write).
 // Dispatch: elementwise grid over count = N * groups*cout_g * OH*OW invocations (see
 // relu.wgsl): ceil(count / 256) workgroups folded into 2-D.
 
-struct Params {
-    n: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    c_out: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    cin_g: u32,
-    cout_g: u32,
-    groups: u32,
-    co_base: u32,
-    relu: u32,
-}
+// #include lib/conv.wgsl
+// #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
     let rows = p.groups * p.cout_g;
     let count = p.n * rows * p.oh * p.ow;
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = flat_index(grid);
     if i >= count {
         return;
     }

@@ -8,47 +8,22 @@
 //   the image is never materialised: B is gathered straight into workgroup memory).
 // out[n, co_base + g*cout_g + m, oy, ox] = C[m, col] + bias[...], optional ReLU.
 // Bindings: the same Params and buffers as conv_naive.wgsl (which documents the shapes):
-// 0 uniform Params, 1 x (read), 2 w (read), 3 bias (read), 4 out (write).
+// 0 uniform ConvParams, 1 x (read), 2 w (read), 3 bias (read), 4 out (write).
 //
 // One workgroup computes a 64 x 64 tile of C (64 channels x 64 output pixels) with 16 x 16
 // invocations; invocation (tx, ty) owns rows ty + 16*i and columns tx + 16*j, i, j in 0..4.
 // K is walked in steps of 16 through two 16 x 64 tiles in workgroup memory (8 KiB).
 // Dispatch: (ceil(N / 64), ceil(M / 64), groups); each must be <= 65535 (the host checks).
 
-struct Params {
-    n: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    c_out: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-    cin_g: u32,
-    cout_g: u32,
-    groups: u32,
-    co_base: u32,
-    relu: u32,
-}
+// #include lib/conv.wgsl
+// #include lib/gemm_tile.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
-
-// a_tile[k * TM + m], b_tile[k * TN + col]
-var<workgroup> a_tile: array<f32, 1024>;
-var<workgroup> b_tile: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -59,8 +34,8 @@ fn main(
     let tx = lid3.x;
     let ty = lid3.y;
     let g = wid.z;
-    let m0 = wid.y * TM;
-    let n0 = wid.x * TN;
+    let m0 = wid.y * TILE;
+    let n0 = wid.x * TILE;
     let big_m = p.cout_g;
     let ohw = p.oh * p.ow;
     let big_n = p.n * ohw;
@@ -69,7 +44,7 @@ fn main(
     let w_base = g * p.cout_g * big_k;
 
     // The output pixel this invocation gathers B values for (fixed for the whole K loop).
-    let bn = li % TN;
+    let bn = li % TILE;
     let my_col = n0 + bn;
     let col_ok = my_col < big_n;
     let my_n = my_col / ohw;
@@ -78,30 +53,27 @@ fn main(
     let ix0 = i32((my_pix % p.ow) * p.sw) - i32(p.pad_left);
     let x_base = (my_n * p.c_in + g * p.cin_g) * p.h * p.w;
 
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    var acc = Acc();
 
-    for (var k0 = 0u; k0 < big_k; k0 += TK) {
+    for (var k0 = 0u; k0 < big_k; k0 += TILE_K) {
         // A tile: 64 rows x 16 k; consecutive invocations read consecutive k of one row.
         for (var r = 0u; r < 4u; r++) {
-            let e = li + r * 256u;
-            let am = e / TK;
-            let ak = e % TK;
+            let e = li + r * WG;
+            let am = e / TILE_K;
+            let ak = e % TILE_K;
             let m = m0 + am;
             let k = k0 + ak;
             var v = 0.0;
             if m < big_m && k < big_k {
                 v = wt[w_base + m * big_k + k];
             }
-            a_tile[ak * TM + am] = v;
+            a_tile[ak * TILE + am] = v;
         }
         // B tile: 16 k x 64 columns; consecutive invocations read consecutive pixels. Each
         // invocation always loads column bn = li % 64 (256 is a multiple of 64), whose pixel
         // was decoded once above; rows bk = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let bk = li / TN + 4u * r;
+            let bk = li / TILE + 4u * r;
             let k = k0 + bk;
             var v = 0.0;
             if col_ok && k < big_k {
@@ -115,27 +87,10 @@ fn main(
                     v = x[x_base + (c * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
-            b_tile[bk * TN + bn] = v;
+            b_tile[bk * TILE + bn] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let a = vec4<f32>(
-                a_tile[kk * TM + ty],
-                a_tile[kk * TM + ty + 16u],
-                a_tile[kk * TM + ty + 32u],
-                a_tile[kk * TM + ty + 48u],
-            );
-            let b = vec4<f32>(
-                b_tile[kk * TN + tx],
-                b_tile[kk * TN + tx + 16u],
-                b_tile[kk * TN + tx + 32u],
-                b_tile[kk * TN + tx + 48u],
-            );
-            acc0 += a.x * b;
-            acc1 += a.y * b;
-            acc2 += a.z * b;
-            acc3 += a.w * b;
-        }
+        accumulate_tiles(&acc, tx, ty);
         workgroupBarrier();
     }
 
@@ -144,13 +99,7 @@ fn main(
         if m >= big_m {
             continue;
         }
-        var row: vec4<f32>;
-        switch i {
-            case 0u: { row = acc0; }
-            case 1u: { row = acc1; }
-            case 2u: { row = acc2; }
-            default: { row = acc3; }
-        }
+        let row = acc_row(acc, i);
         let co = p.co_base + g * p.cout_g + m;
         let b = bias[co];
         for (var j = 0u; j < 4u; j++) {

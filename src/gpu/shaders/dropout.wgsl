@@ -5,17 +5,19 @@
 //   h = pcg_hash(i ^ pcg_hash(seed)), keep = f32(h >> 8) * 2^-24 >= p,
 // bit for bit the mask of src/cpu/dropout.rs (`dropout_keep`). scale = 1 / (1 - p) is
 // computed on the host in f32, as the CPU does. Eval mode needs no kernel (identity).
-// Bindings: 0 uniform Params { count, seed, p, scale }, 1 x (read), 2 y (write).
+// Bindings: 0 uniform DropoutParams { count, seed, p, scale }, 1 x (read), 2 y (write).
 // Dispatch: elementwise grid (see relu.wgsl): ceil(count / 256) workgroups folded into 2-D.
 
-struct Params {
+struct DropoutParams {
     count: u32,
     seed: u32,
     p: f32,
     scale: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// #include lib/grid.wgsl
+
+@group(0) @binding(0) var<uniform> p: DropoutParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
@@ -25,13 +27,9 @@ fn pcg_hash(v: u32) -> u32 {
     return (word >> 22u) ^ word;
 }
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

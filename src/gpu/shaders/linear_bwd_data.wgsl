@@ -8,31 +8,21 @@
 // consecutive dispatches in one pass). The sum runs in chunks of 64 terms, each chunk's
 // partial added separately (a two-level f32 sum for fc7's 4096 terms).
 // Shapes: dy (N, OUT), wb (rows, IN), dx (N, IN).
-// Bindings: 0 uniform Params { n, in_f, out_f, row0, rows, accumulate }, 1 dy (read),
+// Bindings: 0 uniform LinearBwdParams { n, in_f, out_f, row0, rows, accumulate }, 1 dy (read),
 // 2 wb (read), 3 dx (read_write).
 // Dispatch: elementwise grid over count = N * IN (see relu.wgsl).
 
-struct Params {
-    n: u32,
-    in_f: u32,
-    out_f: u32,
-    row0: u32,
-    rows: u32,
-    accumulate: u32,
-}
+// #include lib/grid.wgsl
+// #include lib/linear.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LinearBwdParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> wb: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let idx = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let idx = flat_index(grid);
     if idx >= p.n * p.in_f {
         return;
     }

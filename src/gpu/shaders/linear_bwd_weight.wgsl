@@ -4,30 +4,21 @@
 // One invocation computes one element dwb[r, i] = sum_{n < N} dy[n, row0 + r] * x[n, i]
 // (N terms, f32, ascending n).
 // Shapes: dy (N, OUT), x (N, IN), dwb (rows, IN).
-// Bindings: 0 uniform Params { n, in_f, out_f, row0, rows }, 1 dy (read), 2 x (read),
+// Bindings: 0 uniform LinearBwdParams { n, in_f, out_f, row0, rows }, 1 dy (read), 2 x (read),
 // 3 dwb (write).
 // Dispatch: elementwise grid over count = rows * IN (see relu.wgsl).
 
-struct Params {
-    n: u32,
-    in_f: u32,
-    out_f: u32,
-    row0: u32,
-    rows: u32,
-}
+// #include lib/grid.wgsl
+// #include lib/linear.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LinearBwdParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dwb: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let idx = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let idx = flat_index(grid);
     if idx >= p.rows * p.in_f {
         return;
     }

@@ -6,28 +6,21 @@
 // (consecutive invocations read consecutive weights: one coalesced pass over the row), then
 // a tree reduction in workgroup memory adds the 256 partial sums.
 // Bindings: the same Params, shapes and buffers as linear_gemm.wgsl (w is a block of `rows`
-// rows): 0 uniform Params, 1 x (read), 2 w (read), 3 bias (read), 4 y (write).
+// rows): 0 uniform LinearParams, 1 x (read), 2 w (read), 3 bias (read), 4 y (write).
 // Dispatch: the rows folded into 2-D, m = wid.y * nwg.x + wid.x:
 // (min(rows, 65535), ceil(rows / 65535), batch).
 
-struct Params {
-    batch: u32,
-    in_f: u32,
-    out_total: u32,
-    row0: u32,
-    rows: u32,
-    relu: u32,
-}
+// #include lib/linear.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LinearParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<f32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -42,12 +35,12 @@ fn main(
     let w_row = m * p.in_f;
     let x_row = n * p.in_f;
     var acc = 0.0;
-    for (var k = lid; k < p.in_f; k += 256u) {
+    for (var k = lid; k < p.in_f; k += WG) {
         acc += x[x_row + k] * wt[w_row + k];
     }
     partial[lid] = acc;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if lid < s {
             partial[lid] += partial[lid + s];
         }

@@ -6,32 +6,21 @@
 //   out = x[n, c, pixel] * scale^(-beta)
 // alpha_eff is LrnSpec::effective_alpha() (the paper's alpha, or Caffe's alpha / n).
 // The sum runs in ascending channel order in f32, as the CPU reference does.
-// Bindings: 0 uniform Params { count, c, hw, size, alpha_eff, beta, k },
+// Bindings: 0 uniform LrnParams { count, c, hw, size, alpha_eff, beta, k },
 // 1 x (read), 2 out (write), 3 scale (write; saved for backward). Shapes (N, C, H*W).
 // Dispatch: elementwise grid (see relu.wgsl): ceil(count / 256) workgroups folded into 2-D.
 
-struct Params {
-    count: u32,
-    c: u32,
-    hw: u32,
-    size: u32,
-    alpha_eff: f32,
-    beta: f32,
-    k: f32,
-}
+// #include lib/grid.wgsl
+// #include lib/lrn.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LrnParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> scale: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

@@ -6,34 +6,23 @@
 //   lo = max(0, i - size/2), hi = min(C-1, i + (size-1)/2)   (the reverse window: the j whose
 //   forward window contains i; it differs from the forward window when size is even),
 // summed in f32 in ascending channel order as cpu::lrn_backward.
-// Bindings: 0 uniform Params { count, c, hw, size, alpha_eff, beta, k }, 1 dout (read),
+// Bindings: 0 uniform LrnParams { count, c, hw, size, alpha_eff, beta, k }, 1 dout (read),
 // 2 x (read), 3 out (read), 4 scale (read), 5 dx (write). Shapes (N, C, H*W).
 // Dispatch: elementwise grid over count = N*C*H*W (see relu.wgsl).
 
-struct Params {
-    count: u32,
-    c: u32,
-    hw: u32,
-    size: u32,
-    alpha_eff: f32,
-    beta: f32,
-    k: f32,
-}
+// #include lib/grid.wgsl
+// #include lib/lrn.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LrnParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> out: array<f32>;
 @group(0) @binding(4) var<storage, read> scale: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

@@ -8,51 +8,40 @@
 //   scale = k + alpha_eff * sum_{j = lo..=hi} x[n, j, pixel]^2,
 //   lo = max(0, c - (size-1)/2), hi = min(C-1, c + size/2),   out = x * scale^(-beta),
 // summing in ascending channel order in f32 exactly as lrn.wgsl and cpu::lrn do.
-// Bindings: 0 uniform Params { count, c, hw, size, alpha_eff, beta, k } (lrn.wgsl's),
+// Bindings: 0 uniform LrnParams { count, c, hw, size, alpha_eff, beta, k } (lrn.wgsl's),
 // 1 x (read), 2 out (write), 3 scale (write). Shapes (N, C, H*W).
 // Limits: size <= 33 (the block plus its halo is at most 64 rows: 16 KiB of workgroup
 // memory, WebGPU's default); the host uses lrn.wgsl beyond that.
 // Dispatch: (ceil(H*W / 64), ceil(C / 32), N).
 
-struct Params {
-    count: u32,
-    c: u32,
-    hw: u32,
-    size: u32,
-    alpha_eff: f32,
-    beta: f32,
-    k: f32,
-}
+// #include lib/lrn.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LrnParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> scale: array<f32>;
 
-const PIX: u32 = 64u;
-const CB: u32 = 32u;
-const ROWS: u32 = 64u;
 
 // xs[row * PIX + pixel], row = channel - (c0 - (size-1)/2)
 var<workgroup> xs: array<f32, 4096>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let p0 = wid.x * PIX;
-    let c0 = wid.y * CB;
+    let p0 = wid.x * LRN_PIX;
+    let c0 = wid.y * LRN_CHANNELS;
     let n = wid.z;
     let before = (p.size - 1u) / 2u;
     let after = p.size / 2u;
     let first = i32(c0) - i32(before); // channel of row 0 (may be negative)
-    let rows = min(ROWS, CB + before + after);
+    let rows = min(LRN_ROWS, LRN_CHANNELS + before + after);
     let plane0 = n * p.c * p.hw;
 
-    for (var e = li; e < rows * PIX; e += 256u) {
-        let row = e / PIX;
-        let px = e % PIX;
+    for (var e = li; e < rows * LRN_PIX; e += WG) {
+        let row = e / LRN_PIX;
+        let px = e % LRN_PIX;
         let ch = first + i32(row);
         var v = 0.0;
         if ch >= 0 && ch < i32(p.c) && p0 + px < p.hw {
@@ -62,12 +51,12 @@ fn main(
     }
     workgroupBarrier();
 
-    let px = li % PIX;
-    let lane = li / PIX;
+    let px = li % LRN_PIX;
+    let lane = li / LRN_PIX;
     if p0 + px >= p.hw {
         return;
     }
-    for (var t = 0u; t < CB / 4u; t++) {
+    for (var t = 0u; t < LRN_CHANNELS / 4u; t++) {
         let c = c0 + lane + 4u * t;
         if c >= p.c {
             break;
@@ -76,12 +65,12 @@ fn main(
         let hi = min(p.c - 1u, c + after);
         var sum = 0.0;
         for (var j = lo; j <= hi; j++) {
-            let a = xs[u32(i32(j) - first) * PIX + px];
+            let a = xs[u32(i32(j) - first) * LRN_PIX + px];
             sum += a * a;
         }
         let s = p.k + p.alpha_eff * sum;
         let i = plane0 + c * p.hw + p0 + px;
         scale[i] = s;
-        out[i] = xs[u32(i32(c) - first) * PIX + px] * pow(s, -p.beta);
+        out[i] = xs[u32(i32(c) - first) * LRN_PIX + px] * pow(s, -p.beta);
     }
 }

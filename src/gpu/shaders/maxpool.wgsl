@@ -5,36 +5,21 @@
 // coordinates), and argmax = the flat input index ((n*C + c)*H + iy)*W + ix (u32) of the
 // first maximum in row-major order (a later element wins only if strictly greater), as
 // src/cpu/pool.rs. No window is empty: the host's shape rules guarantee it.
-// Bindings: 0 uniform Params, 1 x (read) (N, C, H, W), 2 out (write) (N, C, OH, OW),
+// Bindings: 0 uniform PoolParams, 1 x (read) (N, C, H, W), 2 out (write) (N, C, OH, OW),
 // 3 argmax: array<u32> (write) (N, C, OH, OW), saved for backward.
 // Dispatch: elementwise grid over count = N*C*OH*OW (see relu.wgsl).
 
-struct Params {
-    count: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-}
+// #include lib/grid.wgsl
+// #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

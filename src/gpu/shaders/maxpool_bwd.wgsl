@@ -5,25 +5,14 @@
 //   argmax[o] == i. Windows overlap (3/2 pooling), so several outputs can route to one input.
 //   Candidate rows: oy in [ceil((y + pad_top + 1 - KH) / sh), floor((y + pad_top) / sh)]
 //   clipped to [0, OH) (i32 for the lower bound; likewise columns), as cpu::maxpool_backward.
-// Bindings: 0 uniform Params, 1 dout (read) (N, C, OH, OW), 2 argmax: array<u32> (read)
+// Bindings: 0 uniform PoolParams, 1 dout (read) (N, C, OH, OW), 2 argmax: array<u32> (read)
 // (N, C, OH, OW), 3 dx (write) (N, C, H, W).
 // Dispatch: elementwise grid over count = N*C*H*W (see relu.wgsl).
 
-struct Params {
-    count: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    pad_top: u32,
-    pad_left: u32,
-}
+// #include lib/grid.wgsl
+// #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> argmax: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -38,13 +27,9 @@ fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
     return vec2<u32>(lo, max(hi, lo));
 }
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

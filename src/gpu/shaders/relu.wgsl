@@ -1,25 +1,19 @@
 // relu.wgsl: y = max(x, 0), elementwise.
 //
 // One invocation computes one element y[i].
-// Bindings: 0 uniform Params { count }, 1 x: array<f32> (read), 2 y: array<f32> (write).
+// Bindings: 0 uniform CountParams { count }, 1 x: array<f32> (read), 2 y: array<f32> (write).
 // Dispatch: elementwise grid of workgroups of 256: G = ceil(count / 256) workgroups folded
 // into 2-D as (min(G, 65535), ceil(G / 65535), 1); i = (wid.y * nwg.x + wid.x) * 256 + lid.
 
-struct Params {
-    count: u32,
-}
+// #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: CountParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

@@ -3,29 +3,27 @@
 //   w <- w + v
 //
 // One invocation updates one parameter element w[i] and its velocity v[i] (f32).
-// Bindings: 0 uniform Params { count, lr, momentum, wd }, 1 w (read_write), 2 v (read_write),
+// Bindings: 0 uniform SgdParams { count, lr, momentum, wd }, 1 w (read_write), 2 v (read_write),
 // 3 g (read).
 // Dispatch: elementwise grid over count (see relu.wgsl).
 
-struct Params {
+struct SgdParams {
     count: u32,
     lr: f32,
     momentum: f32,
     wd: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// #include lib/grid.wgsl
+
+@group(0) @binding(0) var<uniform> p: SgdParams;
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

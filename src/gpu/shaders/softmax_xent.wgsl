@@ -6,25 +6,19 @@
 //   host: the gradient of the MEAN loss, as cpu::softmax_xent_backward).
 // Its 256 invocations stride over k; max and sum are reduced in workgroup memory (f32; the
 // CPU sums in f64). Labels are checked (< K) by the host.
-// Bindings: 0 uniform Params { rows, k, inv_n }, 1 logits (read), 2 labels: array<u32>
+// Bindings: 0 uniform SoftmaxParams { rows, k, inv_n }, 1 logits (read), 2 labels: array<u32>
 // (read) (N), 3 losses (write) (N), 4 dlogits (write) (N, K).
 // Dispatch: rows folded into 2-D, r = wid.y * nwg.x + wid.x: (min(N, 65535), ceil(N / 65535), 1).
 
-struct Params {
-    rows: u32,
-    k: u32,
-    inv_n: f32,
-}
+// #include lib/softmax.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> z: array<f32>;
+@group(0) @binding(0) var<uniform> p: SoftmaxParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dz: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -36,42 +30,16 @@ fn main(
         return;
     }
     let base = r * p.k;
-
-    var m = z[base];
-    for (var k = lid; k < p.k; k += 256u) {
-        m = max(m, z[base + k]);
-    }
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let row_max = red[0];
-    workgroupBarrier();
-
-    var sum = 0.0;
-    for (var k = lid; k < p.k; k += 256u) {
-        sum += exp(z[base + k] - row_max);
-    }
-    red[lid] = sum;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
+    let ms = row_max_sum(base, p.k, lid);
+    let row_max = ms.x;
+    let total = ms.y;
 
     let label = labels[r];
-    for (var k = lid; k < p.k; k += 256u) {
-        let prob = exp(z[base + k] - row_max) / total;
+    for (var k = lid; k < p.k; k += WG) {
+        let prob = exp(logits[base + k] - row_max) / total;
         dz[base + k] = (prob - select(0.0, 1.0, k == label)) * p.inv_n;
     }
     if lid == 0u {
-        losses[r] = row_max + log(total) - z[base + label];
+        losses[r] = row_max + log(total) - logits[base + label];
     }
 }

@@ -2,25 +2,23 @@
 //
 // One invocation computes one element: out[i] = sum_{s < splits} part[s * count + i], in
 // ascending s (the order does not depend on the dispatch).
-// Bindings: 0 uniform Params { count, splits }, 1 part (read; splits x count), 2 out (write).
+// Bindings: 0 uniform SumSplitsParams { count, splits }, 1 part (read; splits x count), 2 out (write).
 // Dispatch: elementwise grid over count (see relu.wgsl).
 
-struct Params {
+struct SumSplitsParams {
     count: u32,
     splits: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// #include lib/grid.wgsl
+
+@group(0) @binding(0) var<uniform> p: SumSplitsParams;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+@compute @workgroup_size(WG)
+fn main(grid: Grid) {
+    let i = flat_index(grid);
     if i >= p.count {
         return;
     }

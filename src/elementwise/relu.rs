@@ -4,8 +4,8 @@
 //! Backward: `dinp[i] = dout[i]` if `inp[i] > 0`, else `0` (the subgradient at 0 is taken as 0,
 //! as PyTorch does). `out[i] > 0` iff `inp[i] > 0`, so either buffer may be passed as `inp`.
 
-use super::check_len;
 use crate::error::Result;
+use crate::tensor::check_len;
 
 /// `out = max(inp, 0)`; `inp` and `out` have the same length.
 pub fn relu_forward(inp: &[f32], out: &mut [f32]) -> Result<()> {

@@ -13,8 +13,9 @@
 //!   gradient of the mean: `dz[n,k] = (probs[n,k] - [k == label_n]) / N`.
 //! Sums are in f64 (cheap here, and the loss is compared across platforms).
 
-use super::check_len;
 use crate::error::{Error, Result};
+use crate::tensor::check_len;
+use crate::tensor::Tensor;
 
 /// Row-wise softmax of `x (N, K)` into `y (N, K)`.
 pub fn softmax_forward(n: usize, k: usize, x: &[f32], y: &mut [f32]) -> Result<()> {
@@ -123,4 +124,23 @@ pub fn softmax_xent_backward(
         }
     }
     Ok(())
+}
+
+/// The mean softmax cross-entropy of `(N, K)` logits for `labels`, and its gradient
+/// `dL/dlogits = (softmax - onehot) / N`, `(N, K)`.
+pub fn softmax_xent(logits: &Tensor, labels: &[usize]) -> Result<(f32, Tensor)> {
+    let (n, k) = match logits.shape.as_slice() {
+        [n, k] => (*n, *k),
+        s => {
+            return Err(Error::Other(format!(
+                "loss: the logits must be (N, K), got {s:?}"
+            )))
+        }
+    };
+    let mut probs = vec![0.0; n * k];
+    let mut losses = vec![0.0; n];
+    let loss = softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses)?;
+    let mut dlogits = Tensor::zeros(&[n, k]);
+    softmax_xent_backward(n, k, &probs, labels, &mut dlogits.data)?;
+    Ok((loss, dlogits))
 }

@@ -1,6 +1,6 @@
-//! Training on the fast backend: a training-mode forward that keeps a `net::Trace`, the
+//! Training on the fast backend: a training-mode forward that keeps a `model::Trace`, the
 //! backward pass through it, and the fused loss and gradients, each with exactly the
-//! contract of its reference in `net::Model` (`forward_train`, `backward`,
+//! contract of its reference in `reference::network` (`forward_train`, `backward`,
 //! `loss_and_grads`) so the two are interchangeable and tested against each other.
 //!
 //! Every function takes `(&mut Workspace, &Model, ..)` and borrows the model only for the
@@ -12,14 +12,14 @@
 //!
 //! What the trace saves is the reference's, with the same meaning: max pool's argmax (same
 //! flat index and tie rule, bit-identical given the same input), LRN's scale, dropout's u32
-//! seed from `cpu::dropout_layer_seed(seed, layer)`; dropout itself runs `cpu`'s code, so
+//! seed from `elementwise::dropout_layer_seed(seed, layer)`; dropout itself runs `cpu`'s code, so
 //! its masks are the reference's bit for bit.
 
 use super::{conv, layer_forward, linear, lrn, pool, Workspace};
-use crate::cpu;
+use crate::elementwise;
 use crate::error::{Error, Result};
-use crate::model::Layer;
-use crate::net::{Mode, Model, Params, Saved, Trace};
+use crate::model::{Geom, Layer};
+use crate::model::{Mode, Model, Params, Saved, Trace};
 use crate::tensor::Tensor;
 
 /// Training-mode forward through every layer, keeping what [`backward`] needs. Same
@@ -49,39 +49,33 @@ fn run_train(
     end: usize,
     timing: &mut Timing<'_>,
 ) -> Result<Trace> {
-    model.arch.check_input(x)?;
+    let n = model.arch.check_input(x)?;
     let mut acts = vec![x.clone()];
     let mut saved = Vec::with_capacity(end);
-    for (idx, layer) in model.arch.layers[..end].iter().enumerate() {
+    for step in model.arch.plan_to(n, end)? {
+        let idx = step.index;
         let t0 = timing.as_ref().map(|(clock, _)| clock());
         let inp = &acts[idx];
-        let n = inp.shape.first().copied().unwrap_or(0);
-        let mut out_shape = vec![n];
-        out_shape.extend(layer.output_shape(&inp.shape[1..])?);
-        let mut out = Tensor::zeros(&out_shape);
-        let s = match layer {
-            Layer::Lrn(spec) => {
-                let [n, c, h, w] = inp.nchw(&spec.name)?;
-                let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
+        let mut out = Tensor::zeros(&step.output);
+        let s = match step.geom {
+            Geom::Lrn(g) => {
                 let mut scale = vec![0.0; inp.len()];
                 lrn::lrn_forward_train(ws, &g, &inp.data, &mut out.data, &mut scale)?;
                 Saved::LrnScale(scale)
             }
-            Layer::MaxPool(spec) => {
-                let [n, c, h, w] = inp.nchw(&spec.name)?;
-                let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
+            Geom::MaxPool(g) => {
                 let mut argmax = vec![0u32; out.len()];
                 pool::maxpool_forward_train(ws, &g, &inp.data, &mut out.data, &mut argmax)?;
                 Saved::Argmax(argmax)
             }
-            Layer::Dropout(spec) => {
-                let s = cpu::dropout_layer_seed(seed, idx);
-                cpu::dropout_forward(spec.p, s, &inp.data, &mut out.data)?;
+            Geom::Dropout { p } => {
+                let s = elementwise::dropout_layer_seed(seed, idx);
+                elementwise::dropout_forward(p, s, &inp.data, &mut out.data)?;
                 Saved::DropoutSeed(s)
             }
             // The trace keeps every pre-ReLU output, so nothing is fused here.
             _ => {
-                layer_forward(ws, model, layer, inp, &mut out, false)?;
+                layer_forward(ws, model, &step, inp, &mut out, false)?;
                 Saved::Nothing
             }
         };
@@ -169,9 +163,12 @@ fn backward_timed(
     };
     let mut grads = Params::new();
     let mut d = dout.clone();
-    for idx in (stop..end).rev() {
+    let n = trace.acts[0].shape.first().copied().unwrap_or(0);
+    let plan = model.arch.plan_to(n, end)?;
+    for step in plan[stop..].iter().rev() {
+        let idx = step.index;
         let t0 = timing.as_ref().map(|(clock, _)| clock());
-        let layer = &layers[idx];
+        let layer = step.layer;
         let (inp, out) = (&trace.acts[idx], &trace.acts[idx + 1]);
         if out.shape != d.shape || out.len() != d.len() {
             return Err(shape_err(
@@ -181,7 +178,6 @@ fn backward_timed(
             ));
         }
         let want_dinp = need_input_grad || idx > stop;
-        let n = inp.shape.first().copied().unwrap_or(0);
         // Elementwise layers and relabels work in place on `d`; the others write a new
         // input gradient (when wanted).
         let mut dinp = match layer {
@@ -191,13 +187,12 @@ fn backward_timed(
             _ => None,
         };
         let dinp_data = dinp.as_mut().map(|t| t.data.as_mut_slice());
-        match (layer, &trace.saved[idx]) {
-            (Layer::Conv(spec), _) => {
-                let [n, _, h, w] = inp.nchw(&spec.name)?;
-                let g = cpu::ConvGeom::new(spec, n, h, w)?;
-                let wt = model.weight(&spec.name)?;
+        let name = step.name();
+        match (step.geom, &trace.saved[idx]) {
+            (Geom::Conv(g), _) => {
+                let wt = model.weight(name)?;
                 let mut dw = Tensor::zeros(&wt.shape);
-                let mut db = Tensor::zeros(&[spec.out_channels]);
+                let mut db = Tensor::zeros(&[g.c_out]);
                 conv::conv2d_backward(
                     ws,
                     &g,
@@ -208,14 +203,13 @@ fn backward_timed(
                     &mut dw.data,
                     &mut db.data,
                 )?;
-                grads.insert(format!("{}.weight", spec.name), dw);
-                grads.insert(format!("{}.bias", spec.name), db);
+                grads.insert(format!("{name}.weight"), dw);
+                grads.insert(format!("{name}.bias"), db);
             }
-            (Layer::Linear(spec), _) => {
-                let g = cpu::LinearGeom::new(spec, n);
-                let wt = model.weight(&spec.name)?;
+            (Geom::Linear(g), _) => {
+                let wt = model.weight(name)?;
                 let mut dw = Tensor::zeros(&wt.shape);
-                let mut db = Tensor::zeros(&[spec.out_features]);
+                let mut db = Tensor::zeros(&[g.out_features]);
                 linear::linear_backward(
                     ws,
                     &g,
@@ -226,10 +220,10 @@ fn backward_timed(
                     &mut dw.data,
                     &mut db.data,
                 )?;
-                grads.insert(format!("{}.weight", spec.name), dw);
-                grads.insert(format!("{}.bias", spec.name), db);
+                grads.insert(format!("{name}.weight"), dw);
+                grads.insert(format!("{name}.bias"), db);
             }
-            (Layer::Relu { .. }, _) => {
+            (Geom::Relu, _) => {
                 if inp.len() != d.len() {
                     return Err(shape_err(
                         format!("fast backward: input of {:?}", layer.name()),
@@ -237,39 +231,33 @@ fn backward_timed(
                         &inp.shape,
                     ));
                 }
-                // dinp = dout * [inp > 0], as cpu::relu_backward, in place.
+                // dinp = dout * [inp > 0], as reference::relu_backward, in place.
                 for (g, &x) in d.data.iter_mut().zip(&inp.data) {
                     *g = if x > 0.0 { *g } else { 0.0 };
                 }
             }
-            (Layer::Lrn(spec), Saved::LrnScale(scale)) => {
+            (Geom::Lrn(g), Saved::LrnScale(scale)) => {
                 if let Some(di) = dinp_data {
-                    let [n, c, h, w] = inp.nchw(&spec.name)?;
-                    let g = cpu::LrnGeom::new(spec, n, c, h, w)?;
                     lrn::lrn_backward(ws, &g, &d.data, &inp.data, &out.data, scale, di)?;
                 }
             }
-            (Layer::MaxPool(spec), Saved::Argmax(argmax)) => {
+            (Geom::MaxPool(g), Saved::Argmax(argmax)) => {
                 if let Some(di) = dinp_data {
-                    let [n, c, h, w] = inp.nchw(&spec.name)?;
-                    let g = cpu::PoolGeom::new(spec, n, c, h, w)?;
                     pool::maxpool_backward(ws, &g, &d.data, argmax, di)?;
                 }
             }
-            (Layer::AdaptiveAvgPool(spec), _) => {
+            (Geom::AvgPool(g), _) => {
                 if let Some(di) = dinp_data {
-                    let [n, c, h, w] = inp.nchw(&spec.name)?;
-                    let g = cpu::AvgPoolGeom::new(spec, n, c, h, w)?;
                     pool::adaptive_avgpool_backward(ws, &g, &d.data, di)?;
                 }
             }
-            (Layer::Dropout(spec), Saved::DropoutSeed(s)) => {
+            (Geom::Dropout { p }, Saved::DropoutSeed(s)) => {
                 if let Some(di) = dinp_data {
-                    cpu::dropout_backward(spec.p, *s, &d.data, di)?;
+                    elementwise::dropout_backward(p, *s, &d.data, di)?;
                 }
             }
             // Flatten, and dropout traced in eval mode: the identity, relabelled below.
-            (Layer::Flatten { .. } | Layer::Dropout(_), _) => {
+            (Geom::Flatten | Geom::Dropout { .. }, _) => {
                 if inp.len() != d.len() {
                     return Err(shape_err(
                         format!("fast backward: input of {:?}", layer.name()),
@@ -278,17 +266,16 @@ fn backward_timed(
                     ));
                 }
             }
-            (Layer::Softmax { .. }, _) => {
+            (Geom::Softmax { n, k }, _) => {
                 if let Some(di) = dinp_data {
-                    let k = out.len().checked_div(n).unwrap_or(0);
-                    cpu::softmax_backward(n, k, &d.data, &out.data, di)?;
+                    elementwise::softmax_backward(n, k, &d.data, &out.data, di)?;
                 }
             }
-            (l, s) => {
+            (_, s) => {
                 return Err(Error::Other(format!(
                     "fast backward: layer {:?} ({}) has no saved state of its kind (got {s:?})",
-                    l.name(),
-                    l.kind()
+                    layer.name(),
+                    layer.kind()
                 )))
             }
         }
@@ -351,9 +338,9 @@ fn loss_and_grads_inner(
             &[labels.len()],
         ));
     }
-    let end = crate::net::loss_layers(&model.arch);
+    let end = crate::model::loss_layers(&model.arch);
     let trace = run_train(ws, model, x, seed, end, timing)?;
-    let (loss, dlogits) = crate::net::softmax_xent(trace.output(), labels)?;
+    let (loss, dlogits) = crate::elementwise::softmax_xent(trace.output(), labels)?;
     let (grads, _) = backward_timed(ws, model, &trace, &dlogits, false, timing)?;
     Ok((loss, grads))
 }

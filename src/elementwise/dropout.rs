@@ -18,8 +18,8 @@
 //! Rendering", JCGT 2020.) The per-layer `seed` is a u32 the host derives from the training
 //! step's u64 seed and the layer's index with `dropout_layer_seed`.
 
-use super::check_len;
 use crate::error::{Error, Result};
+use crate::tensor::check_len;
 use crate::tensor::splitmix64;
 
 /// PCG-RXS-M-XS 32-bit hash (see the module doc); a bijection on u32.

@@ -2,8 +2,8 @@
 //! (Krizhevsky et al. 2012, section 5), shared by every backend: the GPU's `sgd.wgsl`
 //! computes the same two lines per element.
 
-use super::check_len;
 use crate::error::Result;
+use crate::tensor::check_len;
 
 /// SGD hyper-parameters, the paper's form: `v <- momentum v - wd lr w - lr g`,
 /// `w <- w + v`. The paper: lr 0.01, momentum 0.9, weight decay 0.0005.

@@ -1,0 +1,20 @@
+// lib/grid.wgsl: the folded 2-D grid of WG-wide workgroups every elementwise kernel runs
+// on, and the parameters of those that need only their length.
+//
+// The host's grid(count, WG) launches G = ceil(count / WG) workgroups folded into
+// (min(G, 65535), ceil(G / 65535), 1); invocation lid of workgroup wid has the flat index
+// (wid.y * nwg.x + wid.x) * WG + lid, and indices >= count do nothing.
+
+struct Grid {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+}
+
+fn flat_index(g: Grid) -> u32 {
+    return (g.wid.y * g.nwg.x + g.wid.x) * WG + g.lid;
+}
+
+struct CountParams {
+    count: u32,
+}
