@@ -4,24 +4,40 @@
 
 use crate::cpu::FastCpu;
 use crate::error::{Error, Result};
-use crate::gpu::model::GpuOptions;
-use crate::gpu::{AdapterReport, GpuContext, GpuModel, Span};
+use crate::gpu::plan::GpuOptions;
+use crate::gpu::{AdapterReport, GpuContext, GpuPlan, Span};
 use crate::model::Model;
 use crate::tensor::Tensor;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum BackendKind {
     /// The plain CPU reference (`src/reference`): the oracle, slow.
+    #[cfg_attr(not(target_arch = "wasm32"), value(name = "ref", alias = "reference"))]
     Reference,
     /// The fast CPU backend (`src/cpu`).
     Cpu,
-    /// WebGPU kernels (`src/gpu`).
+    /// WebGPU kernels (`src/gpu`; Vulkan natively).
+    #[cfg_attr(not(target_arch = "wasm32"), value(alias = "webgpu"))]
     Gpu,
 }
 
 impl BackendKind {
+    /// The backend the CLI and the page name `name`: `ref` (or `reference`), `cpu`, `gpu`
+    /// (or `webgpu`).
+    pub fn from_name(name: &str) -> Result<BackendKind> {
+        match name {
+            "ref" | "reference" => Ok(BackendKind::Reference),
+            "cpu" => Ok(BackendKind::Cpu),
+            "gpu" | "webgpu" => Ok(BackendKind::Gpu),
+            other => Err(Error::Usage(format!(
+                "unknown backend {other:?}: use ref, cpu or gpu"
+            ))),
+        }
+    }
+
     /// What runs when nothing is asked for: the GPU on a hardware adapter, else the fast
     /// CPU (a software adapter is slower than the CPU backend).
     #[cfg(not(target_arch = "wasm32"))]
@@ -34,27 +50,13 @@ impl BackendKind {
     }
 }
 
-impl std::str::FromStr for BackendKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "ref" | "reference" => Ok(BackendKind::Reference),
-            "cpu" => Ok(BackendKind::Cpu),
-            "gpu" | "webgpu" => Ok(BackendKind::Gpu),
-            other => Err(Error::Other(format!(
-                "unknown backend {other:?}: use ref, cpu or gpu"
-            ))),
-        }
-    }
-}
-
 enum Inner<'m> {
     Reference,
     Cpu(FastCpu<'m>),
     Gpu {
         // boxed: the device handles make this variant far larger than the others
         ctx: Box<GpuContext>,
-        plans: HashMap<usize, GpuModel>,
+        plans: HashMap<usize, GpuPlan>,
     },
 }
 
@@ -202,23 +204,24 @@ impl<'m> Runner<'m> {
 /// The plan for `batch`, built on first use (the Runner's and the page's per-batch cache).
 pub(crate) async fn plan_for<'p>(
     ctx: &GpuContext,
-    plans: &'p mut HashMap<usize, GpuModel>,
+    plans: &'p mut HashMap<usize, GpuPlan>,
     model: &Model,
     batch: usize,
     opts: &GpuOptions,
-) -> Result<&'p GpuModel> {
+) -> Result<&'p GpuPlan> {
     Ok(match plans.entry(batch) {
         Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(GpuModel::with_options(ctx, model, batch, opts).await?),
+        Entry::Vacant(e) => e.insert(GpuPlan::with_options(ctx, model, batch, opts).await?),
     })
 }
 
 pub(crate) fn batch_of(x: &Tensor) -> Result<usize> {
     match x.shape.first() {
         Some(&n) if n > 0 => Ok(n),
-        _ => Err(Error::Other(format!(
-            "input of shape {:?} has no batch dimension",
-            x.shape
-        ))),
+        _ => Err(Error::Shape {
+            what: "input with a batch dimension (N, ...)".into(),
+            expected: vec![1],
+            got: x.shape.clone(),
+        }),
     }
 }

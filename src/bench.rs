@@ -22,7 +22,7 @@
 use crate::backend::{BackendKind, Runner};
 use crate::elementwise::{self, Sgd};
 use crate::error::{Error, Result};
-use crate::gpu::model::GpuOptions;
+use crate::gpu::plan::GpuOptions;
 use crate::gpu::{GpuTrainer, Phase, Span};
 use crate::model::Arch;
 use crate::model::{Model, Params};
@@ -151,7 +151,7 @@ pub async fn run(
     clock: &dyn Fn() -> f64,
 ) -> Result<Report> {
     if opts.batch == 0 {
-        return Err(Error::Other("batch must be at least 1".into()));
+        return Err(Error::Usage("--batch must be at least 1".into()));
     }
     let runs = opts.runs.max(1);
     let t = clock();
@@ -362,7 +362,7 @@ async fn train(
                 };
                 for (name, w) in m.params.iter_mut() {
                     let (Some(v), Some(g)) = (velocity.get_mut(name), grads.get(name)) else {
-                        return Err(Error::Other(format!("no gradient for {name}")));
+                        return Err(Error::Internal(format!("no gradient for {name}")));
                     };
                     let t = clock();
                     elementwise::sgd_update(&opt, &mut w.data, &mut v.data, &g.data)?;

@@ -17,19 +17,9 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// Class probabilities `(N, classes)` for an input batch `(N, C, H, W)` (CPU reference).
-pub fn probabilities(model: &Model, x: &Tensor) -> Result<Tensor> {
-    to_probabilities(model, model.forward(x)?)
-}
-
-/// The network's output `(N, classes)` as probabilities: a softmax unless the network ends
-/// in one.
-pub fn to_probabilities(model: &Model, out: Tensor) -> Result<Tensor> {
-    to_probabilities_of(&model.arch, out)
-}
-
-/// [`to_probabilities`] for a network of architecture `arch`.
-pub fn to_probabilities_of(arch: &crate::model::Arch, out: Tensor) -> Result<Tensor> {
+/// The network's output `(N, classes)` as probabilities: a softmax unless the network
+/// (of architecture `arch`) ends in one.
+pub fn probabilities(arch: &crate::model::Arch, out: Tensor) -> Result<Tensor> {
     let ends_in_softmax = matches!(arch.layers.last(), Some(Layer::Softmax { .. }));
     if ends_in_softmax {
         return Ok(out);
@@ -79,7 +69,7 @@ pub fn prepare_input(model: &Model, image: &[u8], tta: bool) -> Result<Tensor> {
 /// The top-`k` classes from the network's output for one image's crops `(N, classes)`:
 /// probabilities averaged over the crops.
 pub fn rank(model: &Model, out: Tensor, k: usize) -> Result<Vec<Prediction>> {
-    let p = to_probabilities(model, out)?;
+    let p = probabilities(&model.arch, out)?;
     let mean = mean_rows(&p);
     Ok(top_k(&mean, k)
         .into_iter()

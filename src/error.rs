@@ -59,8 +59,45 @@ pub enum Error {
     Dataset(String),
     #[error("training: {0}")]
     Training(String),
+    /// A flat buffer whose length does not fit the shape asked of it.
+    #[error("{what}: {len} values where the shape needs {want}")]
+    Length {
+        what: String,
+        len: usize,
+        want: usize,
+    },
+    /// A training label outside the model's classes.
+    #[error("label {label} of example {index} is out of range: the model has {classes} classes")]
+    Label {
+        label: usize,
+        index: usize,
+        classes: usize,
+    },
+    /// An index a request gave (a layer, an image of a batch) outside what exists.
+    #[error("{what} {index} is out of range 0..{len}")]
+    OutOfRange {
+        what: String,
+        index: usize,
+        len: usize,
+    },
+    /// A size this implementation cannot index (u32 element indices, as the GPU's).
+    #[error("{0} is too large: element indices must fit in 32 bits")]
+    TooLarge(String),
+    /// Something that cannot be drawn as asked (`inspect`).
+    #[error("cannot draw {0}")]
+    Draw(String),
+    /// A command-line argument or option value that cannot be used as given.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
+    /// Some of a batch of images failed (each with its own error already reported).
+    #[error("{failed} of {total} images failed")]
+    Failed { failed: usize, total: usize },
+    /// A JSON file we read or update that is not what it should be.
+    #[error("{path}: {msg}")]
+    Json { path: String, msg: String },
+    /// A broken promise between two parts of the core (a bug, not bad input).
+    #[error("internal error, please report it: {0}")]
+    Internal(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

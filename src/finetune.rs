@@ -10,6 +10,7 @@ use crate::tensor::{Rng, Tensor};
 
 /// How much of the net is trained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Depth {
     /// The new last layer only (fc8).
@@ -243,6 +244,155 @@ impl Photos {
         }
         Tensor::new(&[idx.len(), 3, pp.crop, pp.crop], data)
     }
+}
+
+/// What a person chooses for a fine-tuning run (the page's form, `alexnet finetune`'s
+/// options); every field has the page's default.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Options {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub epochs: usize,
+    /// The largest batch wanted; the plan picks the largest that fits `budget_mb`.
+    pub batch: usize,
+    pub budget_mb: f64,
+    pub seed: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            lr: 0.005,
+            momentum: 0.9,
+            weight_decay: 0.0005,
+            epochs: 30,
+            batch: 32,
+            budget_mb: 1024.0,
+            seed: 1,
+        }
+    }
+}
+
+/// What a fine-tuning run will do, shown before it starts.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub classes: Vec<String>,
+    pub depth: Depth,
+    pub frozen: Vec<String>,
+    pub train_images: usize,
+    pub held_out: usize,
+    pub batch: usize,
+    pub epochs: usize,
+    pub memory: Memory,
+    pub budget_mb: f64,
+}
+
+/// A fine-tuning run ready for `train::run`: the base net with its new head, the person's
+/// photos (one in four of a class with three or more held out, scored after every epoch),
+/// a recipe at a fixed learning rate (no plateau schedule over so few epochs) and the plan.
+pub struct Run {
+    pub model: Model,
+    pub data: crate::train::Data<Photos>,
+    pub state: crate::train::State,
+    pub plan: Plan,
+}
+
+/// Prepares fine-tuning `base` on `photos` (decoded images with their class index into
+/// `classes`) at `depth`; the engine to train it starts from `run.model` with
+/// `run.plan.frozen` frozen.
+pub fn prepare(
+    base: &Model,
+    classes: &[String],
+    photos: Vec<(image::RgbImage, usize)>,
+    depth: Depth,
+    o: &Options,
+) -> Result<Run> {
+    if let Some((i, _)) = photos
+        .iter()
+        .enumerate()
+        .find(|(_, (_, l))| *l >= classes.len())
+    {
+        return Err(Error::Training(format!("photo {} has no class", i + 1)));
+    }
+    for (c, name) in classes.iter().enumerate() {
+        if !photos.iter().any(|(_, l)| *l == c) {
+            return Err(Error::Training(format!("class {name:?} has no photos")));
+        }
+    }
+    if !(o.lr >= 0.0 && (0.0..1.0).contains(&o.momentum) && o.weight_decay >= 0.0) {
+        return Err(Error::Training(
+            "need a learning rate >= 0, 0 <= momentum < 1 and weight decay >= 0".into(),
+        ));
+    }
+    let model = with_new_head(base, classes, o.seed as u64)?;
+    let pp = model.arch.preprocess.clone();
+    let mut train = Photos::new(photos, &pp)?;
+    let held = train.split_held_out(4);
+    let budget = (o.budget_mb * 1e6) as u64;
+    let batch = largest_batch(&model, budget, o.batch.min(train.len()))?;
+    let memory = memory(&model, batch)?;
+    let frozen = depth.frozen(&model);
+    let epochs = o.epochs.max(1);
+    let recipe = crate::train::Recipe {
+        epochs,
+        batch,
+        lr: o.lr,
+        momentum: o.momentum,
+        weight_decay: o.weight_decay,
+        init: crate::train::Init::He,
+        augment: crate::augment::Augment::default(),
+        patience: usize::MAX,
+        max_drops: 0,
+        seed: o.seed as u64,
+    };
+    let plan = Plan {
+        classes: classes.to_vec(),
+        depth,
+        frozen,
+        train_images: train.len(),
+        held_out: held.len(),
+        batch,
+        epochs,
+        memory,
+        budget_mb: o.budget_mb,
+    };
+    let pca = train.pca();
+    Ok(Run {
+        model,
+        data: crate::train::Data {
+            train,
+            val: held,
+            pca,
+        },
+        state: crate::train::State::new(recipe),
+        plan,
+    })
+}
+
+/// A fine-tuning run the page advances a few steps per request: [`prepare`]'s run on the
+/// CPU (one thread, as in the browser) with the plan's layers frozen.
+pub fn session(
+    base: &Model,
+    classes: &[String],
+    photos: Vec<(image::RgbImage, usize)>,
+    depth: Depth,
+    o: &Options,
+) -> Result<(crate::train::session::RunSession<Photos>, Plan)> {
+    let run = prepare(base, classes, photos, depth, o)?;
+    let mut engine = crate::train::Engine::cpu(run.model.clone(), None, run.state.sgd(), 1)?;
+    engine.set_frozen(&run.plan.frozen)?;
+    Ok((
+        crate::train::session::RunSession {
+            arch: run.model.arch.clone(),
+            data: run.data,
+            state: run.state,
+            engine,
+        },
+        run.plan,
+    ))
 }
 
 #[cfg(test)]

@@ -122,8 +122,8 @@ pub fn feature_layer(arch: &Arch) -> Result<usize> {
 /// constant map is drawn black.
 pub fn maps_picture(data: &[f32], shape: &[usize], first: usize, count: usize) -> Result<Picture> {
     let &[c, h, w] = shape else {
-        return Err(Error::Other(format!(
-            "feature maps must be (C, H, W), got {shape:?}"
+        return Err(Error::Draw(format!(
+            "feature maps of shape {shape:?}: they must be (C, H, W)"
         )));
     };
     check_len("feature maps", data.len(), c * h * w)?;
@@ -147,8 +147,8 @@ pub fn maps_picture(data: &[f32], shape: &[usize], first: usize, count: usize) -
 /// over its own range, all channels together, so its colour balance is kept.
 pub fn filters_picture(weight: &Tensor, first: usize, count: usize) -> Result<Picture> {
     let &[o, i, kh, kw] = &weight.shape[..] else {
-        return Err(Error::Other(format!(
-            "a convolution weight must be (O, I, KH, KW), got {:?}",
+        return Err(Error::Draw(format!(
+            "a convolution weight of shape {:?}: it must be (O, I, KH, KW)",
             weight.shape
         )));
     };
@@ -177,7 +177,7 @@ pub fn filters_picture(weight: &Tensor, first: usize, count: usize) -> Result<Pi
 /// scale (the largest magnitude), so units compare with each other.
 pub fn strip_picture(values: &[f32]) -> Result<Picture> {
     if values.is_empty() {
-        return Err(Error::Other("an empty vector has nothing to draw".into()));
+        return Err(Error::Draw("an empty vector".into()));
     }
     let bars = values.len().min(STRIP_MAX_BARS);
     let per_bar = values.len().div_ceil(bars);
@@ -294,21 +294,65 @@ fn unit(v: f32, lo: f32, hi: f32) -> u8 {
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::Other(format!(
-            "{what}: {got} values for a shape of {want}"
-        )));
+        return Err(Error::Length {
+            what: what.to_string(),
+            len: got,
+            want,
+        });
     }
     Ok(())
 }
 
 fn check_range(what: &str, first: usize, count: usize, total: usize) -> Result<()> {
     if count == 0 || first + count > total {
-        return Err(Error::Other(format!(
-            "{what} {first}..{} out of 0..{total}",
-            first + count
-        )));
+        return Err(Error::OutOfRange {
+            what: format!("{what} (a range of {count} from)"),
+            index: first,
+            len: total,
+        });
     }
     Ok(())
+}
+
+/// One layer's output for one image (`view.shape` values), drawn as the page shows it:
+/// feature maps as one grid per tower, a vector as a bar strip.
+pub fn view_pictures(view: &LayerView, data: &[f32]) -> Result<Vec<Picture>> {
+    match view.display {
+        Display::Strip => Ok(vec![strip_picture(data)?]),
+        Display::Maps => {
+            let c = view.shape[0] / view.towers.max(1);
+            (0..view.towers)
+                .map(|t| maps_picture(data, &view.shape, t * c, c))
+                .collect()
+        }
+    }
+}
+
+/// Image `i` of a grey dataset as a picture.
+pub fn grey_picture(images: &crate::data::Images, i: usize) -> Picture {
+    let (h, w) = (images.height, images.width);
+    let px = &images.pixels[i * h * w..(i + 1) * h * w];
+    let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let v = px[y as usize * w + x as usize];
+        image::Rgb([v, v, v])
+    });
+    rgb_picture(&img)
+}
+
+/// Image `b` of a network input batch `(N, 3, H, W)` with the normalisation undone.
+pub fn input_picture(x: &Tensor, b: usize, pp: &crate::model::Preprocess) -> Picture {
+    let (h, w) = (x.shape[2], x.shape[3]);
+    let img = image::RgbImage::from_fn(w as u32, h as u32, |xx, y| {
+        let mut px = [0u8; 3];
+        for (c, p) in px.iter_mut().enumerate() {
+            let v = x.data[((b * 3 + c) * h + y as usize) * w + xx as usize];
+            *p = ((v * pp.std[c] + pp.mean[c]) / pp.scale)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+        image::Rgb(px)
+    });
+    rgb_picture(&img)
 }
 
 #[cfg(test)]

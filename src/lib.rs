@@ -18,6 +18,7 @@ pub mod labels;
 pub mod model;
 pub mod preprocess;
 pub mod reference;
+pub mod session;
 pub mod shape;
 pub mod tensor;
 pub mod train;
@@ -32,8 +33,6 @@ pub mod bench;
 pub mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod npy;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod train_cli;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

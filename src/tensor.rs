@@ -21,10 +21,11 @@ impl Tensor {
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::Other(format!(
-                "tensor of shape {shape:?} needs {n} values, got {}",
-                data.len()
-            )));
+            return Err(Error::Length {
+                what: format!("tensor of shape {shape:?}"),
+                len: data.len(),
+                want: n,
+            });
         }
         Ok(Tensor {
             shape: shape.to_vec(),
@@ -44,7 +45,7 @@ impl Tensor {
     pub fn nchw(&self, layer: &str) -> Result<[usize; 4]> {
         match self.shape.as_slice() {
             [n, c, h, w] => Ok([*n, *c, *h, *w]),
-            s => Err(Error::Other(format!(
+            s => Err(Error::Arch(format!(
                 "layer {layer:?} needs an (N, C, H, W) input, got {s:?}"
             ))),
         }

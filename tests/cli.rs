@@ -47,8 +47,18 @@ fn photo(name: &str) -> String {
 /// A user error: exit status 1, exactly one line on stderr starting with the program name,
 /// and never a panic.
 fn assert_one_line_error(o: &Output, pattern: &str) {
+    assert_one_line_error_with(o, pattern, 1);
+}
+
+/// An argument clap refuses (a value not among an option's values): exit status 2, one
+/// line on stderr that names the values it takes.
+fn assert_one_line_usage_error(o: &Output, pattern: &str) {
+    assert_one_line_error_with(o, pattern, 2);
+}
+
+fn assert_one_line_error_with(o: &Output, pattern: &str, code: i32) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
     assert!(!err.contains("panicked"), "panic reached the user: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
     assert!(err.starts_with("alexnet: error: "), "stderr: {err}");
@@ -324,7 +334,7 @@ fn bench_prints_layers_and_total() {
         let out = stdout(&o);
         assert!(out.contains("training step:"), "{backend} --train: {out}");
     }
-    assert_one_line_error(
+    assert_one_line_usage_error(
         &alexnet(&[
             "bench",
             "--model",
@@ -334,7 +344,7 @@ fn bench_prints_layers_and_total() {
             "--backend",
             "tpu",
         ]),
-        "unknown backend",
+        "invalid value 'tpu' for '--backend <BACKEND>'; [possible values: ref, cpu, gpu]",
     );
 }
 
@@ -455,4 +465,115 @@ fn train_resume_eval_on_the_shipped_subset() {
         assert_eq!(e.trim().lines().count(), 1, "{bad:?}: {e}");
         assert!(!e.contains("panicked"), "{e}");
     }
+}
+
+/// `alexnet finetune`: two classes of photos from folders (plain colours a net separates
+/// at once), the embedded model's new head trained with the page's loop; the written model
+/// loads with the new classes and tells the colours apart; a file that is not an image, a
+/// lone class and a missing folder are one-line errors.
+#[test]
+fn finetune_teaches_new_classes_from_folders() {
+    let dir = scratch("finetune");
+    let make = |name: &str, rgb: [u8; 3]| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..6u8 {
+            let img = image::RgbImage::from_fn(40, 36, |x, y| {
+                let n = ((x as u8).wrapping_mul(7) ^ (y as u8).wrapping_mul(13) ^ i) % 24;
+                image::Rgb(rgb.map(|c| c.saturating_sub(n)))
+            });
+            img.save(d.join(format!("{i}.png"))).unwrap();
+        }
+        d
+    };
+    let red = make("red", [230, 40, 40]);
+    let blue = make("blue", [40, 40, 230]);
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/mini-fashion.safetensors");
+    let out = dir.join("colours.safetensors");
+    let class = |n: &str, d: &Path| format!("{n}={}", d.display());
+    let args = |extra: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "finetune",
+            "--model",
+            model.to_str().unwrap(),
+            "--depth",
+            "head",
+            "--epochs",
+            "4",
+            "--lr",
+            "0.02",
+            "--backend",
+            "cpu",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().cloned());
+        v
+    };
+    let run = |extra: &[String]| {
+        let a = args(extra);
+        alexnet(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = run(&[
+        "--class".into(),
+        class("red", &red),
+        "--class".into(),
+        class("blue", &blue),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("held-out accuracy"), "{}", stderr(&o));
+    let m = alexnet::io::load_path(&out).unwrap();
+    assert_eq!(
+        m.arch.labels,
+        alexnet::model::Labels::Custom(vec!["red".into(), "blue".into()])
+    );
+    let o = alexnet(&[
+        "classify",
+        "--model",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--top",
+        "1",
+        red.join("0.png").to_str().unwrap(),
+        blue.join("0.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = stdout(&o);
+    let lines: Vec<&str> = printed.lines().collect();
+    let top = |file: &str| {
+        let i = lines.iter().position(|l| l.ends_with(file)).unwrap();
+        lines[i + 1].trim().rsplit(' ').next().unwrap().to_string()
+    };
+    assert_eq!(top("red/0.png"), "red", "{lines:?}");
+    assert_eq!(top("blue/0.png"), "blue", "{lines:?}");
+
+    std::fs::write(blue.join("notes.jpg"), b"not a photo").unwrap();
+    assert_one_line_error(
+        &run(&[
+            "--class".into(),
+            class("red", &red),
+            "--class".into(),
+            class("blue", &blue),
+        ]),
+        "notes.jpg",
+    );
+    assert_one_line_error(
+        &run(&["--class".into(), class("red", &red)]),
+        "at least 2 classes",
+    );
+    assert_one_line_error(
+        &run(&[
+            "--class".into(),
+            class("red", &red),
+            "--class".into(),
+            class("green", &dir.join("green")),
+        ]),
+        "green",
+    );
 }

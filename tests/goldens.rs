@@ -14,7 +14,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::{random_input, read_npy};
+use common::{block_on, random_input, read_npy};
 
 use alexnet::augment::Augment;
 use alexnet::cpu::FastCpu;
@@ -22,7 +22,7 @@ use alexnet::data::Images;
 use alexnet::model::{self, Arch};
 use alexnet::model::{Model, Params};
 use alexnet::tensor::Tensor;
-use alexnet::train::{self, CpuEngine, Data, EpochLog, Hooks, Init, Progress, Recipe, State};
+use alexnet::train::{self, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, State};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -227,20 +227,19 @@ fn training_loop_golden() -> Value {
         pca,
     };
     let mut state = State::new(recipe);
-    let mut engine = CpuEngine::new(m, None, state.sgd(), 2).expect("engine");
+    let mut engine = Engine::cpu(m, None, state.sgd(), 2).expect("engine");
     let mut rec = Record(Vec::new());
-    train::run(
+    block_on(train::run(
         &mut engine,
         &arch,
         &data,
         &mut state,
         &train::Sitting::whole(),
         &mut rec,
-    )
+    ))
     .expect("run");
-    use train::Engine;
-    let model = engine.model().expect("model");
-    let momentum = engine.velocities().expect("momentum");
+    let model = block_on(engine.model()).expect("model");
+    let momentum = block_on(engine.velocities()).expect("momentum");
     json!({
         "events": rec.0,
         "step": state.step,

@@ -14,9 +14,9 @@ use common::{block_on, gpu, random_input};
 use gpu_cases::forward::FC6_BYTES;
 use gpu_cases::native_tests;
 
-use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::ConvAlgo;
-use alexnet::gpu::GpuModel;
+use alexnet::gpu::plan::GpuOptions;
+use alexnet::gpu::GpuPlan;
 use alexnet::model;
 use alexnet::model::Model;
 use std::time::Instant;
@@ -49,7 +49,7 @@ fn bvlc_and_torchvision_batch_1_timings() {
         let t = Instant::now();
         let model = Model::random(arch, 7).unwrap();
         let x = random_input(&model.arch, 1, 200);
-        let gm = block_on(GpuModel::new(ctx, &model, 1)).unwrap();
+        let gm = block_on(GpuPlan::new(ctx, &model, 1)).unwrap();
         eprintln!(
             "{name}: random weights + GPU upload {:.2} s; fc6 weight ({FC6_BYTES} bytes) in {} \
              block(s)",
@@ -69,7 +69,7 @@ fn bvlc_and_torchvision_batch_1_timings() {
             conv: Some(ConvAlgo::Naive),
             ..Default::default()
         };
-        let gmn = block_on(GpuModel::with_options(ctx, &model, 1, &naive)).unwrap();
+        let gmn = block_on(GpuPlan::with_options(ctx, &model, 1, &naive)).unwrap();
         for layer in ["conv1", "conv2", "conv3"] {
             let idx = model.arch.layer_index(layer).unwrap();
             let (pt, pn) = if idx == 0 {

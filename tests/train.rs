@@ -6,6 +6,9 @@
 //! diverging run stopped with a clear error.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::block_on;
+
 use alexnet::augment::{Augment, Pca};
 use alexnet::data::Images;
 use alexnet::error::Error;
@@ -17,9 +20,7 @@ use alexnet::model::{Model, Params};
 use alexnet::reference::Sgd;
 use alexnet::shape::Rounding;
 use alexnet::tensor::{Rng, Tensor};
-use alexnet::train::{
-    self, CpuEngine, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, Sitting, State,
-};
+use alexnet::train::{self, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, Sitting, State};
 
 fn conv(name: &str, cin: usize, cout: usize, k: usize, s: usize, p: usize, groups: usize) -> Layer {
     Layer::Conv(ConvSpec {
@@ -177,10 +178,10 @@ fn sgd_steps_match_the_papers_rule_computed_independently() {
         momentum: 0.9,
         weight_decay: 0.01,
     };
-    let mut engine = CpuEngine::new(m0.clone(), None, sgd, 1).unwrap();
-    engine.step(&x, &labels, 11).unwrap();
-    engine.step(&x, &labels, 12).unwrap();
-    let got = engine.model().unwrap();
+    let mut engine = Engine::cpu(m0.clone(), None, sgd, 1).unwrap();
+    block_on(engine.step(&x, &labels, 11)).unwrap();
+    block_on(engine.step(&x, &labels, 12)).unwrap();
+    let got = block_on(engine.model()).unwrap();
 
     let (lr, mom, wd) = (sgd.lr as f64, sgd.momentum as f64, sgd.weight_decay as f64);
     let mut w: Vec<(String, Vec<f64>)> = m0
@@ -267,11 +268,18 @@ fn fresh_run(
     seed: u64,
     sitting: &Sitting,
     hooks: &mut Quiet,
-) -> (CpuEngine, State, alexnet::error::Result<()>) {
+) -> (Engine, State, alexnet::error::Result<()>) {
     let model = train::init_model(arch.clone(), r.init, seed).unwrap();
     let mut state = State::new(r);
-    let mut engine = CpuEngine::new(model, None, state.sgd(), 1).unwrap();
-    let result = train::run(&mut engine, arch, data, &mut state, sitting, hooks);
+    let mut engine = Engine::cpu(model, None, state.sgd(), 1).unwrap();
+    let result = block_on(train::run(
+        &mut engine,
+        arch,
+        data,
+        &mut state,
+        sitting,
+        hooks,
+    ));
     (engine, state, result)
 }
 
@@ -351,7 +359,7 @@ fn a_resumed_run_takes_exactly_the_uninterrupted_runs_steps() {
     let (mut engine, state, result) =
         fresh_run(&arch, &data, r.clone(), 7, &Sitting::whole(), &mut quiet());
     result.unwrap();
-    let want = engine.model().unwrap();
+    let want = block_on(engine.model()).unwrap();
     assert!(state.finished);
     assert_eq!(state.step, 10, "2 epochs of 5 batches");
 
@@ -367,17 +375,17 @@ fn a_resumed_run_takes_exactly_the_uninterrupted_runs_steps() {
     let (m, momentum, json) = load_checkpoint(hooks.checkpoints.last().unwrap()).unwrap();
     let mut state: State = serde_json::from_str(&json).unwrap();
     assert_eq!((state.epoch, state.batch_in_epoch, state.step), (1, 2, 7));
-    let mut engine = CpuEngine::new(m, Some(momentum), state.sgd(), 1).unwrap();
-    train::run(
+    let mut engine = Engine::cpu(m, Some(momentum), state.sgd(), 1).unwrap();
+    block_on(train::run(
         &mut engine,
         &arch,
         &data,
         &mut state,
         &Sitting::whole(),
         &mut quiet(),
-    )
+    ))
     .unwrap();
-    let got = engine.model().unwrap();
+    let got = block_on(engine.model()).unwrap();
     for (k, t) in &want.params {
         assert_eq!(got.params[k].data, t.data, "{k} differs after resuming");
     }
@@ -459,7 +467,7 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
     let (mut engine, _, result) =
         fresh_run(&arch, &pre_data, pre, 9, &Sitting::whole(), &mut quiet());
     result.unwrap();
-    let base = engine.model().unwrap();
+    let base = block_on(engine.model()).unwrap();
     let classes = vec!["left".to_string(), "right".to_string()];
     let model = with_new_head(&base, &classes, 3).unwrap();
     // two classes: the squares of classes 0 and 4 of `synthetic` (0 -> left, 4 -> right)
@@ -493,18 +501,18 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
         ..Recipe::default()
     };
     let mut state = State::new(r);
-    let mut engine = CpuEngine::new(model.clone(), None, state.sgd(), 1).unwrap();
+    let mut engine = Engine::cpu(model.clone(), None, state.sgd(), 1).unwrap();
     engine.set_frozen(&Depth::Head.frozen(&model)).unwrap();
-    train::run(
+    block_on(train::run(
         &mut engine,
         &model.arch,
         &data,
         &mut state,
         &Sitting::whole(),
         &mut quiet(),
-    )
+    ))
     .unwrap();
-    let after = engine.model().unwrap();
+    let after = block_on(engine.model()).unwrap();
     for (k, t) in &model.params {
         assert_eq!(after.params[k].data == t.data, !k.starts_with("fc8"), "{k}");
     }

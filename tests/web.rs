@@ -171,7 +171,7 @@ async fn webgpu_forward_matches_reference_in_the_browser() {
     let m = Model::random(model::mini(), 5).unwrap();
     let mut x = Tensor::zeros(&[3, 3, 32, 32]);
     alexnet::tensor::Rng::new(9).fill_normal(&mut x.data, 1.0);
-    let plan = alexnet::gpu::GpuModel::new(ctx, &m, 3).await.unwrap();
+    let plan = alexnet::gpu::GpuPlan::new(ctx, &m, 3).await.unwrap();
     let got = plan
         .forward_all(ctx, &x, alexnet::model::Mode::Eval)
         .await

@@ -160,9 +160,11 @@ fn conv_image(
 
 fn check(func: &str, what: &str, len: usize, want: usize) -> Result<()> {
     if len != want {
-        return Err(Error::Other(format!(
-            "fast {func}: {what} has {len} values, needs {want}"
-        )));
+        return Err(Error::Length {
+            what: format!("fast {func}: {what}"),
+            len,
+            want,
+        });
     }
     Ok(())
 }

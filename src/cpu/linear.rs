@@ -39,9 +39,11 @@ pub fn linear_forward(
         ("y (N, OUT)", y.len(), n * no),
     ] {
         if len != want {
-            return Err(Error::Other(format!(
-                "fast linear_forward: {what} has {len} values, needs {want}"
-            )));
+            return Err(Error::Length {
+                what: format!("fast linear_forward: {what}"),
+                len,
+                want,
+            });
         }
     }
     if n == 0 || no == 0 {
@@ -103,9 +105,11 @@ pub fn linear_backward(
         ("dbias (OUT)", dbias.len(), no),
     ] {
         if len != want {
-            return Err(Error::Other(format!(
-                "fast linear_backward: {what} has {len} values, needs {want}"
-            )));
+            return Err(Error::Length {
+                what: format!("fast linear_backward: {what}"),
+                len,
+                want,
+            });
         }
     }
     let threads = ws.threads;

@@ -101,10 +101,14 @@ pub fn lrn_forward_train(
 
 fn check_len(func: &str, what: &str, len: usize, g: &LrnGeom) -> Result<()> {
     if len != g.n * g.c * g.hw || g.size == 0 {
-        return Err(Error::Other(format!(
-            "fast {func}: {what} has {len} values for (N, C, H*W) = ({}, {}, {}), size {}",
-            g.n, g.c, g.hw, g.size
-        )));
+        return Err(Error::Length {
+            what: format!(
+                "fast {func}: {what} for (N, C, H*W) = ({}, {}, {}), size {}",
+                g.n, g.c, g.hw, g.size
+            ),
+            len,
+            want: g.n * g.c * g.hw,
+        });
     }
     Ok(())
 }

@@ -275,7 +275,7 @@ impl<'m> FastCpu<'m> {
     pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let mut outs = self.run(x, self.model.arch.layers.len(), false)?;
         outs.pop()
-            .ok_or_else(|| Error::Other("forward: the model has no layers".into()))
+            .ok_or_else(|| Error::Arch("the model has no layers".into()))
     }
 
     /// Inference up to and including `layer` (only that prefix is computed).
@@ -283,7 +283,7 @@ impl<'m> FastCpu<'m> {
         let idx = self.model.arch.layer_index(layer)?;
         let mut outs = self.run(x, idx + 1, false)?;
         outs.pop()
-            .ok_or_else(|| Error::Other("forward_to: no layer ran".into()))
+            .ok_or_else(|| Error::Internal("forward_to: no layer ran".into()))
     }
 
     /// Runs layers `0..end`. With `keep_all` every output is returned; otherwise only the
@@ -393,7 +393,7 @@ pub(crate) fn layer_forward(
         Geom::AvgPool(g) => adaptive_avgpool_forward(ws, &g, &x.data, &mut out.data),
         Geom::Flatten | Geom::Dropout { .. } => {
             if out.len() != x.len() {
-                return Err(Error::Other(format!(
+                return Err(Error::Internal(format!(
                     "fast forward: layer {name:?} maps {} values to {}",
                     x.len(),
                     out.len()

@@ -20,10 +20,14 @@ use crate::model::{AvgPoolGeom, PoolGeom};
 use crate::shape::adaptive_range;
 
 fn check(what: &str, inp: usize, out: usize, want_in: usize, want_out: usize) -> Result<()> {
-    if inp != want_in || out != want_out {
-        return Err(Error::Other(format!(
-            "fast {what}: inp {inp} / out {out} values, needs {want_in} / {want_out}"
-        )));
+    for (buf, len, want) in [("inp", inp, want_in), ("out", out, want_out)] {
+        if len != want {
+            return Err(Error::Length {
+                what: format!("fast {what}: {buf}"),
+                len,
+                want,
+            });
+        }
     }
     Ok(())
 }
@@ -41,7 +45,7 @@ pub fn maxpool_forward(ws: &Workspace, g: &PoolGeom, inp: &[f32], out: &mut [f32
     let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
     let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
     if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
-        return Err(Error::Other(
+        return Err(Error::Internal(
             "fast maxpool_forward: a window is empty".into(),
         ));
     }
@@ -67,9 +71,11 @@ pub fn maxpool_forward(ws: &Workspace, g: &PoolGeom, inp: &[f32], out: &mut [f32
 fn check_lens(func: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
     for &(what, len, want) in lens {
         if len != want {
-            return Err(Error::Other(format!(
-                "fast {func}: {what} has {len} values, needs {want}"
-            )));
+            return Err(Error::Length {
+                what: format!("fast {func}: {what}"),
+                len,
+                want,
+            });
         }
     }
     Ok(())
@@ -107,14 +113,12 @@ pub fn maxpool_forward_train(
         g.n * g.c * pout,
     )?;
     if inp.len() > u32::MAX as usize {
-        return Err(Error::Other(format!(
-            "fast {func}: input too large for u32 argmax"
-        )));
+        return Err(Error::TooLarge(format!("fast {func}'s input")));
     }
     let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
     let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
     if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
-        return Err(Error::Other(format!("fast {func}: a window is empty")));
+        return Err(Error::Internal(format!("fast {func}: a window is empty")));
     }
     if pout == 0 {
         return Ok(());
@@ -190,7 +194,7 @@ pub fn maxpool_backward(
         let (h, w) = ((i % pin) / g.w, i % g.w);
         let ((h0, h1), (w0, w1)) = (g.rows(oh), g.cols(ow));
         if i / pin != nc || !(h0..h1).contains(&h) || !(w0..w1).contains(&w) {
-            return Err(Error::Other(format!(
+            return Err(Error::Internal(format!(
                 "fast {func}: argmax {i} of output {o} is outside its window"
             )));
         }

@@ -137,7 +137,7 @@ fn backward_timed(
     let layers = &model.arch.layers;
     let end = trace.saved.len();
     if trace.acts.len() != end + 1 || end > layers.len() {
-        return Err(Error::Other(format!(
+        return Err(Error::Internal(format!(
             "fast backward: trace has {} activations for {end} layers (model has {})",
             trace.acts.len(),
             layers.len()
@@ -272,7 +272,7 @@ fn backward_timed(
                 }
             }
             (_, s) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Internal(format!(
                     "fast backward: layer {:?} ({}) has no saved state of its kind (got {s:?})",
                     layer.name(),
                     layer.kind()

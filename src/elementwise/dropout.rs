@@ -48,9 +48,7 @@ fn check_p(p: f32, len: usize) -> Result<()> {
         return Err(Error::Arch(format!("dropout: p = {p} must be in [0, 1)")));
     }
     if len > u32::MAX as usize {
-        return Err(Error::Other(
-            "dropout: tensor too large for u32 element indices".into(),
-        ));
+        return Err(Error::TooLarge("dropout's tensor".into()));
     }
     Ok(())
 }

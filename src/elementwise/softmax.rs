@@ -59,9 +59,11 @@ pub fn softmax_backward(n: usize, k: usize, dout: &[f32], y: &[f32], dx: &mut [f
 
 fn check_labels(k: usize, labels: &[usize]) -> Result<()> {
     if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
-        return Err(Error::Other(format!(
-            "label {l} of example {i} is out of range: the model has {k} classes"
-        )));
+        return Err(Error::Label {
+            label: l,
+            index: i,
+            classes: k,
+        });
     }
     Ok(())
 }
@@ -132,9 +134,11 @@ pub fn softmax_xent(logits: &Tensor, labels: &[usize]) -> Result<(f32, Tensor)> 
     let (n, k) = match logits.shape.as_slice() {
         [n, k] => (*n, *k),
         s => {
-            return Err(Error::Other(format!(
-                "loss: the logits must be (N, K), got {s:?}"
-            )))
+            return Err(Error::Shape {
+                what: "loss: the logits (N, K)".into(),
+                expected: vec![s.first().copied().unwrap_or(0), 0],
+                got: s.to_vec(),
+            })
         }
     };
     let mut probs = vec![0.0; n * k];

@@ -10,7 +10,7 @@
 //!   the dispatch the host must use;
 //! - [`ops`]: one function per layer op that turns a CPU geometry (`model::ConvGeom`, ...) and
 //!   buffers into [`Dispatch`]es: the place to add backward kernels;
-//! - [`model`]: [`GpuModel`], a whole network planned once per batch size and run in one
+//! - [`model`]: [`GpuPlan`], a whole network planned once per batch size and run in one
 //!   submission;
 //! - [`train`]: [`GpuTrainer`], forward + loss + backward + SGD in one submission per step;
 //! - [`timer`]: GPU time per kernel launch from timestamp queries (`alexnet bench`).
@@ -20,16 +20,16 @@
 
 pub mod context;
 pub mod kernels;
-pub mod model;
 pub mod ops;
 pub mod params;
+pub mod plan;
 pub mod session;
 pub mod timer;
 pub mod train;
 
 pub use context::{Dispatch, GpuContext};
 pub use kernels::Kernel;
-pub use model::GpuModel;
+pub use plan::GpuPlan;
 pub use session::GpuSession;
 pub use timer::{Phase, Span, Timer};
 pub use train::GpuTrainer;

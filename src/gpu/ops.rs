@@ -823,9 +823,11 @@ pub fn write_labels(
     labels: &[usize],
 ) -> Result<()> {
     if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
-        return Err(Error::Other(format!(
-            "label {l} of example {i} is out of range: the model has {k} classes"
-        )));
+        return Err(Error::Label {
+            label: l,
+            index: i,
+            classes: k,
+        });
     }
     need(buf, labels.len(), "labels (N)")?;
     let bits: Vec<f32> = labels.iter().map(|&l| f32::from_bits(l as u32)).collect();

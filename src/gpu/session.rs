@@ -5,7 +5,7 @@
 //! the model, once per request, instead of failing every later request.
 
 use super::context::GpuContext;
-use super::model::{GpuModel, GpuOptions};
+use super::plan::{GpuOptions, GpuPlan};
 use super::AdapterReport;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 pub struct GpuSession {
     ctx: GpuContext,
     /// One plan per batch size (1 for a single crop, 10 for the paper's ten crops).
-    plans: HashMap<usize, GpuModel>,
+    plans: HashMap<usize, GpuPlan>,
     opts: GpuOptions,
     /// The batch size of the last successful forward: its plan's buffers hold that run.
     last: Option<usize>,
@@ -92,7 +92,7 @@ impl GpuSession {
         let plan = self
             .last
             .and_then(|b| self.plans.get(&b))
-            .ok_or_else(|| Error::Other("nothing has run on the GPU yet".into()))?;
+            .ok_or_else(|| Error::Gpu("nothing has run on the GPU yet".into()))?;
         plan.read_image(&self.ctx, idx, image).await
     }
 

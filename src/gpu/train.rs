@@ -1,6 +1,6 @@
 //! [`GpuTrainer`]: training on the GPU, planned once per `(Model, batch size)`.
 //!
-//! A step is ONE submission: the training-mode forward of [`GpuModel`] (dropout masks from
+//! A step is ONE submission: the training-mode forward of [`GpuPlan`] (dropout masks from
 //! `elementwise::dropout_layer_seed(seed, layer)`, exactly the CPU's), the fused softmax +
 //! cross-entropy (`softmax_xent.wgsl`: per-example loss and `dlogits = (p - onehot) / N`),
 //! the backward pass layer by layer (one gather kernel per gradient, `ops::*_backward`), and
@@ -17,8 +17,8 @@
 //! computed.
 
 use super::context::{Dispatch, GpuContext};
-use super::model::{GpuModel, GpuOptions};
 use super::ops::{self, ConvAlgo, LrnAlgo, Sgd};
+use super::plan::{GpuOptions, GpuPlan};
 use super::timer::{Phase, Span, Timer};
 use crate::elementwise;
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ struct ParamState {
 /// A model being trained on the GPU at one batch size.
 #[derive(Debug)]
 pub struct GpuTrainer {
-    model: GpuModel,
+    model: GpuPlan,
     arch: Arch,
     batch: usize,
     classes: usize,
@@ -76,7 +76,7 @@ impl GpuTrainer {
         GpuTrainer::with_options(ctx, model, batch, opt, &GpuOptions::default()).await
     }
 
-    /// Plans `model` for training: uploads the parameters (a [`GpuModel`]), allocates every
+    /// Plans `model` for training: uploads the parameters (a [`GpuPlan`]), allocates every
     /// gradient, velocity and loss buffer and builds every dispatch.
     pub async fn with_options(
         ctx: &GpuContext,
@@ -85,7 +85,7 @@ impl GpuTrainer {
         opt: Sgd,
         opts: &GpuOptions,
     ) -> Result<Self> {
-        let gm = GpuModel::with_options(ctx, model, batch, opts).await?;
+        let gm = GpuPlan::with_options(ctx, model, batch, opts).await?;
         ctx.checked("planning the training step", || {
             build(
                 ctx,
@@ -101,7 +101,7 @@ impl GpuTrainer {
     }
 
     /// The network (its parameter buffers are the ones trained).
-    pub fn model(&self) -> &GpuModel {
+    pub fn model(&self) -> &GpuPlan {
         &self.model
     }
 
@@ -347,7 +347,7 @@ impl GpuTrainer {
 
 fn build(
     ctx: &GpuContext,
-    model: GpuModel,
+    model: GpuPlan,
     arch: &Arch,
     batch: usize,
     opt: Sgd,
@@ -533,7 +533,7 @@ fn build(
                     layer.name()
                 )))
             }
-            _ => return Err(super::model::mismatch(step)),
+            _ => return Err(super::plan::mismatch(step)),
         }
     }
 

@@ -125,7 +125,7 @@ impl Model {
     pub fn backward(&self, trace: &Trace, dout: &Tensor) -> Result<(Params, Tensor)> {
         let end = trace.saved.len();
         if trace.acts.len() != end + 1 || end > self.arch.layers.len() {
-            return Err(Error::Other(format!(
+            return Err(Error::Internal(format!(
                 "backward: trace has {} activations for {end} layers (model has {})",
                 trace.acts.len(),
                 self.arch.layers.len()
@@ -215,7 +215,7 @@ impl Model {
                     reference::softmax_backward(n, k, &d.data, &out.data, &mut dinp.data)?;
                 }
                 (_, s) => {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Internal(format!(
                         "backward: layer {:?} ({}) has no saved state of its kind (got {s:?})",
                         layer.name(),
                         layer.kind()

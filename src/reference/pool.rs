@@ -53,9 +53,7 @@ pub fn maxpool_forward(
         &g.out_shape(),
     )?;
     if inp.len() > u32::MAX as usize {
-        return Err(Error::Other(
-            "maxpool_forward: input too large for u32 argmax".into(),
-        ));
+        return Err(Error::TooLarge("maxpool_forward's input".into()));
     }
     for nc in 0..g.n * g.c {
         for oh in 0..g.oh {
@@ -63,7 +61,7 @@ pub fn maxpool_forward(
             for ow in 0..g.ow {
                 let (w0, w1) = g.cols(ow);
                 if h0 >= h1 || w0 >= w1 {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Internal(format!(
                         "maxpool_forward: output ({oh}, {ow}) has an empty window"
                     )));
                 }

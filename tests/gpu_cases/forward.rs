@@ -9,9 +9,9 @@ use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LINEAR_ALGOS, L
 use crate::common::{assert_close_nan_eq, conv_spec, max_abs, random, random_input};
 use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 
-use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::{self, ConvAlgo, WeightBlock};
-use alexnet::gpu::{GpuContext, GpuModel};
+use alexnet::gpu::plan::GpuOptions;
+use alexnet::gpu::{GpuContext, GpuPlan};
 use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
 use alexnet::model::{Mode, Model};
 use alexnet::reference;
@@ -390,7 +390,7 @@ pub async fn mini_network_matches_cpu_every_option_batch_1_and_3_eval_and_train(
         // mini's fc6 is 1024 x 1440 (5.9 MB): 1 MiB blocks split it in 6
         for (opt, opts) in option_variants(1 << 20) {
             let what = format!("mini batch {n} {opt}");
-            let gm = GpuModel::with_options(ctx, &model, n, &opts).await.unwrap();
+            let gm = GpuPlan::with_options(ctx, &model, n, &opts).await.unwrap();
             let got = gm.forward_all(ctx, &x, Mode::Eval).await.unwrap();
             compare_layers(&format!("{what} eval"), &model, &got, &want_eval);
             let got = gm.forward_all(ctx, &x, train).await.unwrap();
@@ -402,7 +402,7 @@ pub async fn mini_network_matches_cpu_every_option_batch_1_and_3_eval_and_train(
         }
     }
     // the planned batch is enforced
-    let gm = GpuModel::new(ctx, &model, 2).await.unwrap();
+    let gm = GpuPlan::new(ctx, &model, 2).await.unwrap();
     assert!(gm
         .forward(ctx, &random_input(&model.arch, 3, 1))
         .await
@@ -422,7 +422,7 @@ async fn big_network_batch_1_matches_cpu(
 ) -> (Model, Tensor, Vec<Tensor>) {
     let model = Model::random(arch, 7).unwrap();
     let x = random_input(&model.arch, 1, 200);
-    let gm = GpuModel::new(ctx, &model, 1).await.unwrap();
+    let gm = GpuPlan::new(ctx, &model, 1).await.unwrap();
     let blocks = gm.weight_blocks("fc6").unwrap();
     if ctx.limits.max_storage_buffer_binding_size < FC6_BYTES {
         assert!(blocks >= 2, "{name}: fc6 must be split on this device");
@@ -440,7 +440,7 @@ pub async fn bvlc_batch_1_matches_cpu_with_fc6_split(ctx: &GpuContext) {
         max_weight_block: Some(FC6_BYTES / 4),
         ..Default::default()
     };
-    let gm4 = GpuModel::with_options(ctx, &model, 1, &opts).await.unwrap();
+    let gm4 = GpuPlan::with_options(ctx, &model, 1, &opts).await.unwrap();
     assert_eq!(gm4.weight_blocks("fc6").unwrap(), 4);
     let y4 = gm4.forward(ctx, &x).await.unwrap();
     assert_net_close("bvlc, fc6 in 4 blocks", &y4, want.last().unwrap());

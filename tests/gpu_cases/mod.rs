@@ -26,8 +26,8 @@ pub mod backward;
 pub mod forward;
 
 use crate::common::conv_spec;
-use alexnet::gpu::model::GpuOptions;
 use alexnet::gpu::ops::{ConvAlgo, LinearAlgo, LrnAlgo};
+use alexnet::gpu::plan::GpuOptions;
 use alexnet::model::{ConvSpec, Pads};
 use alexnet::shape::Rounding;
 

@@ -229,7 +229,7 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
         .cloned()
         .unwrap_or_else(|| arch.input.to_vec());
     let json = serde_json::to_string(arch)
-        .map_err(|e| Error::Other(format!("serialising the architecture: {e}")))?;
+        .map_err(|e| Error::Internal(format!("serialising the architecture: {e}")))?;
     let m = ModelProto {
         ir_version: EXPORT_IR_VERSION,
         producer_name: "alexnet-web".into(),

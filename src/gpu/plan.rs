@@ -1,4 +1,4 @@
-//! [`GpuModel`]: a whole network on the GPU, planned once per `(Model, batch size)`.
+//! [`GpuPlan`]: a whole network on the GPU, planned once per `(Model, batch size)`.
 //!
 //! `new` uploads every parameter once (fully connected weights in row blocks that each fit
 //! `max_storage_buffer_binding_size`: fc6's 151 MB weight is two blocks on a 128 MiB
@@ -23,7 +23,7 @@ use crate::model::{Geom, Step};
 use crate::model::{Mode, Model};
 use crate::tensor::Tensor;
 
-/// Choices a caller (or a test) can make; `Default` is what `GpuModel::new` uses.
+/// Choices a caller (or a test) can make; `Default` is what `GpuPlan::new` uses.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// Convolution kernel: `None` = tiled.
@@ -54,13 +54,13 @@ enum Op {
     },
 }
 
-/// Where one layer's parameters live in `GpuModel::params`: its weight's row blocks
+/// Where one layer's parameters live in `GpuPlan::params`: its weight's row blocks
 /// `(row0, rows, index)` and its bias's index.
 type ParamSlots = (Vec<(usize, usize, usize)>, usize);
 
 /// A network resident on the GPU for one batch size.
 #[derive(Debug)]
-pub struct GpuModel {
+pub struct GpuPlan {
     arch: Arch,
     batch: usize,
     /// `bufs[0]` is the input; layer `i` writes `bufs[out_buf[i]]`.
@@ -79,10 +79,10 @@ pub struct GpuModel {
     layer_params: Vec<Option<ParamSlots>>,
 }
 
-impl GpuModel {
+impl GpuPlan {
     /// Plans `model` for batches of exactly `batch` images, with the default kernels.
-    pub async fn new(ctx: &GpuContext, model: &Model, batch: usize) -> Result<GpuModel> {
-        GpuModel::with_options(ctx, model, batch, &GpuOptions::default()).await
+    pub async fn new(ctx: &GpuContext, model: &Model, batch: usize) -> Result<GpuPlan> {
+        GpuPlan::with_options(ctx, model, batch, &GpuOptions::default()).await
     }
 
     /// Plans `model` for batches of `batch` images: uploads parameters, allocates every
@@ -93,7 +93,7 @@ impl GpuModel {
         model: &Model,
         batch: usize,
         opts: &GpuOptions,
-    ) -> Result<GpuModel> {
+    ) -> Result<GpuPlan> {
         if batch == 0 {
             return Err(Error::Gpu("batch size must be at least 1".into()));
         }
@@ -179,7 +179,7 @@ impl GpuModel {
 
     /// An eval-mode forward through every layer in one submission, reading back only the
     /// outputs of the layers in `read` (e.g. the logits and fc7 for the page); the others
-    /// stay on the GPU for [`GpuModel::read_image`] until the next run.
+    /// stay on the GPU for [`GpuPlan::read_image`] until the next run.
     pub async fn forward_read(
         &self,
         ctx: &GpuContext,
@@ -187,10 +187,11 @@ impl GpuModel {
         read: &[usize],
     ) -> Result<Vec<Tensor>> {
         if let Some(&bad) = read.iter().find(|&&i| i >= self.ops.len()) {
-            return Err(Error::Other(format!(
-                "layer {bad} out of 0..{}",
-                self.ops.len()
-            )));
+            return Err(Error::OutOfRange {
+                what: "layer".into(),
+                index: bad,
+                len: self.ops.len(),
+            });
         }
         self.execute(ctx, x, Mode::Eval, self.ops.len(), read).await
     }
@@ -198,15 +199,17 @@ impl GpuModel {
     /// Layer `idx`'s output for image `image` of the last run, `(1, ...)`: one image's
     /// slice read back, nothing run.
     pub async fn read_image(&self, ctx: &GpuContext, idx: usize, image: usize) -> Result<Tensor> {
-        let shape = self
-            .shapes
-            .get(idx)
-            .ok_or_else(|| Error::Other(format!("layer {idx} out of 0..{}", self.shapes.len())))?;
+        let shape = self.shapes.get(idx).ok_or_else(|| Error::OutOfRange {
+            what: "layer".into(),
+            index: idx,
+            len: self.shapes.len(),
+        })?;
         if image >= self.batch {
-            return Err(Error::Other(format!(
-                "image {image} out of a batch of {}",
-                self.batch
-            )));
+            return Err(Error::OutOfRange {
+                what: "image of the batch".into(),
+                index: image,
+                len: self.batch,
+            });
         }
         let per: usize = shape[1..].iter().product();
         let data = ctx
@@ -246,7 +249,7 @@ impl GpuModel {
         self.record_forward_timed(ctx, enc, mode, end, None)
     }
 
-    /// As [`GpuModel::record_forward`]; with a timer every launch is timed on the GPU and
+    /// As [`GpuPlan::record_forward`]; with a timer every launch is timed on the GPU and
     /// labelled with its layer.
     pub fn record_forward_timed(
         &self,
@@ -307,7 +310,7 @@ impl GpuModel {
     }
 
     /// One eval-mode forward through every layer with each kernel launch timed on the GPU
-    /// (`timer` from [`GpuContext::timer`] with room for [`GpuModel::dispatch_count`]):
+    /// (`timer` from [`GpuContext::timer`] with room for [`GpuPlan::dispatch_count`]):
     /// the seconds each launch took, labelled with its layer. Nothing is read back but the
     /// timestamps.
     pub async fn profile_forward(
@@ -397,7 +400,7 @@ pub(crate) fn mismatch(step: &Step) -> Error {
 }
 
 /// The plan: buffers, parameters and dispatches for every layer.
-fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Result<GpuModel> {
+fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Result<GpuPlan> {
     let arch = &model.arch;
     let conv_algo = opts.conv.unwrap_or(ConvAlgo::Tiled);
     let lrn_algo = opts.lrn.unwrap_or(LrnAlgo::Naive);
@@ -548,7 +551,7 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         layer_params.push(lp);
         in_buf = ob;
     }
-    Ok(GpuModel {
+    Ok(GpuPlan {
         arch: model.arch.clone(),
         batch,
         bufs,

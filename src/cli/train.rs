@@ -1,44 +1,54 @@
-//! `alexnet train` and `alexnet eval`: the command-line side of [`crate::train`] (datasets
-//! from disk, the progress line, checkpoint files, the backend choice).
+//! `alexnet train`: the command-line side of [`crate::train`] (datasets from disk, the
+//! progress line, checkpoint files, the backend choice) around the one training loop.
 
+use super::{default_data_dir, write_atomic, Dataset};
 use crate::augment::Augment;
-use crate::backend::{BackendKind, Runner};
-use crate::data::{Images, FASHION_MNIST_DIR};
+use crate::backend::BackendKind;
+use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::io;
 use crate::model::Arch;
 use crate::model::{Model, Params};
 use crate::train::{self, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, State};
+use pollster::block_on;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How the weights start (`train::Init`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum InitChoice {
+    /// Weights N(0, 0.01), biases 1 in conv2/4/5 and the hidden fc layers (the paper's)
+    Paper,
+    /// Weights N(0, 2 / fan_in), biases 0: what a small net needs (see src/train/mod.rs)
+    He,
+}
+
 #[derive(clap::Args)]
-pub struct TrainArgs {
+pub(super) struct Args {
     /// The built-in config to train from scratch (mini is the app's embedded model)
     #[arg(long, default_value = "mini")]
     config: String,
-    /// fashion-mnist (60,000 training images; --val of them held out for the schedule)
-    #[arg(long)]
-    dataset: String,
+    /// The training images (fashion-mnist: 60,000; --val of them held out for the schedule)
+    #[arg(long, value_enum)]
+    dataset: Dataset,
     /// Where the dataset's IDX files are
-    #[arg(long, default_value = FASHION_MNIST_DIR)]
+    #[arg(long, default_value_os_t = default_data_dir())]
     data_dir: PathBuf,
     /// Epochs at most (default 30); with --resume, extends or shortens the checkpoint's run
     #[arg(long)]
     epochs: Option<usize>,
-    #[arg(long, default_value_t = 128)]
-    batch: usize,
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
     #[arg(long, default_value_t = 0.01)]
     lr: f32,
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
     #[arg(long, default_value_t = 0.0005)]
     weight_decay: f32,
-    /// paper (weights N(0, 0.01), biases 1 in conv2/4/5 and the hidden fc layers) or he
-    /// (N(0, 2 / fan_in), biases 0: what a small net needs, see src/train.rs)
-    #[arg(long, default_value = "paper")]
-    init: String,
+    /// How the weights start
+    #[arg(long, value_enum, default_value_t = InitChoice::Paper)]
+    init: InitChoice,
     /// Standard deviation of the PCA lighting coefficients (the paper: 0.1; 0 turns it off)
     #[arg(long, default_value_t = 0.1)]
     pca_std: f32,
@@ -76,8 +86,8 @@ pub struct TrainArgs {
     max_steps: Option<u64>,
     /// cpu (the fast CPU backend) or gpu (WebGPU kernels on Vulkan). Default: gpu on a
     /// hardware adapter, else cpu
-    #[arg(long)]
-    backend: Option<String>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
     /// CPU threads (default: all cores)
     #[arg(long)]
     threads: Option<usize>,
@@ -86,34 +96,22 @@ pub struct TrainArgs {
     show_augmented: Option<PathBuf>,
 }
 
-fn load_data(dataset: &str, dir: &Path, val: usize) -> Result<Data> {
-    if dataset != "fashion-mnist" {
-        return Err(Error::Dataset(format!(
-            "unknown dataset {dataset:?}: the one supported is fashion-mnist"
-        )));
-    }
+fn load_data(dataset: Dataset, dir: &Path, val: usize) -> Result<Data> {
+    let Dataset::FashionMnist = dataset;
     let mut train = Images::fashion_mnist(dir, true)?;
     let val = train.split_off(val)?;
     let pca = train.pca();
     Ok(Data { train, val, pca })
 }
 
-fn recipe(a: &TrainArgs) -> Result<Recipe> {
-    let init = match a.init.as_str() {
-        "paper" => Init::Paper { std: 0.01 },
-        "he" => Init::He,
-        other => {
-            return Err(Error::Other(format!(
-                "unknown --init {other:?}: use paper or he"
-            )))
-        }
+fn recipe(a: &Args) -> Recipe {
+    let init = match a.init {
+        InitChoice::Paper => Init::Paper { std: 0.01 },
+        InitChoice::He => Init::He,
     };
-    if a.batch == 0 {
-        return Err(Error::Other("--batch must be at least 1".into()));
-    }
-    Ok(Recipe {
+    Recipe {
         epochs: a.epochs.unwrap_or(30),
-        batch: a.batch,
+        batch: a.batch as usize,
         lr: a.lr,
         momentum: a.momentum,
         weight_decay: a.weight_decay,
@@ -126,53 +124,33 @@ fn recipe(a: &TrainArgs) -> Result<Recipe> {
         patience: a.patience,
         max_drops: a.max_drops,
         seed: a.seed,
-    })
-}
-
-fn backend_kind(b: &Option<String>) -> Result<BackendKind> {
-    match b {
-        Some(b) => b.parse(),
-        None => Ok(BackendKind::native_default()),
     }
 }
 
+/// The training engine `kind` names, for `model` (and its momentum from a checkpoint).
 fn engine(
     kind: BackendKind,
     model: Model,
-    momentum: Option<crate::model::Params>,
+    momentum: Option<Params>,
     state: &State,
     threads: usize,
-) -> Result<Box<dyn Engine>> {
-    Ok(match kind {
+) -> Result<Engine> {
+    match kind {
         BackendKind::Gpu => {
-            let ctx = pollster::block_on(crate::gpu::GpuContext::new())?;
-            Box::new(train::GpuEngine::new(
+            let ctx = block_on(crate::gpu::GpuContext::new())?;
+            block_on(Engine::gpu(
                 ctx,
                 &model,
                 momentum.as_ref(),
                 state.recipe.batch,
                 state.sgd(),
-            )?)
-        }
-        BackendKind::Cpu => Box::new(train::CpuEngine::new(
-            model,
-            momentum,
-            state.sgd(),
-            threads,
-        )?),
-        BackendKind::Reference => {
-            return Err(Error::Other(
-                "training runs on cpu or gpu (ref is the forward oracle only)".into(),
             ))
         }
-    })
-}
-
-/// Writes `bytes` to `path` through a temporary file, so a crash never leaves half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        BackendKind::Cpu => Engine::cpu(model, momentum, state.sgd(), threads),
+        BackendKind::Reference => Err(Error::Usage(
+            "training runs on cpu or gpu (ref is the forward oracle only)".into(),
+        )),
+    }
 }
 
 struct CliHooks {
@@ -230,7 +208,7 @@ impl Hooks for CliHooks {
     }
 }
 
-pub fn train(a: &TrainArgs) -> Result<()> {
+pub(super) fn run(a: &Args) -> Result<()> {
     let ckpt = a.checkpoint.clone().unwrap_or_else(|| {
         let stem = a
             .out
@@ -240,11 +218,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         a.out.with_file_name(format!("{stem}.ckpt.safetensors"))
     });
     let t = Instant::now();
-    let data = load_data(&a.dataset, &a.data_dir, a.val)?;
+    let data = load_data(a.dataset, &a.data_dir, a.val)?;
     eprintln!(
         "{}: {} training and {} validation images of {}x{} (read in {:.1} s); RGB PCA \
          eigenvalues {:?}",
-        a.dataset,
+        a.dataset.name(),
         data.train.len(),
         data.val.len(),
         data.train.height,
@@ -271,7 +249,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         );
         (model, Some(momentum), state)
     } else {
-        let r = recipe(a)?;
+        let r = recipe(a);
         let arch = Arch::builtin(&a.config)?;
         let model = train::init_model(arch, r.init, r.seed)?;
         let mut state = State::new(r);
@@ -283,7 +261,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     }
     let arch = model.arch.clone();
     let threads = a.threads.unwrap_or_else(crate::cpu::default_threads);
-    let mut engine = engine(backend_kind(&a.backend)?, model, momentum, &state, threads)?;
+    let kind = a.backend.unwrap_or_else(BackendKind::native_default);
+    let mut engine = engine(kind, model, momentum, &state, threads)?;
     eprintln!(
         "training {} ({} parameters) on the {}: {:?}",
         arch.family.as_str(),
@@ -299,19 +278,20 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let clock = move || start.elapsed().as_secs_f64();
     let sitting = train::Sitting {
         checkpoint_every: a.checkpoint_every,
+        checkpoints: true,
         max_steps: a.max_steps,
         clock: &clock,
     };
-    train::run(
-        engine.as_mut(),
+    block_on(train::run(
+        &mut engine,
         &arch,
         &data,
         &mut state,
         &sitting,
         &mut hooks,
-    )?;
+    ))?;
     // the model so far and its record, whether the run finished or stopped for now
-    let bytes = io::safetensors::save(&engine.model()?)?;
+    let bytes = io::safetensors::save(&block_on(engine.model())?)?;
     write_atomic(&a.out, &bytes)?;
     let record = a.out.with_extension("json");
     let best = state
@@ -390,108 +370,12 @@ fn show_augmented(arch: &Arch, data: &Data, r: &Recipe, path: &Path) -> Result<(
         }
     }
     img.save(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
     eprintln!(
         "wrote {} ({} augmented images: {:?})",
         path.display(),
         idx.len(),
         r.augment
     );
-    Ok(())
-}
-
-/// Prints the top-1 and top-5 error on the test set (each image centred); with `ten_crop`
-/// also the paper's test-time error (softmax averaged over the ten views of
-/// [`crate::augment::test_view`]). With `json`, also adds them to that file's JSON object (a
-/// training record from `alexnet train`), creating it if needed.
-pub fn eval(
-    model: Model,
-    kind: BackendKind,
-    dataset: &str,
-    dir: &Path,
-    batch: usize,
-    ten_crop: bool,
-    json: Option<&Path>,
-) -> Result<()> {
-    if dataset != "fashion-mnist" {
-        return Err(Error::Dataset(format!(
-            "unknown dataset {dataset:?}: the one supported is fashion-mnist"
-        )));
-    }
-    let test = Images::fashion_mnist(dir, false)?;
-    let t = Instant::now();
-    let mut runner = pollster::block_on(Runner::new(&model, kind))?;
-    let (side, pp) = (model.arch.input[1], &model.arch.preprocess);
-    // (top-1, top-5) correct: centre view, ten views
-    let (mut centre, mut ten) = ((0usize, 0usize), (0usize, 0usize));
-    let all: Vec<usize> = (0..test.len()).collect();
-    for idx in all.chunks(batch.max(1)) {
-        let labels = test.label_vec(idx);
-        let logits = pollster::block_on(runner.forward(&test.batch(idx, side, pp, None)?))?;
-        let (a, b) = train::count_correct(&logits, &labels);
-        centre = (centre.0 + a, centre.1 + b);
-        if ten_crop {
-            // summed probabilities rank the classes as their mean does
-            let mut sum = crate::classify::to_probabilities_of(&model.arch, logits)?;
-            for view in (0..10).filter(|&v| v != 4) {
-                let x = test.view_batch(idx, side, pp, view)?;
-                let p = crate::classify::to_probabilities_of(
-                    &model.arch,
-                    pollster::block_on(runner.forward(&x))?,
-                )?;
-                sum.data.iter_mut().zip(&p.data).for_each(|(s, v)| *s += v);
-            }
-            let (a, b) = train::count_correct(&sum, &labels);
-            ten = (ten.0 + a, ten.1 + b);
-        }
-    }
-    let n = test.len() as f64;
-    let line = |what: &str, (top1, top5): (usize, usize)| {
-        println!(
-            "{dataset} test set, {} images on {}, {what}: top-1 error {:.2}% (accuracy {:.2}%), \
-             top-5 error {:.2}%",
-            test.len(),
-            runner.describe(),
-            (1.0 - top1 as f64 / n) * 100.0,
-            top1 as f64 / n * 100.0,
-            (1.0 - top5 as f64 / n) * 100.0,
-        )
-    };
-    line("centred", centre);
-    if ten_crop {
-        line("ten views averaged", ten);
-    }
-    println!("({:.1} s)", t.elapsed().as_secs_f64());
-    let (top1, top5) = centre;
-    if let Some(path) = json {
-        let mut record: serde_json::Value = match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::Other(format!("{}: not JSON: {e}", path.display())))?,
-            Err(_) => serde_json::json!({}),
-        };
-        let obj = record
-            .as_object_mut()
-            .ok_or_else(|| Error::Other(format!("{}: not a JSON object", path.display())))?;
-        obj.insert("test_dataset".into(), dataset.into());
-        obj.insert("test_images".into(), test.len().into());
-        obj.insert("test_top1_accuracy".into(), (top1 as f64 / n).into());
-        obj.insert("test_top5_accuracy".into(), (top5 as f64 / n).into());
-        if ten_crop {
-            obj.insert(
-                "test_top1_accuracy_10view".into(),
-                (ten.0 as f64 / n).into(),
-            );
-            obj.insert(
-                "test_top5_accuracy_10view".into(),
-                (ten.1 as f64 / n).into(),
-            );
-        } else {
-            // a centred-only eval must not leave an older model's ten-view numbers behind
-            obj.remove("test_top1_accuracy_10view");
-            obj.remove("test_top5_accuracy_10view");
-        }
-        obj.insert("test_backend".into(), runner.describe().into());
-        write_atomic(path, record.to_string().as_bytes())?;
-    }
     Ok(())
 }

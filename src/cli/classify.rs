@@ -1,0 +1,65 @@
+//! `alexnet classify`: the top-K classes of each image; one bad image is reported and the
+//! others go on.
+
+use super::{load, BackendArg, ModelArg};
+use crate::backend::Runner;
+use crate::classify;
+use crate::error::{Error, Result};
+use pollster::block_on;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub(super) struct Args {
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    backend: BackendArg,
+    /// Average the softmax over the paper's 10 crops (4 corners + centre, and mirrors)
+    #[arg(long)]
+    tta: bool,
+    /// How many classes to print
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    top: u64,
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+pub(super) fn run(a: Args) -> Result<()> {
+    let m = load(&a.model)?;
+    let top = a.top as usize;
+    let mut runner = block_on(Runner::new(&m, a.backend.kind()))?;
+    println!("backend: {}", runner.describe());
+    let mut failed = 0;
+    for path in &a.images {
+        match std::fs::read(path)
+            .map_err(|e| Error::io(path, e))
+            .and_then(|b| classify::prepare_input(&m, &b, a.tta))
+            .and_then(|x| block_on(runner.forward(&x)))
+            .and_then(|out| classify::rank(&m, out, top))
+        {
+            Ok(preds) => {
+                println!("{}", path.display());
+                for p in preds {
+                    println!(
+                        "  {:>7.3}%  {:>4}  {}",
+                        p.probability * 100.0,
+                        p.index,
+                        p.label
+                    );
+                }
+            }
+            Err(e) => {
+                // One bad image does not stop the others.
+                eprintln!("alexnet: error: {}: {e}", path.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Failed {
+            failed,
+            total: a.images.len(),
+        });
+    }
+    Ok(())
+}
