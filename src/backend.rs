@@ -5,10 +5,10 @@
 use crate::cpu::FastCpu;
 use crate::error::{Error, Result};
 use crate::gpu::plan::GpuOptions;
+use crate::gpu::plan::{batch_of, plan_for};
 use crate::gpu::{AdapterReport, GpuContext, GpuPlan, Span};
 use crate::model::Model;
 use crate::tensor::Tensor;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,30 +198,5 @@ impl<'m> Runner<'m> {
                 plan.forward_to(ctx, x, layer).await
             }
         }
-    }
-}
-
-/// The plan for `batch`, built on first use (the Runner's and the page's per-batch cache).
-pub(crate) async fn plan_for<'p>(
-    ctx: &GpuContext,
-    plans: &'p mut HashMap<usize, GpuPlan>,
-    model: &Model,
-    batch: usize,
-    opts: &GpuOptions,
-) -> Result<&'p GpuPlan> {
-    Ok(match plans.entry(batch) {
-        Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(GpuPlan::with_options(ctx, model, batch, opts).await?),
-    })
-}
-
-pub(crate) fn batch_of(x: &Tensor) -> Result<usize> {
-    match x.shape.first() {
-        Some(&n) if n > 0 => Ok(n),
-        _ => Err(Error::Shape {
-            what: "input with a batch dimension (N, ...)".into(),
-            expected: vec![1],
-            got: x.shape.clone(),
-        }),
     }
 }

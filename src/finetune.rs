@@ -246,6 +246,23 @@ impl Photos {
     }
 }
 
+impl crate::train::Examples for Photos {
+    fn len(&self) -> usize {
+        Photos::len(self)
+    }
+    fn inputs(
+        &self,
+        idx: &[usize],
+        arch: &crate::model::Arch,
+        aug: Option<(&crate::augment::Augment, &crate::augment::Pca, u64)>,
+    ) -> Result<Tensor> {
+        self.batch(idx, &arch.preprocess, aug)
+    }
+    fn labels(&self, idx: &[usize]) -> Vec<usize> {
+        idx.iter().map(|&i| self.labels[i]).collect()
+    }
+}
+
 /// What a person chooses for a fine-tuning run (the page's form, `alexnet finetune`'s
 /// options); every field has the page's default.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]

@@ -5,7 +5,8 @@
 //! (`gpu::Kernel::ALL`) and the directory name the same files, that every file opens with
 //! the header comment the project asks for (what one invocation computes, bindings,
 //! dispatch), and that the uniform struct each kernel binds at 0 has exactly the fields,
-//! offsets, types and size of its host struct in `gpu::params`.
+//! offsets, types and size of its host struct in `gpu::params`, and that its storage
+//! buffers are what `Kernel::buffers` declares (the order the host binds them in).
 #![cfg(not(target_arch = "wasm32"))]
 
 use alexnet::gpu::kernels::{compose, LIB};
@@ -47,7 +48,11 @@ fn every_shader_parses_and_validates() {
     for path in &files {
         let own = std::fs::read_to_string(path).expect("read shader");
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let src = match compose(&own) {
+        let Some(kernel) = Kernel::ALL.iter().find(|k| k.file() == name) else {
+            failures.push(format!("{name}: not in gpu::Kernel::ALL"));
+            continue;
+        };
+        let src = match compose(&own, *kernel) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(format!("{name}: {e}"));
@@ -194,8 +199,33 @@ fn host_parameter_structs_match_the_shaders() {
 }
 
 #[test]
+fn every_kernel_binds_what_the_registry_declares() {
+    for k in Kernel::ALL {
+        let module =
+            parse(k.file(), &k.source().expect("compose")).unwrap_or_else(|e| panic!("{e}"));
+        let mut bound: Vec<(u32, String)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, v)| {
+                let b = v.binding.as_ref()?;
+                matches!(v.space, naga::AddressSpace::Storage { .. })
+                    .then(|| (b.binding, v.name.clone().unwrap_or_default()))
+            })
+            .collect();
+        bound.sort();
+        let want: Vec<(u32, String)> = k
+            .buffers()
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32 + 1, b.name.to_string()))
+            .collect();
+        assert_eq!(bound, want, "{}", k.file());
+    }
+}
+
+#[test]
 fn a_missing_piece_is_an_error() {
-    let err = compose("// #include lib/nothing.wgsl\n").unwrap_err();
+    let err = compose("// #include lib/nothing.wgsl\n", Kernel::Relu).unwrap_err();
     assert!(
         matches!(err, alexnet::Error::Gpu(ref m) if m.contains("lib/nothing.wgsl")),
         "{err:?}"

@@ -1,7 +1,7 @@
 //! `alexnet bench`: per-layer and total times of a forward or a training step
 //! (`crate::bench`, which the browser bench page runs too).
 
-use super::{load, BackendArg, ModelArg};
+use super::{load, NetArg};
 use crate::error::Result;
 use crate::gpu::ops::{ConvAlgo, LrnAlgo};
 use crate::gpu::plan::GpuOptions;
@@ -21,9 +21,7 @@ enum Kernels {
 #[derive(clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    #[command(flatten)]
-    backend: BackendArg,
+    net: NetArg,
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
     /// Measured runs after one warm-up
@@ -41,7 +39,7 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(a: Args) -> Result<()> {
-    let m = load(&a.model)?;
+    let m = load(&a.net.model)?;
     let (conv, lrn) = match a.kernels {
         Kernels::Default => (None, None),
         Kernels::Tiled => (Some(ConvAlgo::Tiled), Some(LrnAlgo::Tiled)),
@@ -60,7 +58,7 @@ pub(super) fn run(a: Args) -> Result<()> {
     };
     let t0 = std::time::Instant::now();
     let clock = move || t0.elapsed().as_secs_f64();
-    let report = block_on(crate::bench::run(&m, a.backend.kind(), opts, &clock))?;
+    let report = block_on(crate::bench::run(&m, a.net.backend.kind(), opts, &clock))?;
     print!("{}", report.render(&m)?);
     Ok(())
 }

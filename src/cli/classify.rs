@@ -1,7 +1,7 @@
 //! `alexnet classify`: the top-K classes of each image; one bad image is reported and the
 //! others go on.
 
-use super::{load, BackendArg, ModelArg};
+use super::{load, NetArg};
 use crate::backend::Runner;
 use crate::classify;
 use crate::error::{Error, Result};
@@ -11,9 +11,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    #[command(flatten)]
-    backend: BackendArg,
+    net: NetArg,
     /// Average the softmax over the paper's 10 crops (4 corners + centre, and mirrors)
     #[arg(long)]
     tta: bool,
@@ -25,9 +23,9 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(a: Args) -> Result<()> {
-    let m = load(&a.model)?;
+    let m = load(&a.net.model)?;
     let top = a.top as usize;
-    let mut runner = block_on(Runner::new(&m, a.backend.kind()))?;
+    let mut runner = block_on(Runner::new(&m, a.net.backend.kind()))?;
     println!("backend: {}", runner.describe());
     let mut failed = 0;
     for path in &a.images {

@@ -2,7 +2,7 @@
 //! the evaluation the trainer runs after every epoch), optionally with the paper's ten views,
 //! optionally added to a JSON record.
 
-use super::{default_data_dir, load, write_atomic, BackendArg, Dataset, ModelArg};
+use super::{default_data_dir, load, write_atomic, Dataset, NetArg};
 use crate::backend::Runner;
 use crate::data::Images;
 use crate::error::{Error, Result};
@@ -13,9 +13,7 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    #[command(flatten)]
-    backend: BackendArg,
+    net: NetArg,
     /// The dataset whose test images to score (fashion-mnist: 10,000)
     #[arg(long, value_enum)]
     dataset: Dataset,
@@ -34,11 +32,11 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(a: Args) -> Result<()> {
-    let model = load(&a.model)?;
+    let model = load(&a.net.model)?;
     let dataset = a.dataset.name();
     let test = Images::fashion_mnist(&a.data_dir, false)?;
     let t = Instant::now();
-    let mut runner = block_on(Runner::new(&model, a.backend.kind()))?;
+    let mut runner = block_on(Runner::new(&model, a.net.backend.kind()))?;
     let s = block_on(crate::train::evaluate_views(
         &mut runner,
         &model.arch,

@@ -52,6 +52,15 @@ struct BackendArg {
     backend: Option<BackendKind>,
 }
 
+/// A network and the backend it runs on.
+#[derive(clap::Args)]
+struct NetArg {
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    backend: BackendArg,
+}
+
 impl BackendArg {
     fn kind(&self) -> BackendKind {
         self.backend.unwrap_or_else(BackendKind::native_default)

@@ -1,6 +1,6 @@
 //! `alexnet run`: the network (or a prefix of it) on a raw `(N, C, H, W)` .npy tensor.
 
-use super::{load, read_file, write_file, BackendArg, ModelArg};
+use super::{load, read_file, write_file, NetArg};
 use crate::backend::Runner;
 use crate::error::Result;
 use crate::npy;
@@ -10,9 +10,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    #[command(flatten)]
-    backend: BackendArg,
+    net: NetArg,
     #[arg(long)]
     input: PathBuf,
     #[arg(long)]
@@ -23,9 +21,9 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(a: Args) -> Result<()> {
-    let m = load(&a.model)?;
+    let m = load(&a.net.model)?;
     let x = npy::read(&read_file(&a.input)?)?;
-    let mut runner = block_on(Runner::new(&m, a.backend.kind()))?;
+    let mut runner = block_on(Runner::new(&m, a.net.backend.kind()))?;
     let y = match &a.layer {
         Some(l) => block_on(runner.forward_to(&x, l))?,
         None => block_on(runner.forward(&x))?,

@@ -283,6 +283,13 @@ impl GpuContext {
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
         check_params(kernel, &P::LAYOUT)?;
+        if buffers.len() != kernel.buffers().len() {
+            return Err(Error::Gpu(format!(
+                "{kernel:?} binds {} buffers, was given {}",
+                kernel.buffers().len(),
+                buffers.len()
+            )));
+        }
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(Error::Gpu(format!(

@@ -35,8 +35,56 @@ pub const LIB: [(&str, &str); 7] = [
 
 const INCLUDE: &str = "// #include ";
 
-/// `own` with the shared constants and its included pieces in front.
-pub fn compose(own: &str) -> Result<String> {
+/// The element type of a storage buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem {
+    F32,
+    U32,
+}
+
+/// A storage buffer a kernel binds: its name in the shader, whether the kernel writes it,
+/// and its element type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buffer {
+    pub name: &'static str,
+    pub write: bool,
+    pub elem: Elem,
+}
+
+const fn read(name: &'static str) -> Buffer {
+    Buffer {
+        name,
+        write: false,
+        elem: Elem::F32,
+    }
+}
+const fn write(name: &'static str) -> Buffer {
+    Buffer {
+        name,
+        write: true,
+        elem: Elem::F32,
+    }
+}
+const fn read_u32(name: &'static str) -> Buffer {
+    Buffer {
+        name,
+        write: false,
+        elem: Elem::U32,
+    }
+}
+const fn write_u32(name: &'static str) -> Buffer {
+    Buffer {
+        name,
+        write: true,
+        elem: Elem::U32,
+    }
+}
+
+/// `own` (the text of `kernel`'s file) as the pipeline compiles it: the shared constants,
+/// each piece of `shaders/lib/` it names in a `// #include lib/<name>.wgsl` line (once, in
+/// the order named), the bindings (its parameters at 0, `kernel.buffers()` at 1, 2, ...),
+/// then `own`.
+pub fn compose(own: &str, kernel: Kernel) -> Result<String> {
     let mut out = String::from("// shared constants (gpu::params)\n");
     for (name, v) in SHARED_CONSTS {
         out.push_str(&format!("const {name}: u32 = {v}u;\n"));
@@ -58,6 +106,22 @@ pub fn compose(own: &str) -> Result<String> {
         seen.push(name);
         out.push_str(text);
         out.push('\n');
+    }
+    out.push_str(&format!(
+        "// bindings (gpu::kernels::Kernel::buffers)\n@group(0) @binding(0) var<uniform> p: {};\n",
+        kernel.params().name
+    ));
+    for (i, b) in kernel.buffers().iter().enumerate() {
+        let access = if b.write { "read_write" } else { "read" };
+        let elem = match b.elem {
+            Elem::F32 => "f32",
+            Elem::U32 => "u32",
+        };
+        out.push_str(&format!(
+            "@group(0) @binding({}) var<storage, {access}> {}: array<{elem}>;\n",
+            i + 1,
+            b.name
+        ));
     }
     out.push_str(own);
     Ok(out)
@@ -191,11 +255,9 @@ impl Kernel {
         }
     }
 
-    /// The WGSL the pipeline compiles: the shared constants (`params::SHARED_CONSTS`), each
-    /// piece of `shaders/lib/` the file names in a `// #include lib/<name>.wgsl` line (once,
-    /// in the order named), then the file itself.
+    /// The WGSL the pipeline compiles (see [`compose`]).
     pub fn source(self) -> Result<String> {
-        compose(self.own_source())
+        compose(self.own_source(), self)
     }
 
     /// The kernel's own file (compiled into the binary), before composition.
@@ -261,6 +323,70 @@ impl Kernel {
             Kernel::SoftmaxXent => SoftmaxParams::LAYOUT,
             Kernel::Sgd => SgdParams::LAYOUT,
             Kernel::Fill => FillParams::LAYOUT,
+        }
+    }
+
+    /// The storage buffers the kernel binds at 1, 2, ... in order (the uniform parameters
+    /// are at 0): `GpuContext::dispatch` takes its buffers in this order, and the composed
+    /// shader declares them from this list.
+    pub fn buffers(self) -> &'static [Buffer] {
+        match self {
+            Kernel::Relu => const { &[read("x"), write("y")] },
+            Kernel::ConvNaive => const { &[read("x"), read("wt"), read("bias"), write("out")] },
+            Kernel::ConvTiled => const { &[read("x"), read("wt"), read("bias"), write("out")] },
+            Kernel::Lrn => const { &[read("x"), write("out"), write("scale")] },
+            Kernel::LrnTiled => const { &[read("x"), write("out"), write("scale")] },
+            Kernel::MaxPool => const { &[read("x"), write("out"), write_u32("argmax")] },
+            Kernel::AvgPool => const { &[read("x"), write("out")] },
+            Kernel::LinearGemm => const { &[read("x"), read("wt"), read("bias"), write("y")] },
+            Kernel::LinearGemv => const { &[read("x"), read("wt"), read("bias"), write("y")] },
+            Kernel::Dropout => const { &[read("x"), write("y")] },
+            Kernel::Softmax => const { &[read("logits"), write("y")] },
+            Kernel::ConvBwdData => const { &[read("dout"), read("wt"), write("dx")] },
+            Kernel::ConvBwdWeight => const { &[read("dout"), read("x"), write("dw")] },
+            Kernel::ConvBwdDataTiled => const { &[read("dout"), read("wt"), write("dx")] },
+            Kernel::ConvBwdWeightTiled => const { &[read("dout"), read("x"), write("part")] },
+            Kernel::SumSplits => const { &[read("part"), write("out")] },
+            Kernel::BiasBwd => const { &[read("dout"), write("db")] },
+            Kernel::ReluBwd => const { &[read("dout"), read("x"), write("dx")] },
+            Kernel::LrnBwd => {
+                const {
+                    &[
+                        read("dout"),
+                        read("x"),
+                        read("out"),
+                        read("scale"),
+                        write("dx"),
+                    ]
+                }
+            }
+            Kernel::LrnBwdTiled => {
+                const {
+                    &[
+                        read("dout"),
+                        read("x"),
+                        read("out"),
+                        read("scale"),
+                        write("dx"),
+                    ]
+                }
+            }
+            Kernel::MaxPoolBwd => const { &[read("dout"), read_u32("argmax"), write("dx")] },
+            Kernel::AvgPoolBwd => const { &[read("dout"), write("dx")] },
+            Kernel::LinearBwdData => const { &[read("dy"), read("wb"), write("dx")] },
+            Kernel::LinearBwdWeight => const { &[read("dy"), read("x"), write("dwb")] },
+            Kernel::SoftmaxXent => {
+                const {
+                    &[
+                        read("logits"),
+                        read_u32("labels"),
+                        write("losses"),
+                        write("dz"),
+                    ]
+                }
+            }
+            Kernel::Sgd => const { &[write("w"), write("v"), read("g")] },
+            Kernel::Fill => const { &[write("buf")] },
         }
     }
 

@@ -564,3 +564,30 @@ fn build(ctx: &GpuContext, model: &Model, batch: usize, opts: &GpuOptions) -> Re
         layer_params,
     })
 }
+
+/// The plan for `batch`, built on first use (a per-batch cache of plans).
+pub async fn plan_for<'p>(
+    ctx: &GpuContext,
+    plans: &'p mut std::collections::HashMap<usize, GpuPlan>,
+    model: &Model,
+    batch: usize,
+    opts: &GpuOptions,
+) -> Result<&'p GpuPlan> {
+    Ok(match plans.entry(batch) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(GpuPlan::with_options(ctx, model, batch, opts).await?)
+        }
+    })
+}
+
+pub fn batch_of(x: &Tensor) -> Result<usize> {
+    match x.shape.first() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => Err(Error::Shape {
+            what: "input with a batch dimension (N, ...)".into(),
+            expected: vec![1],
+            got: x.shape.clone(),
+        }),
+    }
+}

@@ -108,10 +108,10 @@ impl GpuSession {
         x: &Tensor,
         read: &[usize],
     ) -> Result<Vec<Tensor>> {
-        let batch = crate::backend::batch_of(x)?;
+        let batch = super::plan::batch_of(x)?;
         self.last = None;
         let plan =
-            crate::backend::plan_for(&self.ctx, &mut self.plans, model, batch, &self.opts).await?;
+            super::plan::plan_for(&self.ctx, &mut self.plans, model, batch, &self.opts).await?;
         let out = plan.forward_read(&self.ctx, x, read).await?;
         self.last = Some(batch);
         Ok(out)

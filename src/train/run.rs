@@ -8,7 +8,6 @@ use super::{augment_seed, count_correct, epoch_order, step_seed, EpochLog, State
 use crate::augment::{Augment, Pca};
 use crate::data::Images;
 use crate::error::{Error, Result};
-use crate::finetune::Photos;
 use crate::model::{Arch, Model, Params};
 use crate::tensor::Tensor;
 
@@ -52,23 +51,6 @@ impl Examples for Images {
     }
     fn view_inputs(&self, idx: &[usize], arch: &Arch, view: usize) -> Result<Tensor> {
         self.view_batch(idx, arch.input[1], &arch.preprocess, view)
-    }
-}
-
-impl Examples for Photos {
-    fn len(&self) -> usize {
-        Photos::len(self)
-    }
-    fn inputs(
-        &self,
-        idx: &[usize],
-        arch: &Arch,
-        aug: Option<(&Augment, &Pca, u64)>,
-    ) -> Result<Tensor> {
-        self.batch(idx, &arch.preprocess, aug)
-    }
-    fn labels(&self, idx: &[usize]) -> Vec<usize> {
-        idx.iter().map(|&i| self.labels[i]).collect()
     }
 }
 

@@ -10,19 +10,14 @@
 // #include lib/grid.wgsl
 // #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: AvgPoolParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
-    let ox = i % p.ow;
-    let oy = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
+    if i >= p.count { return; }
+    let at = plane_coords(i, p.ow, p.oh);
+    let ox = at.x;
+    let oy = at.y;
+    let nc = at.z;
     let y0 = (oy * p.h) / p.oh;
     let y1 = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
     let x0 = (ox * p.w) / p.ow;

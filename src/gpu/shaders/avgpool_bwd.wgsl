@@ -12,19 +12,14 @@
 // #include lib/grid.wgsl
 // #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: AvgPoolParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
-    let xx = i % p.w;
-    let yy = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
+    if i >= p.count { return; }
+    let at = plane_coords(i, p.w, p.h);
+    let xx = at.x;
+    let yy = at.y;
+    let nc = at.z;
     var acc = 0.0;
     for (var oy = 0u; oy < p.oh; oy++) {
         let y0 = (oy * p.h) / p.oh;

@@ -18,10 +18,6 @@ struct BiasBwdParams {
     inner: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: BiasBwdParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> db: array<f32>;
-
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)

@@ -14,11 +14,6 @@
 // #include lib/conv.wgsl
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
 // [lo, hi) of the outputs along one axis whose window contains input position t - pad.
 fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
     let first = i32(t) - i32(k) + 1;
@@ -34,9 +29,7 @@ fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
 fn main(grid: Grid) {
     let count = p.n * p.c_in * p.h * p.w;
     let i = flat_index(grid);
-    if i >= count {
-        return;
-    }
+    if i >= count { return; }
     let xx = i % p.w;
     let yy = (i / p.w) % p.h;
     let ci = (i / (p.w * p.h)) % p.c_in;

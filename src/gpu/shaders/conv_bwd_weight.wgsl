@@ -14,11 +14,6 @@
 // #include lib/conv.wgsl
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-
 // ceil(a / s) for any sign of a, s > 0.
 fn ceil_div(a: i32, s: i32) -> i32 {
     if a > 0 {
@@ -39,9 +34,7 @@ fn outs_for_tap(k: u32, s: u32, pad: u32, len: u32, outs: u32) -> vec2<u32> {
 fn main(grid: Grid) {
     let count = p.c_out * p.cin_g * p.kh * p.kw;
     let i = flat_index(grid);
-    if i >= count {
-        return;
-    }
+    if i >= count { return; }
     let kx = i % p.kw;
     let ky = (i / p.kw) % p.kh;
     let c = (i / (p.kw * p.kh)) % p.cin_g;

@@ -23,11 +23,6 @@
 // #include lib/conv.wgsl
 // #include lib/gemm_tile.wgsl
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> part: array<f32>;
-
 // Steps of TJ terms per chunk of the two-level sum (64 * 16 = 1024 terms).
 const CHUNK_STEPS: u32 = 64u;
 

@@ -17,20 +17,12 @@
 // #include lib/conv.wgsl
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let rows = p.groups * p.cout_g;
     let count = p.n * rows * p.oh * p.ow;
     let i = flat_index(grid);
-    if i >= count {
-        return;
-    }
+    if i >= count { return; }
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
     let wrow = (i / (p.ow * p.oh)) % rows;

@@ -17,10 +17,6 @@ struct DropoutParams {
 
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: DropoutParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
 fn pcg_hash(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;
     let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
@@ -30,9 +26,7 @@ fn pcg_hash(v: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     let h = pcg_hash(i ^ pcg_hash(p.seed));
     let u = f32(h >> 8u) * (1.0 / 16777216.0);
     y[i] = select(0.0, x[i] * p.scale, u >= p.p);

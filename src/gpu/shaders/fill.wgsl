@@ -11,14 +11,9 @@ struct FillParams {
 
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: FillParams;
-@group(0) @binding(1) var<storage, read_write> buf: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     buf[i] = p.value;
 }

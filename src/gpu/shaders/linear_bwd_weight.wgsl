@@ -11,11 +11,6 @@
 // #include lib/grid.wgsl
 // #include lib/linear.wgsl
 
-@group(0) @binding(0) var<uniform> p: LinearBwdParams;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dwb: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let idx = flat_index(grid);

@@ -12,12 +12,6 @@
 
 // #include lib/linear.wgsl
 
-@group(0) @binding(0) var<uniform> p: LinearParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)

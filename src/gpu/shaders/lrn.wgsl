@@ -13,17 +13,10 @@
 // #include lib/grid.wgsl
 // #include lib/lrn.wgsl
 
-@group(0) @binding(0) var<uniform> p: LrnParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> scale: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     let pix = i % p.hw;
     let c = (i / p.hw) % p.c;
     let base = i - c * p.hw; // element (n, 0, pixel)

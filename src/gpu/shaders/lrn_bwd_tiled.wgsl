@@ -15,14 +15,6 @@
 
 // #include lib/lrn.wgsl
 
-@group(0) @binding(0) var<uniform> p: LrnParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> out: array<f32>;
-@group(0) @binding(4) var<storage, read> scale: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
-
-
 // ts[row * PIX + pixel], row = channel - (c0 - size/2)
 var<workgroup> ts: array<f32, 4096>;
 

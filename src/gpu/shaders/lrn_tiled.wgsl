@@ -16,12 +16,6 @@
 
 // #include lib/lrn.wgsl
 
-@group(0) @binding(0) var<uniform> p: LrnParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> scale: array<f32>;
-
-
 // xs[row * PIX + pixel], row = channel - (c0 - (size-1)/2)
 var<workgroup> xs: array<f32, 4096>;
 

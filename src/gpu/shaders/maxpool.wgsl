@@ -12,20 +12,14 @@
 // #include lib/grid.wgsl
 // #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: PoolParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
-    let ox = i % p.ow;
-    let oy = (i / p.ow) % p.oh;
-    let nc = i / (p.ow * p.oh);
+    if i >= p.count { return; }
+    let at = plane_coords(i, p.ow, p.oh);
+    let ox = at.x;
+    let oy = at.y;
+    let nc = at.z;
     let y_start = i32(oy * p.sh) - i32(p.pad_top);
     let x_start = i32(ox * p.sw) - i32(p.pad_left);
     let y0 = u32(max(y_start, 0));

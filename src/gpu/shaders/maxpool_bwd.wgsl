@@ -12,11 +12,6 @@
 // #include lib/grid.wgsl
 // #include lib/pool.wgsl
 
-@group(0) @binding(0) var<uniform> p: PoolParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> argmax: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
 fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
     let first = i32(t) + 1 - i32(k);
     var lo = 0u;
@@ -30,12 +25,11 @@ fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
-    let xx = i % p.w;
-    let yy = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
+    if i >= p.count { return; }
+    let at = plane_coords(i, p.w, p.h);
+    let xx = at.x;
+    let yy = at.y;
+    let nc = at.z;
     let ry = outs_for_input(yy + p.pad_top, p.kh, p.sh, p.oh);
     let rx = outs_for_input(xx + p.pad_left, p.kw, p.sw, p.ow);
     var acc = 0.0;

@@ -7,16 +7,10 @@
 
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: CountParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     // select keeps NaN out of the comparison's true branch, like the CPU's `if x > 0`.
     let v = x[i];
     y[i] = select(0.0, v, v > 0.0);

@@ -7,16 +7,9 @@
 
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: CountParams;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     dx[i] = select(0.0, dout[i], x[i] > 0.0);
 }

@@ -16,17 +16,10 @@ struct SgdParams {
 
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: SgdParams;
-@group(0) @binding(1) var<storage, read_write> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     let wi = w[i];
     let vi = p.momentum * v[i] - p.wd * p.lr * wi - p.lr * g[i];
     v[i] = vi;

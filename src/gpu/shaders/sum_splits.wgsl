@@ -12,16 +12,10 @@ struct SumSplitsParams {
 
 // #include lib/grid.wgsl
 
-@group(0) @binding(0) var<uniform> p: SumSplitsParams;
-@group(0) @binding(1) var<storage, read> part: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
-    if i >= p.count {
-        return;
-    }
+    if i >= p.count { return; }
     var sum = 0.0;
     for (var s = 0u; s < p.splits; s++) {
         sum += part[s * p.count + i];

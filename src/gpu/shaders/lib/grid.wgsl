@@ -15,6 +15,12 @@ fn flat_index(g: Grid) -> u32 {
     return (g.wid.y * g.nwg.x + g.wid.x) * WG + g.lid;
 }
 
+// (x, y, plane) of flat index i in planes of h rows of w: the coordinates of an element of
+// an (N, C, H, W) tensor, plane = n * C + c.
+fn plane_coords(i: u32, w: u32, h: u32) -> vec3<u32> {
+    return vec3<u32>(i % w, (i / w) % h, i / (w * h));
+}
+
 struct CountParams {
     count: u32,
 }
