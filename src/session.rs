@@ -134,9 +134,9 @@ impl Session {
                         self.last = Some(LastRun::Gpu { show });
                     }
                     Err(e) => {
-                        // later runs go to the CPU
+                        // the page's GPU is always the default choice: later runs go to the CPU
+                        gpu_error = Some(crate::backend::after_gpu_failure(e, false)?);
                         self.gpu = None;
-                        gpu_error = Some(e.to_string());
                     }
                 }
             }

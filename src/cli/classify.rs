@@ -2,7 +2,6 @@
 //! others go on.
 
 use super::{load, NetArg};
-use crate::backend::Runner;
 use crate::classify;
 use crate::error::{Error, Result};
 use pollster::block_on;
@@ -25,7 +24,7 @@ pub(super) struct Args {
 pub(super) fn run(a: Args) -> Result<()> {
     let m = load(&a.net.model)?;
     let top = a.top as usize;
-    let mut runner = block_on(Runner::new(&m, a.net.backend.kind()))?;
+    let mut runner = a.net.backend.runner(&m)?;
     println!("backend: {}", runner.describe());
     let mut failed = 0;
     for path in &a.images {
@@ -53,6 +52,7 @@ pub(super) fn run(a: Args) -> Result<()> {
             }
         }
     }
+    super::note_fallback(&runner);
     if failed > 0 {
         return Err(Error::Failed {
             failed,

@@ -3,7 +3,6 @@
 //! optionally added to a JSON record.
 
 use super::{default_data_dir, load, write_atomic, Dataset, NetArg};
-use crate::backend::Runner;
 use crate::data::Images;
 use crate::error::{Error, Result};
 use pollster::block_on;
@@ -36,7 +35,7 @@ pub(super) fn run(a: Args) -> Result<()> {
     let dataset = a.dataset.name();
     let test = Images::fashion_mnist(&a.data_dir, false)?;
     let t = Instant::now();
-    let mut runner = block_on(Runner::new(&model, a.net.backend.kind()))?;
+    let mut runner = a.net.backend.runner(&model)?;
     let s = block_on(crate::train::evaluate_views(
         &mut runner,
         &model.arch,
@@ -61,6 +60,7 @@ pub(super) fn run(a: Args) -> Result<()> {
         line("ten views averaged", ten);
     }
     println!("({:.1} s)", t.elapsed().as_secs_f64());
+    super::note_fallback(&runner);
     if let Some(path) = &a.json {
         record(path, dataset, &s, &runner.describe())?;
     }

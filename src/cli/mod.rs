@@ -14,7 +14,7 @@ mod info;
 mod run;
 mod train;
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Runner};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::model::{Arch, Model};
@@ -64,6 +64,23 @@ struct NetArg {
 impl BackendArg {
     fn kind(&self) -> BackendKind {
         self.backend.unwrap_or_else(BackendKind::native_default)
+    }
+
+    /// The backend asked for, else the default for this machine's adapters (a default GPU
+    /// that fails leaves the run on the CPU, with a note on stderr saying why).
+    fn runner<'m>(&self, model: &'m Model) -> Result<Runner<'m>> {
+        pollster::block_on(Runner::choose(
+            model,
+            self.backend,
+            &crate::gpu::native_adapters(),
+        ))
+    }
+}
+
+/// A note on stderr when a run moved from the GPU to the CPU.
+fn note_fallback(runner: &Runner) {
+    if let Some(why) = runner.fell_back() {
+        eprintln!("alexnet: note: {why}");
     }
 }
 

@@ -1,7 +1,6 @@
 //! `alexnet run`: the network (or a prefix of it) on a raw `(N, C, H, W)` .npy tensor.
 
 use super::{load, read_file, write_file, NetArg};
-use crate::backend::Runner;
 use crate::error::Result;
 use crate::npy;
 use pollster::block_on;
@@ -23,11 +22,12 @@ pub(super) struct Args {
 pub(super) fn run(a: Args) -> Result<()> {
     let m = load(&a.net.model)?;
     let x = npy::read(&read_file(&a.input)?)?;
-    let mut runner = block_on(Runner::new(&m, a.net.backend.kind()))?;
+    let mut runner = a.net.backend.runner(&m)?;
     let y = match &a.layer {
         Some(l) => block_on(runner.forward_to(&x, l))?,
         None => block_on(runner.forward(&x))?,
     };
+    super::note_fallback(&runner);
     write_file(&a.output, &npy::write(&y)?)?;
     eprintln!(
         "wrote {} {:?} ({})",

@@ -35,12 +35,38 @@ impl GpuSession {
     }
 
     pub fn with_context(ctx: GpuContext) -> GpuSession {
+        GpuSession::with_options(ctx, GpuOptions::default())
+    }
+
+    /// As `with_context`, with explicit kernel choices for its plans (benchmarks).
+    pub fn with_options(ctx: GpuContext, opts: GpuOptions) -> GpuSession {
         GpuSession {
             ctx,
             plans: HashMap::new(),
-            opts: GpuOptions::default(),
+            opts,
             last: None,
         }
+    }
+
+    pub fn options(&self) -> &GpuOptions {
+        &self.opts
+    }
+
+    /// The plan of `model` for batches of `batch`, built on first use and kept, with the
+    /// context it runs on.
+    pub async fn plan(&mut self, model: &Model, batch: usize) -> Result<(&GpuContext, &GpuPlan)> {
+        let plan =
+            super::plan::plan_for(&self.ctx, &mut self.plans, model, batch, &self.opts).await?;
+        Ok((&self.ctx, plan))
+    }
+
+    /// The output of layer `layer` for `x`: only that prefix of the network runs.
+    pub async fn forward_to(&mut self, model: &Model, x: &Tensor, layer: &str) -> Result<Tensor> {
+        let batch = super::plan::batch_of(x)?;
+        self.last = None;
+        let plan =
+            super::plan::plan_for(&self.ctx, &mut self.plans, model, batch, &self.opts).await?;
+        plan.forward_to(&self.ctx, x, layer).await
     }
 
     pub fn context(&self) -> &GpuContext {

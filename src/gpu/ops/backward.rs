@@ -1,402 +1,15 @@
-//! One function per layer op: a layer geometry (`model::ConvGeom`, `model::LrnGeom`, ...: the
-//! shapes come from `model::geometry`, never recomputed here) plus the buffers in, the
-//! [`Dispatch`]es out. The kernels' own headers (`shaders/*.wgsl`) say what each computes and
-//! which dispatch it needs; the functions here provide exactly that dispatch and check that
-//! every buffer is large enough first (a kernel reading past a buffer would read clamped
-//! garbage, not fail).
+//! The backward ops and the optimiser.
 //!
-//! Backward kernels go here too: a function per op that takes the forward's saved buffers
-//! (max-pool argmax, LRN scale, dropout seed) and returns its dispatches.
+//! Every backward kernel is a gather: one invocation per element of the gradient it writes
+//! (WGSL has no float atomics). Each writes its gradient (never accumulates), except
+//! `linear_backward`'s dx across weight blocks, which its own dispatches chain in order.
 
-use super::context::{grid, Dispatch, GpuContext, WG};
-use super::kernels::Kernel;
-use super::params::*;
+use super::*;
 use crate::error::{Error, Result};
+use crate::gpu::context::{grid, Dispatch, GpuContext, WG};
+use crate::gpu::kernels::Kernel;
+use crate::gpu::params::*;
 use crate::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
-
-/// Which convolution kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConvAlgo {
-    /// `conv_naive.wgsl`: one invocation per output, the fallback and oracle.
-    Naive,
-    /// `conv_tiled.wgsl`: implicit GEMM with workgroup-memory tiles (the default).
-    Tiled,
-}
-
-/// Which LRN kernel (forward and backward).
-///
-/// The default is `Naive`: LRN is memory bound and its 5-channel window is served from cache,
-/// so the workgroup-memory version's extra barrier and staging did not pay off anywhere we
-/// could measure (`alexnet bench --kernels tiled` vs default, GPU timestamps): bvlc batch 32
-/// on an H200 norm1 0.105 vs 0.074 ms, on SwiftShader (mini batch 2) ~138 vs ~5 ms per
-/// layer, on lavapipe about equal. LRN is ~1% of a forward either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LrnAlgo {
-    /// `lrn.wgsl` / `lrn_bwd.wgsl`: one invocation per element, reading its whole window from
-    /// global memory; the default and the oracle.
-    Naive,
-    /// `lrn_tiled.wgsl` / `lrn_bwd_tiled.wgsl`: 32-channel x 64-pixel blocks with their
-    /// window halo in workgroup memory (sizes up to 33).
-    Tiled,
-}
-
-/// The largest LRN size the tiled kernels take (32 channels plus a halo of size - 1 rows in
-/// 64 rows of workgroup memory).
-const LRN_TILED_MAX_SIZE: usize = 33;
-
-/// Which fully connected kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinearAlgo {
-    /// `linear_gemv.wgsl`: a workgroup per output, split-K inside it.
-    Gemv,
-    /// `linear_gemm.wgsl`: 64 x 64 tiles.
-    Gemm,
-}
-
-impl LinearAlgo {
-    /// GEMV at batch 1 (a GEMM tile would be 63/64 idle), GEMM above.
-    pub fn for_batch(n: usize) -> LinearAlgo {
-        if n <= 1 {
-            LinearAlgo::Gemv
-        } else {
-            LinearAlgo::Gemm
-        }
-    }
-}
-
-/// Rows `row0 .. row0 + rows` of a fully connected weight `(OUT, IN)`, in their own buffer.
-#[derive(Clone, Copy, Debug)]
-pub struct WeightBlock<'a> {
-    pub buf: &'a wgpu::Buffer,
-    pub row0: usize,
-    pub rows: usize,
-}
-
-/// Splits `rows` rows of `row_len` f32 into consecutive blocks of at most `max_bytes` each:
-/// `(row0, rows)`. fc6's `(4096, 9216)` weight is 151 MB; with 128 MiB bindings (lavapipe,
-/// WebGPU's default) it becomes two blocks.
-pub fn row_blocks(rows: usize, row_len: usize, max_bytes: u64) -> Result<Vec<(usize, usize)>> {
-    let row_bytes = (row_len.max(1) as u64) * 4;
-    let per = (max_bytes / row_bytes) as usize;
-    if per == 0 {
-        return Err(Error::Gpu(format!(
-            "one weight row of {row_len} values ({row_bytes} bytes) is over the {max_bytes}-byte \
-             binding limit"
-        )));
-    }
-    Ok((0..rows.div_ceil(per))
-        .map(|i| (i * per, per.min(rows - i * per)))
-        .collect())
-}
-
-fn need(buf: &wgpu::Buffer, len: usize, what: &str) -> Result<()> {
-    if buf.size() < (len as u64) * 4 {
-        return Err(Error::Gpu(format!(
-            "{what}: buffer of {} bytes, needs {len} values",
-            buf.size()
-        )));
-    }
-    Ok(())
-}
-
-fn max_groups(ctx: &GpuContext) -> u32 {
-    ctx.limits.max_compute_workgroups_per_dimension
-}
-
-/// A kernel with one invocation per element of its `count`-long output, on the folded 2-D
-/// grid every such kernel uses (so no dimension exceeds the workgroup-count limit).
-fn per_element<P: KernelParams>(
-    ctx: &GpuContext,
-    kernel: Kernel,
-    params: &P,
-    buffers: &[&wgpu::Buffer],
-    count: usize,
-) -> Result<Dispatch> {
-    ctx.dispatch(
-        kernel,
-        params,
-        buffers,
-        grid(count, WG as usize, max_groups(ctx)),
-    )
-}
-
-/// Adaptive average pool forward's and backward's uniform parameters, after checking the
-/// geometry.
-fn avgpool_params(count: usize, g: &AvgPoolGeom) -> Result<AvgPoolParams> {
-    if g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
-        return Err(Error::Arch(format!("avgpool: invalid geometry {g:?}")));
-    }
-    AvgPoolParams::new(count, g)
-}
-
-/// `out = conv(x, w) + bias`, optionally followed by ReLU. Shapes as `reference::conv`:
-/// `x (N, C_in, H, W)`, `w (C_out, C_in/G, KH, KW)`, `bias (C_out)`, `out (N, C_out, OH, OW)`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d(
-    ctx: &GpuContext,
-    g: &ConvGeom,
-    algo: ConvAlgo,
-    relu: bool,
-    x: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    bias: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    check_conv(g)?;
-    need(x, g.inp_shape().iter().product(), "conv x (N, C_in, H, W)")?;
-    need(w, g.weight_shape().iter().product(), "conv weight")?;
-    need(bias, g.c_out, "conv bias (C_out)")?;
-    let out_len: usize = g.out_shape().iter().product();
-    need(out, out_len, "conv out (N, C_out, OH, OW)")?;
-    let params = ConvParams {
-        co_base: 0,
-        relu: relu as u32,
-        ..ConvParams::new(g)?
-    };
-    let (kernel, groups) = match algo {
-        ConvAlgo::Naive => (
-            Kernel::ConvNaive,
-            grid(out_len, WG as usize, max_groups(ctx)),
-        ),
-        ConvAlgo::Tiled => match (
-            tiles(ctx, g.n * g.oh * g.ow, 64),
-            tiles(ctx, g.cout_g(), 64),
-            tiles(ctx, g.groups, 1),
-        ) {
-            (Some(x), Some(y), Some(z)) => (Kernel::ConvTiled, [x, y, z]),
-            // past the per-dimension workgroup limit: the naive kernel's grid folds
-            _ => (
-                Kernel::ConvNaive,
-                grid(out_len, WG as usize, max_groups(ctx)),
-            ),
-        },
-    };
-    ctx.dispatch(kernel, &params, &[x, w, bias, out], groups)
-}
-
-/// `y = x W^T + b`, optionally followed by ReLU, with W given as row blocks (one dispatch
-/// each). Shapes as `reference::linear`: `x (N, IN)`, `bias (OUT)`, `y (N, OUT)`.
-#[allow(clippy::too_many_arguments)]
-pub fn linear(
-    ctx: &GpuContext,
-    g: &LinearGeom,
-    algo: LinearAlgo,
-    relu: bool,
-    x: &wgpu::Buffer,
-    blocks: &[WeightBlock<'_>],
-    bias: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Vec<Dispatch>> {
-    need(x, g.n * g.in_features, "linear x (N, IN)")?;
-    need(bias, g.out_features, "linear bias (OUT)")?;
-    need(y, g.n * g.out_features, "linear y (N, OUT)")?;
-    let covered: usize = blocks.iter().map(|b| b.rows).sum();
-    if covered != g.out_features
-        || blocks
-            .iter()
-            .scan(0, |next, b| {
-                let ok = b.row0 == *next;
-                *next += b.rows;
-                Some(ok)
-            })
-            .any(|ok| !ok)
-    {
-        return Err(Error::Gpu(format!(
-            "linear: weight blocks must cover rows 0..{} in order",
-            g.out_features
-        )));
-    }
-    blocks
-        .iter()
-        .map(|b| {
-            need(
-                b.buf,
-                b.rows * g.in_features,
-                "linear weight block (rows, IN)",
-            )?;
-            let params = LinearParams {
-                batch: u32_of(g.n)?,
-                in_f: u32_of(g.in_features)?,
-                out_total: u32_of(g.out_features)?,
-                row0: u32_of(b.row0)?,
-                rows: u32_of(b.rows)?,
-                relu: relu as u32,
-            };
-            let (kernel, groups) = match algo {
-                LinearAlgo::Gemv => {
-                    let [gx, gy, _] = grid(b.rows, 1, max_groups(ctx));
-                    let n = u32::try_from(g.n).unwrap_or(u32::MAX);
-                    (Kernel::LinearGemv, [gx, gy, n])
-                }
-                LinearAlgo::Gemm => {
-                    let wg = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-                    (
-                        Kernel::LinearGemm,
-                        [wg(g.n.div_ceil(64)), wg(b.rows.div_ceil(64)), 1],
-                    )
-                }
-            };
-            ctx.dispatch(kernel, &params, &[x, b.buf, bias, y], groups)
-        })
-        .collect()
-}
-
-/// `y = max(x, 0)` over `count` elements.
-pub fn relu(
-    ctx: &GpuContext,
-    count: usize,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    need(x, count, "relu x")?;
-    need(y, count, "relu y")?;
-    per_element(ctx, Kernel::Relu, &CountParams::new(count)?, &[x, y], count)
-}
-
-/// LRN across channels; writes `out` and the saved `scale` (all `(N, C, H, W)`).
-pub fn lrn(
-    ctx: &GpuContext,
-    g: &LrnGeom,
-    algo: LrnAlgo,
-    x: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    scale: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let count = g.n * g.c * g.hw;
-    if g.size == 0 || g.c == 0 {
-        return Err(Error::Arch(format!("lrn: invalid geometry {g:?}")));
-    }
-    need(x, count, "lrn x")?;
-    need(out, count, "lrn out")?;
-    need(scale, count, "lrn scale")?;
-    let params = LrnParams::new(count, g)?;
-    match lrn_blocks(ctx, g, algo) {
-        Some(groups) => ctx.dispatch(Kernel::LrnTiled, &params, &[x, out, scale], groups),
-        None => per_element(ctx, Kernel::Lrn, &params, &[x, out, scale], count),
-    }
-}
-
-/// The tiled LRN kernels' workgroup counts, or `None` where the naive kernel runs (asked
-/// for, a window over 33 channels, or a grid past the device's limit).
-fn lrn_blocks(ctx: &GpuContext, g: &LrnGeom, algo: LrnAlgo) -> Option<[u32; 3]> {
-    if algo != LrnAlgo::Tiled || g.size > LRN_TILED_MAX_SIZE {
-        return None;
-    }
-    Some([
-        tiles(ctx, g.hw, 64)?,
-        tiles(ctx, g.c, 32)?,
-        tiles(ctx, g.n, 1)?,
-    ])
-}
-
-/// Max pool; writes `out` and the saved `argmax` (u32 flat input indices), `(N, C, OH, OW)`.
-pub fn maxpool(
-    ctx: &GpuContext,
-    g: &PoolGeom,
-    x: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    argmax: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let count: usize = g.out_shape().iter().product();
-    need(x, g.inp_shape().iter().product(), "maxpool x")?;
-    need(out, count, "maxpool out")?;
-    need(argmax, count, "maxpool argmax")?;
-    let params = PoolParams::new(count, g)?;
-    per_element(ctx, Kernel::MaxPool, &params, &[x, out, argmax], count)
-}
-
-/// Adaptive average pool, `(N, C, H, W) -> (N, C, OH, OW)`.
-pub fn avgpool(
-    ctx: &GpuContext,
-    g: &AvgPoolGeom,
-    x: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let count: usize = g.out_shape().iter().product();
-    let params = avgpool_params(count, g)?;
-    need(x, g.inp_shape().iter().product(), "avgpool x")?;
-    need(out, count, "avgpool out")?;
-    per_element(ctx, Kernel::AvgPool, &params, &[x, out], count)
-}
-
-/// The uniform parameters of a training-mode dropout: rewrite them per step with
-/// `GpuContext::set_params` to change the seed.
-pub fn dropout_params(count: usize, p: f32, seed: u32) -> Result<DropoutParams> {
-    if !(0.0..1.0).contains(&p) {
-        return Err(Error::Arch(format!("dropout: p = {p} must be in [0, 1)")));
-    }
-    // the same f32 scale as elementwise::dropout_forward, so kept values match bit for bit
-    let scale = 1.0 / (1.0 - p);
-    Ok(DropoutParams {
-        count: u32_of(count)?,
-        seed,
-        p,
-        scale,
-    })
-}
-
-/// Training-mode dropout over `count` elements with the mask of `elementwise::dropout_keep(seed, i, p)`.
-pub fn dropout(
-    ctx: &GpuContext,
-    count: usize,
-    p: f32,
-    seed: u32,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    need(x, count, "dropout x")?;
-    need(y, count, "dropout y")?;
-    per_element(
-        ctx,
-        Kernel::Dropout,
-        &dropout_params(count, p, seed)?,
-        &[x, y],
-        count,
-    )
-}
-
-/// Row-wise softmax of `x (N, K)` into `y (N, K)`.
-pub fn softmax(
-    ctx: &GpuContext,
-    n: usize,
-    k: usize,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    if k == 0 {
-        return Err(Error::Arch("softmax over 0 features".into()));
-    }
-    need(x, n * k, "softmax x")?;
-    need(y, n * k, "softmax y")?;
-    ctx.dispatch(
-        Kernel::Softmax,
-        &SoftmaxParams {
-            rows: u32_of(n)?,
-            k: u32_of(k)?,
-            inv_n: 0.0,
-        },
-        &[x, y],
-        grid(n, 1, max_groups(ctx)),
-    )
-}
-
-// ---- backward passes and the optimiser ----
-//
-// Every backward kernel is a gather: one invocation per element of the gradient it writes
-// (WGSL has no float atomics). Each writes its gradient (never accumulates), except
-// `linear_backward`'s dx across weight blocks, which its own dispatches chain in order.
-
-fn check_conv(g: &ConvGeom) -> Result<()> {
-    if g.groups == 0
-        || !g.c_in.is_multiple_of(g.groups)
-        || !g.c_out.is_multiple_of(g.groups)
-        || g.sh == 0
-        || g.sw == 0
-    {
-        return Err(Error::Arch(format!("conv: invalid geometry {g:?}")));
-    }
-    Ok(())
-}
 
 /// Convolution gradients, as `reference::conv2d_backward`: `dx (N, C_in, H, W)` from
 /// `dout (N, C_out, OH, OW)` and `w`; `dw (C_out, C_in/G, KH, KW)` from `dout` and the
@@ -417,14 +30,6 @@ pub fn conv2d_backward(
     let mut ds = vec![conv2d_backward_data(ctx, g, algo, dout, w, dx)?];
     ds.extend(conv2d_backward_params(ctx, g, algo, dout, x, dw, db)?);
     Ok(ds)
-}
-
-/// The tiled kernels' workgroup count along one dimension, or `None` past the device's
-/// limit (the caller then falls back to the naive kernel, whose grid folds).
-fn tiles(ctx: &GpuContext, count: usize, tile: usize) -> Option<u32> {
-    u32::try_from(count.div_ceil(tile))
-        .ok()
-        .filter(|&t| t <= max_groups(ctx))
 }
 
 /// The input-gradient kernel for a layer when `preferred` is asked for: the tiled
@@ -461,8 +66,8 @@ pub fn conv2d_backward_data(
     need(w, g.weight_shape().iter().product(), "conv weight")?;
     need(dx, in_len, "conv dx (N, C_in, H, W)")?;
     let tiled = match algo {
-        ConvAlgo::Tiled => tiles(ctx, g.n * g.h * g.w, 64)
-            .zip(tiles(ctx, g.cin_g(), 64))
+        ConvAlgo::Tiled => tiles(ctx, g.n * g.h * g.w, TILE as usize)
+            .zip(tiles(ctx, g.cin_g(), TILE as usize))
             .zip(tiles(ctx, g.groups, 1)),
         ConvAlgo::Naive => None,
     };
@@ -520,8 +125,8 @@ pub fn conv2d_backward_params(
     need(db, g.c_out, "conv dbias (C_out)")?;
     let big_k = g.cin_g() * g.kh * g.kw;
     let cols = g.n * g.oh * g.ow;
-    let tx = tiles(ctx, big_k, 64);
-    let ty = tiles(ctx, g.cout_g(), 64);
+    let tx = tiles(ctx, big_k, TILE as usize);
+    let ty = tiles(ctx, g.cout_g(), TILE as usize);
     let mut ds = Vec::new();
     match (algo, tx, ty) {
         (ConvAlgo::Tiled, Some(tx), Some(ty)) => {
@@ -529,7 +134,8 @@ pub fn conv2d_backward_params(
             let splits = splits
                 .min(max_groups(ctx) as usize / g.groups.max(1))
                 .max(1);
-            let per_split = cols.div_ceil(splits).div_ceil(16) * 16;
+            let k = TILE_K as usize;
+            let per_split = cols.div_ceil(splits).div_ceil(k) * k;
             let splits = cols.div_ceil(per_split);
             let tz = tiles(ctx, g.groups * splits, 1).ok_or_else(|| {
                 Error::Gpu(format!(
