@@ -270,15 +270,24 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &f).unwrap();
         assert_eq!(read_idx(&gz.finish().unwrap()).unwrap().1, vec![1, 2, 3, 4]);
-        assert!(read_idx(&f[..f.len() - 1]).is_err(), "truncated");
-        assert!(read_idx(b"\x89PNG").is_err());
+        assert!(
+            matches!(read_idx(&f[..f.len() - 1]), Err(Error::Dataset(_))),
+            "truncated"
+        );
+        assert!(matches!(read_idx(b"\x89PNG"), Err(Error::Dataset(_))));
         let mut float = f.clone();
         float[2] = 0x0d;
-        assert!(read_idx(&float).is_err());
-        assert!(read_idx(&[0x1f, 0x8b, 1, 2]).is_err(), "broken gzip");
+        assert!(matches!(read_idx(&float), Err(Error::Dataset(_))));
+        assert!(
+            matches!(read_idx(&[0x1f, 0x8b, 1, 2]), Err(Error::Dataset(_))),
+            "broken gzip"
+        );
         let images = Images::from_idx(&f, &idx(&[2], &[7, 9])).unwrap();
         assert_eq!((images.len(), images.height, images.width), (2, 1, 2));
-        assert!(Images::from_idx(&f, &idx(&[3], &[7, 9, 1])).is_err());
+        assert!(matches!(
+            Images::from_idx(&f, &idx(&[3], &[7, 9, 1])),
+            Err(Error::Dataset(_))
+        ));
     }
 
     #[test]
@@ -298,7 +307,10 @@ mod tests {
         assert_eq!(x.data[6], -m);
         assert_eq!(x.data[0], -m);
         assert_eq!(images.label_vec(&[0]), vec![3]);
-        assert!(images.batch(&[1], 4, &pp, None).is_err());
+        assert!(matches!(
+            images.batch(&[1], 4, &pp, None),
+            Err(Error::Dataset(_))
+        ));
         // view 4 is the centre, like batch without augmentation
         assert_eq!(images.view_batch(&[0], 4, &pp, 4).unwrap(), x);
         // view 1: top-right corner, the image at (2, 0); view 6: the same, mirrored
@@ -306,6 +318,9 @@ mod tests {
         assert_eq!((tr.data[2], tr.data[3], tr.data[7]), (1.0 - m, -m, 1.0 - m));
         let mirrored = images.view_batch(&[0], 4, &pp, 6).unwrap();
         assert_eq!((mirrored.data[2], mirrored.data[3]), (-m, 1.0 - m));
-        assert!(images.view_batch(&[0], 4, &pp, 10).is_err());
+        assert!(matches!(
+            images.view_batch(&[0], 4, &pp, 10),
+            Err(Error::Dataset(_))
+        ));
     }
 }

@@ -129,8 +129,9 @@ fn forward_to_is_the_prefix_and_errors_are_typed() {
     assert_ne!(t1[d6], all[d6]);
     assert_eq!(all[d6], all[d6 - 1], "Eval dropout is the identity");
     let labels = [0, 11];
-    assert!(
-        m.loss_and_grads(&x, &labels, 0).is_err(),
+    assert_err!(
+        m.loss_and_grads(&x, &labels, 0),
+        alexnet::Error::Label { label: 11, .. },
         "label 11 of 10 classes"
     );
 }

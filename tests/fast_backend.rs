@@ -11,6 +11,8 @@ mod common;
 use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
 use common::{assert_close, assert_close_of_max, conv_spec, max_abs, random, random_input};
 
+use alexnet::error::Error;
+
 use alexnet::cpu::{self, FastCpu, Workspace};
 use alexnet::model::{
     self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
@@ -202,8 +204,14 @@ fn conv_rejects_wrong_sizes() {
     let mut ws = Workspace::new(1);
     let mut out = vec![0.0; 100];
     let w = vec![0.0; 4 * 2 * 9];
-    assert!(cpu::conv2d_forward(&mut ws, &g, &[0.0; 99], &w, &[0.0; 4], &mut out, false).is_err());
-    assert!(cpu::conv2d_forward(&mut ws, &g, &[0.0; 100], &w, &[0.0; 3], &mut out, false).is_err());
+    assert_err!(
+        cpu::conv2d_forward(&mut ws, &g, &[0.0; 99], &w, &[0.0; 4], &mut out, false),
+        Error::Length { len: 99, .. }
+    );
+    assert_err!(
+        cpu::conv2d_forward(&mut ws, &g, &[0.0; 100], &w, &[0.0; 3], &mut out, false),
+        Error::Length { len: 3, .. }
+    );
 }
 
 #[test]
@@ -430,11 +438,18 @@ fn torchvision_matches_reference() {
 fn wrong_input_shape_is_an_error() {
     let model = Model::random(model::mini(), 1).unwrap();
     let mut fast = FastCpu::new(&model).unwrap();
-    assert!(fast.forward(&Tensor::zeros(&[1, 3, 31, 32])).is_err());
-    assert!(fast.forward(&Tensor::zeros(&[3, 32, 32])).is_err());
-    assert!(fast
-        .forward_to(&Tensor::zeros(&[1, 3, 32, 32]), "nope")
-        .is_err());
+    assert_err!(
+        fast.forward(&Tensor::zeros(&[1, 3, 31, 32])),
+        Error::Shape { .. }
+    );
+    assert_err!(
+        fast.forward(&Tensor::zeros(&[3, 32, 32])),
+        Error::Shape { .. }
+    );
+    assert_err!(
+        fast.forward_to(&Tensor::zeros(&[1, 3, 32, 32]), "nope"),
+        Error::NoSuchLayer(_)
+    );
 }
 
 // ---------------------------------------------------------------- training: layers
@@ -542,21 +557,35 @@ fn conv_backward_rejects_wrong_sizes() {
     let (inp, w, dout) = (vec![0.0; 200], vec![0.0; 6 * 2 * 9], vec![0.0; 300]);
     let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; 6], vec![0.0; 200]);
     let bwd = cpu::conv2d_backward;
-    assert!(bwd(&mut ws, &g, &dout[1..], &inp, &w, None, &mut dw, &mut db).is_err());
-    assert!(bwd(&mut ws, &g, &dout, &inp[1..], &w, None, &mut dw, &mut db).is_err());
-    assert!(bwd(
-        &mut ws,
-        &g,
-        &dout,
-        &inp,
-        &w,
-        Some(&mut dx[1..]),
-        &mut dw,
-        &mut db
-    )
-    .is_err());
-    assert!(bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw[1..], &mut db).is_err());
-    assert!(bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw, &mut db[1..]).is_err());
+    assert_err!(
+        bwd(&mut ws, &g, &dout[1..], &inp, &w, None, &mut dw, &mut db),
+        Error::Length { .. }
+    );
+    assert_err!(
+        bwd(&mut ws, &g, &dout, &inp[1..], &w, None, &mut dw, &mut db),
+        Error::Length { .. }
+    );
+    assert_err!(
+        bwd(
+            &mut ws,
+            &g,
+            &dout,
+            &inp,
+            &w,
+            Some(&mut dx[1..]),
+            &mut dw,
+            &mut db
+        ),
+        Error::Length { .. }
+    );
+    assert_err!(
+        bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw[1..], &mut db),
+        Error::Length { .. }
+    );
+    assert_err!(
+        bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw, &mut db[1..]),
+        Error::Length { .. }
+    );
     assert!(bwd(
         &mut ws,
         &g,
@@ -729,7 +758,10 @@ fn pool_backward_matches_reference() {
                 // an argmax outside its window is a typed error, not a stray write
                 let mut bad = am.clone();
                 bad[0] = (inp.len() - 1) as u32;
-                assert!(cpu::maxpool_backward(&ws, &g, &dout, &bad, &mut dx).is_err());
+                assert_err!(
+                    cpu::maxpool_backward(&ws, &g, &dout, &bad, &mut dx),
+                    Error::Internal(_)
+                );
             }
         }
     }
@@ -1071,41 +1103,53 @@ fn training_errors_are_typed() {
     let mut ws = Workspace::new(2);
     let x = random_input(&model.arch, 2, 72);
     let lag = cpu::loss_and_grads;
-    assert!(
-        lag(&mut ws, &model, &x, &[1], 0).is_err(),
+    assert_err!(
+        lag(&mut ws, &model, &x, &[1], 0),
+        Error::Shape { .. } | Error::Length { .. },
         "one label for two images"
     );
-    assert!(
-        lag(&mut ws, &model, &x, &[1, 10], 0).is_err(),
+    assert_err!(
+        lag(&mut ws, &model, &x, &[1, 10], 0),
+        Error::Label { label: 10, .. },
         "label 10 of 10 classes"
     );
-    assert!(lag(&mut ws, &model, &Tensor::zeros(&[2, 3, 31, 32]), &[1, 2], 0).is_err());
-    assert!(cpu::forward_train(&mut ws, &model, &Tensor::zeros(&[3, 32, 32]), 0).is_err());
+    assert_err!(
+        lag(&mut ws, &model, &Tensor::zeros(&[2, 3, 31, 32]), &[1, 2], 0),
+        Error::Shape { .. }
+    );
+    assert_err!(
+        cpu::forward_train(&mut ws, &model, &Tensor::zeros(&[3, 32, 32]), 0),
+        Error::Shape { .. }
+    );
     let trace = cpu::forward_train(&mut ws, &model, &x, 0).unwrap();
     let bwd = |t: &Trace, d: &Tensor| cpu::backward(&mut Workspace::new(1), &model, t, d, false);
-    assert!(
-        bwd(&trace, &Tensor::zeros(&[2, 9])).is_err(),
+    assert_err!(
+        bwd(&trace, &Tensor::zeros(&[2, 9])),
+        Error::Shape { .. },
         "dout of the wrong shape"
     );
     let mut short = trace.clone();
     short.acts.pop();
-    assert!(
-        bwd(&short, &Tensor::zeros(&[2, 10])).is_err(),
+    assert_err!(
+        bwd(&short, &Tensor::zeros(&[2, 10])),
+        Error::Internal(_) | Error::Shape { .. },
         "acts / saved mismatch"
     );
     let mut wrong = trace.clone();
     let pool = model.arch.layer_index("pool2").unwrap();
     wrong.saved[pool] = Saved::Nothing;
-    assert!(
-        bwd(&wrong, &Tensor::zeros(&[2, 10])).is_err(),
+    assert_err!(
+        bwd(&wrong, &Tensor::zeros(&[2, 10])),
+        Error::Internal(_),
         "pool2 without argmax"
     );
     let mut corrupt = trace.clone();
     if let Saved::Argmax(a) = &mut corrupt.saved[pool] {
         a[0] = u32::MAX;
     }
-    assert!(
-        bwd(&corrupt, &Tensor::zeros(&[2, 10])).is_err(),
+    assert_err!(
+        bwd(&corrupt, &Tensor::zeros(&[2, 10])),
+        Error::Internal(_),
         "argmax out of range"
     );
     assert!(bwd(&trace, &Tensor::zeros(&[2, 10])).is_ok());

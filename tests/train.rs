@@ -518,5 +518,8 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
     }
     let last = state.history.last().unwrap();
     assert!(last.val_top1_err <= 0.125, "held-out error {last:?}");
-    assert!(engine.set_frozen(&["nope".to_string()]).is_err());
+    assert_err!(
+        engine.set_frozen(&["nope".to_string()]),
+        Error::NoSuchLayer(_)
+    );
 }

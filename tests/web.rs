@@ -99,7 +99,10 @@ fn photo_classifies_in_the_browser() {
         sum > 0.0 && sum <= 1.0 + 1e-5,
         "top-5 probabilities sum to {sum}"
     );
-    assert!(alexnet::classify::classify_bytes(&m, b"not an image", 5, false).is_err());
+    assert_err!(
+        alexnet::classify::classify_bytes(&m, b"not an image", 5, false),
+        alexnet::Error::Image(_)
+    );
 }
 
 fn npy(bytes: &[u8]) -> Tensor {

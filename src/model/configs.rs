@@ -330,16 +330,16 @@ mod tests {
         if let Layer::Conv(c) = &mut a.layers[0] {
             c.out_channels = usize::MAX / 2;
         }
-        assert!(a.validate().is_err());
+        assert!(matches!(a.validate(), Err(crate::Error::Arch(_))));
         let mut a = mini();
         if let Layer::Linear(l) = &mut a.layers[16] {
             l.out_features = usize::MAX / 4;
         }
-        assert!(a.validate().is_err());
+        assert!(matches!(a.validate(), Err(crate::Error::Arch(_))));
         let mut a = mini();
         a.input = [3, 1 << 20, 1 << 20];
         a.preprocess.crop = 1 << 20;
-        assert!(a.validate().is_err());
+        assert!(matches!(a.validate(), Err(crate::Error::Arch(_))));
     }
 
     #[test]
@@ -348,7 +348,10 @@ mod tests {
         if let Layer::Conv(c) = &mut a.layers[4] {
             c.groups = 3;
         }
-        assert!(a.validate().is_err());
-        assert!(Arch::builtin("vgg").is_err());
+        assert!(matches!(a.validate(), Err(crate::Error::Arch(_))));
+        assert!(matches!(
+            Arch::builtin("vgg"),
+            Err(crate::Error::UnknownModel(_))
+        ));
     }
 }

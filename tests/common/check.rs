@@ -150,3 +150,18 @@ pub fn conv_spec(
         groups,
     }
 }
+
+/// Asserts that `$r` failed with an error matching `$pat` (an `alexnet::Error` pattern),
+/// printing the error it got otherwise; `$msg` says what was wrong with the input.
+#[macro_export]
+macro_rules! assert_err {
+    ($r:expr, $pat:pat) => {
+        $crate::assert_err!($r, $pat, "")
+    };
+    ($r:expr, $pat:pat, $msg:expr) => {
+        match $r {
+            Err(e) => assert!(matches!(e, $pat), "{}: wrong error: {e:?}", $msg),
+            Ok(_) => panic!("{}: expected an error", $msg),
+        }
+    };
+}

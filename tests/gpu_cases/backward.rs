@@ -393,8 +393,13 @@ pub async fn softmax_xent_matches_cpu(ctx: &GpuContext) {
             XENT_ATOL,
         );
     }
-    assert!(
-        ops::upload_labels(ctx, 10, &[3, 10]).is_err(),
+    crate::assert_err!(
+        ops::upload_labels(ctx, 10, &[3, 10]),
+        alexnet::Error::Label {
+            label: 10,
+            index: 1,
+            classes: 10
+        },
         "label 10 of 10 accepted"
     );
 }

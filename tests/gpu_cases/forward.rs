@@ -403,10 +403,10 @@ pub async fn mini_network_matches_cpu_every_option_batch_1_and_3_eval_and_train(
     }
     // the planned batch is enforced
     let gm = GpuPlan::new(ctx, &model, 2).await.unwrap();
-    assert!(gm
-        .forward(ctx, &random_input(&model.arch, 3, 1))
-        .await
-        .is_err());
+    crate::assert_err!(
+        gm.forward(ctx, &random_input(&model.arch, 3, 1)).await,
+        alexnet::Error::Shape { .. } | alexnet::Error::Gpu(_)
+    );
 }
 
 /// fc6's weight in bytes (4096 x 9216 f32) in `bvlc` and `torchvision`.
@@ -464,7 +464,11 @@ pub async fn session_reads_layers_back_and_recovers_from_a_lost_device(_ctx: &Gp
     let fc7 = alexnet::inspect::feature_layer(&model.arch).unwrap();
     let conv2 = model.arch.layer_index("conv2").unwrap();
     let mut s = GpuSession::new().await.unwrap();
-    assert!(s.read_image(conv2, 0).await.is_err(), "nothing ran yet");
+    crate::assert_err!(
+        s.read_image(conv2, 0).await,
+        alexnet::Error::Gpu(_),
+        "nothing ran yet"
+    );
 
     let out = s.forward_read(&model, &x, &[last, fc7]).await.unwrap();
     assert!(out.recovered.is_none());
@@ -477,8 +481,19 @@ pub async fn session_reads_layers_back_and_recovers_from_a_lost_device(_ctx: &Gp
     assert_eq!(&one.shape[1..], &want[conv2].shape[1..]);
     let want1 = Tensor::new(&one.shape, want[conv2].data[per..].to_vec()).unwrap();
     assert_net_close("session conv2 of image 1", &one, &want1);
-    assert!(s.read_image(conv2, 2).await.is_err(), "batch is 2");
-    assert!(s.forward_read(&model, &x, &[last + 1]).await.is_err());
+    crate::assert_err!(
+        s.read_image(conv2, 2).await,
+        alexnet::Error::OutOfRange {
+            index: 2,
+            len: 2,
+            ..
+        },
+        "batch is 2"
+    );
+    crate::assert_err!(
+        s.forward_read(&model, &x, &[last + 1]).await,
+        alexnet::Error::OutOfRange { .. }
+    );
 
     s.lose_device();
     let out = s.forward_read(&model, &x, &[last]).await.unwrap();
