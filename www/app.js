@@ -1,45 +1,14 @@
 // Page logic: talks to the worker, never runs the network on the main thread.
 import { setupWeights } from './models.js';
+import { connect } from './rpc.js';
 
-const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
-const el = (tag, props = {}, ...children) => {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...children);
-  return e;
-};
+import { $, MAX_IMAGE_BYTES, clearError, el, fmt, mb, pictureCanvas, scaleFor, showError } from './ui.js';
+import { setupFinetune } from './finetune.js';
+import { setupTraining, trainBackendChosen } from './training.js';
 
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-let nextId = 1;
-const pending = new Map();
-worker.onmessage = (ev) => {
-  const { id, ok, error } = ev.data;
-  const p = pending.get(id);
-  pending.delete(id);
-  if (error !== undefined) p.reject(new Error(error)); else p.resolve(ok);
-};
-worker.onerror = (ev) => {
-  $('wasm-status').textContent = `failed to start the worker: ${ev.message || 'unknown error'}`;
-};
-function call(type, args = {}, transfer = []) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ id, type, ...args }, transfer);
-  });
-}
-
-const fmt = (n) => n.toLocaleString('en-US');
-const mb = (bytes) => (bytes / 2 ** 20).toFixed(1);
-// Larger files are refused before reading: no photo is this big, and decoding one would
-// take the worker's memory (the core also refuses images over its pixel limit).
-const MAX_IMAGE_BYTES = 64 * 2 ** 20;
-
-function showError(msg) {
-  const e = $('error');
-  e.textContent = msg;
-  e.hidden = false;
-}
-function clearError() { $('error').hidden = true; }
+const call = connect(new URL('./worker.js', import.meta.url), {
+  onError: (msg) => { $('wasm-status').textContent = `failed to start the worker: ${msg}`; },
+});
 
 function describe(info, what) {
   return `${what} — ${info.family} variant, ${fmt(info.params)} parameters, ` +
@@ -60,9 +29,8 @@ function showBackend(b) {
   e.dataset.kind = b.kind;
   $('lose-device').hidden = b.kind !== 'gpu';
   // a software adapter trains far slower than the CPU backend: offer it, but not first
-  if (!trainBackendChosen) $('train-backend').value = b.kind === 'gpu' && !b.adapter.software ? 'gpu' : 'cpu';
+  if (!trainBackendChosen()) $('train-backend').value = b.kind === 'gpu' && !b.adapter.software ? 'gpu' : 'cpu';
 }
-let trainBackendChosen = false;
 
 // `?backend=cpu` forces the CPU backend (the fallback a browser without WebGPU gets).
 const wantBackend = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'auto';
@@ -82,22 +50,6 @@ async function modelChanged(newInfo, what) {
   await drawFilters();
   if (current) select(current);
 }
-
-// ---- pictures ---------------------------------------------------------------------------
-
-// A picture from the core ({width, height, rgba, cols, tileW, tileH, gap, first, count}) on
-// a canvas, shown `scale` times larger with crisp pixels.
-function pictureCanvas(p, scale, testid) {
-  const c = el('canvas', { width: p.width, height: p.height });
-  c.getContext('2d').putImageData(new ImageData(p.rgba, p.width, p.height), 0, 0);
-  c.style.width = `${p.width * scale}px`;
-  if (testid) c.dataset.testid = testid;
-  c.picture = p;
-  return c;
-}
-
-// Small maps are blown up so a 6x6 pool5 map is still visible; big grids stay 1:1.
-const scaleFor = (p, target) => Math.max(1, Math.min(8, Math.floor(target / p.width)));
 
 // ---- filters ----------------------------------------------------------------------------
 
@@ -374,321 +326,6 @@ function renderNeighbours() {
   }));
 }
 
-// ---- training in the page ---------------------------------------------------------------
-
-const train = {
-  state: 'none', // none | running | pausing (a request still in flight) | paused
-  looping: false, // a trainLoop is running (at most one at a time)
-  on: null, // where it runs, in words
-  losses: [], // [step, mean loss of a call]
-  val: [], // [step, validation top-1 accuracy]
-  lastReport: null,
-  rate: 0,
-};
-const num = (id) => parseFloat($(id).value);
-
-function trainOptions() {
-  return {
-    batch: Math.round(num('train-batch')),
-    lr: num('train-lr'),
-    momentum: num('train-momentum'),
-    weightDecay: num('train-wd'),
-    dropout: num('train-dropout'),
-    crops: $('train-crops').checked,
-    flips: $('train-flips').checked,
-    pcaStd: num('train-pca'),
-  };
-}
-
-function showTrainStatus(extra = '') {
-  const r = train.lastReport;
-  const st = $('train-status');
-  const val = train.val.length ? `, validation accuracy ${(train.val[train.val.length - 1][1] * 100).toFixed(1)}%` : '';
-  st.textContent = r
-    ? `${train.state} on ${train.on} — step ${r.step}, epoch ${r.epoch + 1} (batch ${r.batchInEpoch}/${r.batches}), ` +
-      `loss ${r.loss.toFixed(4)}${val}, ${train.rate.toFixed(0)} images/s, learning rate ${Number(r.lr.toPrecision(3))}${extra}`
-    : `${train.state === 'none' ? 'not started' : train.state}${extra}`;
-  st.dataset.state = train.state;
-  st.dataset.steps = r ? r.step : 0;
-  if (train.losses.length) {
-    st.dataset.firstLoss = train.losses[0][1];
-    st.dataset.lastLoss = train.losses[train.losses.length - 1][1];
-  }
-  st.dataset.valAccuracy = train.val.length ? train.val[train.val.length - 1][1] : '';
-  $('train-start').disabled = train.state === 'running';
-  $('train-pause').disabled = train.state !== 'running';
-}
-
-// Loss (left axis, blue) and validation accuracy (right axis, 0-100%, green) against steps.
-function drawCurve() {
-  const c = $('train-curve');
-  const g = c.getContext('2d');
-  const [w, h, pad] = [c.width, c.height, 30];
-  g.fillStyle = '#fff';
-  g.fillRect(0, 0, w, h);
-  g.strokeStyle = '#ccc';
-  g.strokeRect(pad, 8, w - 2 * pad, h - pad - 8);
-  if (!train.losses.length) return;
-  const maxStep = Math.max(...train.losses.map((p) => p[0]), 1);
-  const maxLoss = Math.max(...train.losses.map((p) => p[1]), 1e-6);
-  const x = (s) => pad + (s / maxStep) * (w - 2 * pad);
-  const y = (v) => 8 + (1 - v) * (h - pad - 8);
-  const line = (pts, colour, scale) => {
-    g.strokeStyle = colour;
-    g.lineWidth = 2;
-    g.beginPath();
-    pts.forEach(([s, v], i) => (i ? g.lineTo(x(s), y(v / scale)) : g.moveTo(x(s), y(v / scale))));
-    g.stroke();
-  };
-  line(train.losses, '#1a66aa', maxLoss);
-  if (train.val.length) line([[0, 0.1], ...train.val], '#1a6', 1);
-  g.fillStyle = '#333';
-  g.font = '11px sans-serif';
-  g.fillText(`loss (max ${maxLoss.toFixed(2)})`, pad + 4, 20);
-  g.fillText('validation accuracy, 0-100%', w - pad - 150, 20);
-  g.fillText(`step ${maxStep}`, w - pad - 50, h - 10);
-}
-
-async function refreshExamples() {
-  const r = await call('trainExamples', { n: 16 });
-  $('train-examples').replaceChildren(...r.examples.map((e, i) => el('figure', {},
-    pictureCanvas(r.pictures[i], 2, 'example-canvas'),
-    el('figcaption', { className: e.correct ? 'right' : 'wrong',
-      textContent: `${e.predicted} ${(e.probability * 100).toFixed(0)}%`, title: `truly: ${e.label}` }))));
-  const s = await call('trainSamples', { n: 16 });
-  $('train-samples').replaceChildren(...s.map((p) => pictureCanvas(p, 2, 'sample-canvas')));
-}
-
-async function viewTrained(r) {
-  const v = await call('trainView');
-  await modelChanged(v.info, `mini-AlexNet being trained in this page (epoch ${r.epoch}, step ${r.step})`);
-}
-
-async function trainLoop() {
-  train.looping = true;
-  try {
-    await trainLoopSteps();
-  } finally {
-    train.looping = false;
-  }
-  // paused only once the last request's steps are in: the step count stays put from here
-  if (train.state === 'pausing') {
-    train.state = 'paused';
-    showTrainStatus();
-  }
-}
-
-async function trainLoopSteps() {
-  while (train.state === 'running') {
-    const t0 = performance.now();
-    let r;
-    try {
-      r = await call('trainSteps', { n: 4 });
-    } catch (e) {
-      train.state = 'paused';
-      showTrainStatus(` — stopped: ${e.message}`);
-      return;
-    }
-    train.rate = r.images / ((performance.now() - t0) / 1000);
-    train.lastReport = r;
-    train.losses.push([r.step, r.loss]);
-    for (const ep of r.epochs) train.val.push([r.step, 1 - ep.val_top1_err]);
-    showTrainStatus();
-    drawCurve();
-    if (r.epochs.length) {
-      await refreshExamples();
-      if ($('train-live').checked) await viewTrained(r);
-    }
-  }
-}
-
-async function trainStart() {
-  if (train.state === 'none') {
-    train.losses = [];
-    train.val = [];
-    train.lastReport = null;
-    showTrainStatus(' — setting up…');
-    try {
-      const on = await call('trainInit', { options: trainOptions(), gpu: $('train-backend').value === 'gpu' });
-      train.on = on.name;
-      await refreshExamples();
-    } catch (e) {
-      showTrainStatus(` — could not start: ${e.message}`);
-      return;
-    }
-  }
-  train.state = 'running';
-  showTrainStatus();
-  // a loop still finishing its last request before a pause simply goes on
-  if (!train.looping) trainLoop();
-}
-
-function setupTraining() {
-  $('train-backend').addEventListener('change', () => { trainBackendChosen = true; });
-  $('train-start').addEventListener('click', trainStart);
-  $('train-pause').addEventListener('click', () => {
-    if (train.state !== 'running') return;
-    train.state = train.looping ? 'pausing' : 'paused';
-    showTrainStatus();
-  });
-  $('train-reset').addEventListener('click', () => {
-    train.state = 'none';
-    train.losses = [];
-    train.val = [];
-    train.lastReport = null;
-    drawCurve();
-    showTrainStatus(' (reset: start begins a new run with the settings above)');
-  });
-  for (const id of ['train-lr', 'train-momentum', 'train-wd']) {
-    $(id).addEventListener('change', () => call('trainSetSgd', trainOptions()).catch((e) => showTrainStatus(` — ${e.message}`)));
-  }
-  for (const id of ['train-crops', 'train-flips', 'train-pca']) {
-    $(id).addEventListener('change', () => call('trainSetAugment', trainOptions()));
-  }
-  drawCurve();
-  showTrainStatus();
-}
-
-// ---- fine-tuning on the person's classes ------------------------------------------------
-
-const ft = { classes: [], running: false };
-let camera = null;
-
-function addClass(name) {
-  const c = { files: [] };
-  const nameInput = el('input', { type: 'text', value: name, placeholder: 'class name' });
-  nameInput.dataset.testid = 'ft-class-name';
-  const thumbs = el('div', { className: 'thumbs' });
-  const count = el('span', { className: 'hint', textContent: '0 photos' });
-  const add = (files) => {
-    for (const f of files) {
-      if (f.size > MAX_IMAGE_BYTES) {
-        showError(`${f.name}: too large for a training photo (${mb(f.size)} MB)`);
-        continue;
-      }
-      c.files.push(f);
-      thumbs.append(el('img', { src: URL.createObjectURL(f), alt: f.name, title: f.name }));
-    }
-    count.textContent = `${c.files.length} photo${c.files.length === 1 ? '' : 's'}`;
-  };
-  const drop = el('div', { className: 'drop', textContent: 'drop photos here' });
-  drop.dataset.testid = 'ft-class-drop';
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    add([...e.dataTransfer.files]);
-  });
-  const input = el('input', { type: 'file', accept: 'image/*', multiple: true });
-  input.dataset.testid = 'ft-class-input';
-  input.addEventListener('change', () => { add([...input.files]); input.value = ''; });
-  const capture = el('button', { type: 'button', textContent: 'capture from the webcam' });
-  capture.dataset.testid = 'ft-class-capture';
-  capture.hidden = !navigator.mediaDevices?.getUserMedia;
-  capture.addEventListener('click', async () => {
-    try {
-      const f = await captureFrame(`${nameInput.value || 'class'}-${c.files.length + 1}.png`);
-      add([f]);
-    } catch (e) {
-      showError(`webcam: ${e.message}`);
-    }
-  });
-  const remove = el('button', { type: 'button', textContent: 'remove' });
-  remove.addEventListener('click', () => {
-    ft.classes = ft.classes.filter((x) => x !== c);
-    box.remove();
-  });
-  const box = el('div', { className: 'ft-class' }, nameInput, ' ', remove, drop, input, capture, count, thumbs);
-  box.dataset.testid = 'ft-class';
-  c.name = () => nameInput.value.trim();
-  ft.classes.push(c);
-  $('ft-classes').append(box);
-}
-
-// One frame of the webcam (asked for on first use) as a PNG file.
-async function captureFrame(name) {
-  const video = $('ft-video');
-  if (!camera) {
-    camera = await navigator.mediaDevices.getUserMedia({ video: true });
-    video.srcObject = camera;
-    video.hidden = false;
-    await new Promise((r) => { video.onloadedmetadata = r; });
-  }
-  const c = el('canvas', { width: video.videoWidth, height: video.videoHeight });
-  c.getContext('2d').drawImage(video, 0, 0);
-  const blob = await new Promise((r) => c.toBlob(r, 'image/png'));
-  return new File([blob], name, { type: 'image/png' });
-}
-
-async function finetune() {
-  if (ft.running) return;
-  const status = $('ft-status');
-  const classes = ft.classes.map((c) => c.name());
-  const bad = ft.classes.find((c) => !c.name() || c.files.length === 0);
-  if (ft.classes.length < 2 || bad) {
-    status.textContent = 'give at least two classes, each with a name and a photo';
-    return;
-  }
-  if (new Set(classes).size !== classes.length) {
-    status.textContent = 'class names must differ';
-    return;
-  }
-  ft.running = true;
-  $('ft-start').disabled = true;
-  const progress = $('ft-progress');
-  try {
-    const photos = [];
-    const labels = [];
-    for (const [i, c] of ft.classes.entries()) {
-      for (const f of c.files) {
-        photos.push(await f.arrayBuffer());
-        labels.push(i);
-      }
-    }
-    status.textContent = 'decoding photos and planning…';
-    const options = { lr: num('ft-lr'), epochs: Math.round(num('ft-epochs')), batch: Math.round(num('ft-batch')),
-      budgetMb: 1024 };
-    const gpu = $('backend').dataset.kind === 'gpu';
-    const { plan, on } = await call('finetuneInit', { classes, photos, labels, depth: $('ft-depth').value, options, gpu }, photos);
-    const m = plan.memory;
-    const planText = `${plan.trainImages} photos to learn from, ${plan.heldOut} held out; batch ${plan.batch}; ` +
-      `${plan.frozen.length ? `frozen: ${plan.frozen.join(', ')}` : 'every layer trained'}; training needs ` +
-      `${(m.parameters / 1e6).toFixed(0)} MB for weights, gradients and momentum + ${(m.per_image / 1e6).toFixed(1)} MB ` +
-      `an image = ${(m.total / 1e6).toFixed(0)} MB, within the ${plan.budgetMb} MB budget; on ${on}`;
-    progress.hidden = false;
-    progress.max = plan.epochs;
-    let r;
-    let acc = null;
-    do {
-      r = await call('finetuneSteps', { n: 4 });
-      progress.value = r.epoch + r.batchInEpoch / r.batches;
-      for (const [, , a] of r.finishedEpochs) if (a != null) acc = a;
-      status.textContent = `epoch ${Math.min(r.epoch + 1, r.epochs)}/${r.epochs}, loss ${r.loss.toFixed(4)}` +
-        `${acc !== null ? `, held-out accuracy ${(acc * 100).toFixed(0)}%` : ''} — ${planText}`;
-    } while (!r.done);
-    const v = await call('finetuneApply');
-    await modelChanged(v.info, `fine-tuned on your ${classes.length} classes (${classes.join(', ')}; ` +
-      `${$('ft-depth').selectedOptions[0].textContent})`);
-    status.textContent = `done: ${r.epochs} epochs, final loss ${r.loss.toFixed(4)}` +
-      `${acc !== null ? `, held-out accuracy ${(acc * 100).toFixed(0)}%` : ' (no held-out photos: give a class 3 or more)'}` +
-      ` — the page now classifies with your classes. ${planText}`;
-    status.dataset.done = 'true';
-  } catch (e) {
-    status.textContent = `fine-tuning failed: ${e.message}`;
-  } finally {
-    ft.running = false;
-    $('ft-start').disabled = false;
-  }
-}
-
-function setupFinetune() {
-  addClass('class A');
-  addClass('class B');
-  $('ft-add-class').addEventListener('click', () => addClass(`class ${String.fromCharCode(65 + ft.classes.length)}`));
-  $('ft-start').addEventListener('click', finetune);
-}
-
 // ---- start ------------------------------------------------------------------------------
 
 async function main() {
@@ -761,8 +398,8 @@ async function main() {
       }
     });
   }
-  setupTraining();
-  setupFinetune();
+  setupTraining({ call, modelChanged });
+  setupFinetune({ call, modelChanged, showBackend });
   const weights = setupWeights($('weights'), {
     call,
     onLoaded: (newInfo, backend, name) => {

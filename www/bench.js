@@ -2,27 +2,15 @@
 // URL parameters (?model=mini&batch=1&runs=5&backends=cpu,gpu,ort-wasm,ort-webgpu&perLayer=1
 // &gpuPerLayer=0&train=0&ortThreads=1&seed=1&autorun=1) pre-fill the form; autorun starts at once.
 // tools/bench-browser.mjs drives it that way and reads window.benchResult.
+import { connect } from './rpc.js';
+
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const form = $('form');
 
-const worker = new Worker(new URL('./bench-worker.js', import.meta.url), { type: 'module' });
-let nextId = 1;
-const pending = new Map();
-worker.onmessage = (ev) => {
-  const { id, ok, error, progress } = ev.data;
-  const p = pending.get(id);
-  if (progress !== undefined) { $('status').textContent = `running: ${progress}`; return; }
-  pending.delete(id);
-  if (error !== undefined) p.reject(new Error(error)); else p.resolve(ok);
-};
-worker.onerror = (ev) => fail(`the worker failed: ${ev.message || 'unknown error'}`);
-function call(type, args = {}) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ id, type, ...args });
-  });
-}
+const call = connect(new URL('./bench-worker.js', import.meta.url), {
+  onProgress: (progress) => { $('status').textContent = `running: ${progress}`; },
+  onError: (msg) => fail(`the worker failed: ${msg}`),
+});
 
 function fail(msg) {
   const e = $('error');

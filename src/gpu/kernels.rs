@@ -51,33 +51,20 @@ pub struct Buffer {
     pub elem: Elem,
 }
 
+const fn buffer(name: &'static str, write: bool, elem: Elem) -> Buffer {
+    Buffer { name, write, elem }
+}
 const fn read(name: &'static str) -> Buffer {
-    Buffer {
-        name,
-        write: false,
-        elem: Elem::F32,
-    }
+    buffer(name, false, Elem::F32)
 }
 const fn write(name: &'static str) -> Buffer {
-    Buffer {
-        name,
-        write: true,
-        elem: Elem::F32,
-    }
+    buffer(name, true, Elem::F32)
 }
 const fn read_u32(name: &'static str) -> Buffer {
-    Buffer {
-        name,
-        write: false,
-        elem: Elem::U32,
-    }
+    buffer(name, false, Elem::U32)
 }
 const fn write_u32(name: &'static str) -> Buffer {
-    Buffer {
-        name,
-        write: true,
-        elem: Elem::U32,
-    }
+    buffer(name, true, Elem::U32)
 }
 
 /// `own` (the text of `kernel`'s file) as the pipeline compiles it: the shared constants,
