@@ -293,19 +293,23 @@ fn bench_prints_layers_and_total() {
         if backend == "gpu" && alexnet::gpu::native_adapters().is_empty() {
             continue;
         }
-        let o = alexnet(&[
-            "bench",
-            "--model",
-            "mini",
-            "--seed",
-            "1",
-            "--backend",
-            backend,
-            "--runs",
-            "1",
-            "--batch",
-            "2",
-        ]);
+        let bench = |extra: &[&str]| {
+            let base = [
+                "bench",
+                "--model",
+                "mini",
+                "--seed",
+                "1",
+                "--backend",
+                backend,
+                "--runs",
+                "1",
+                "--batch",
+                "2",
+            ];
+            alexnet(&[&base[..], extra].concat())
+        };
+        let o = bench(&[]);
         assert!(o.status.success(), "{backend}: {}", stderr(&o));
         let out = stdout(&o);
         for layer in ["conv1", "norm2", "pool5", "fc8"] {
@@ -316,20 +320,7 @@ fn bench_prints_layers_and_total() {
         }
         assert!(out.contains("images/s"), "{out}");
 
-        let o = alexnet(&[
-            "bench",
-            "--model",
-            "mini",
-            "--seed",
-            "1",
-            "--backend",
-            backend,
-            "--runs",
-            "1",
-            "--batch",
-            "2",
-            "--train",
-        ]);
+        let o = bench(&["--train"]);
         assert!(o.status.success(), "{backend} --train: {}", stderr(&o));
         let out = stdout(&o);
         assert!(out.contains("training step:"), "{backend} --train: {out}");

@@ -28,19 +28,16 @@ pub fn read_npy_ints(path: &Path) -> Vec<usize> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let descr = npy.dtype().descr();
+    let ints = |v: Vec<i64>| v.into_iter().map(|v| v as usize).collect();
     match descr.trim_matches('\'') {
-        "<i8" => npy
-            .into_vec::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as usize)
-            .collect(),
-        "<i4" => npy
-            .into_vec::<i32>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as usize)
-            .collect(),
+        "<i8" => ints(npy.into_vec::<i64>().unwrap()),
+        "<i4" => ints(
+            npy.into_vec::<i32>()
+                .unwrap()
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
         other => panic!("{}: dtype {other}, want int64 or int32", path.display()),
     }
 }
