@@ -193,6 +193,14 @@ impl<'m> Runner<'m> {
         }
     }
 
+    /// The GPU context (the runner's device), for a training plan on it.
+    pub fn into_gpu_context(self) -> Option<GpuContext> {
+        match self.inner {
+            Inner::Gpu(s) => Some(s.into_context()),
+            _ => None,
+        }
+    }
+
     /// The GPU kernel choices plans are built with.
     pub fn gpu_options(&self) -> GpuOptions {
         match &self.inner {

@@ -20,13 +20,14 @@
 //! browser, where `Instant` panics), so the same code serves the CLI and the page.
 
 use crate::backend::{BackendKind, Runner};
-use crate::elementwise::{self, Sgd};
+use crate::elementwise::Sgd;
 use crate::error::{Error, Result};
 use crate::gpu::plan::GpuOptions;
-use crate::gpu::{GpuTrainer, Phase, Span};
+use crate::gpu::{Phase, Span};
 use crate::model::Arch;
-use crate::model::{Model, Params};
+use crate::model::Model;
 use crate::tensor::{Rng, Tensor};
+use crate::train::engine::{Engine, StepProfiles};
 use std::collections::HashMap;
 
 /// What to measure.
@@ -175,7 +176,7 @@ pub async fn run(
     };
     let x = random_input(&model.arch, opts.batch);
     if opts.train {
-        train(&mut runner, model, &x, &opts, clock, &mut report).await?;
+        train(runner, model, &x, &opts, clock, &mut report).await?;
     } else {
         forward(&mut runner, model, &x, &opts, clock, &mut report).await?;
     }
@@ -276,7 +277,7 @@ fn span_median_opt(runs: &[HashMap<Span, f64>], phase: Phase, layer: usize) -> O
 }
 
 async fn train(
-    runner: &mut Runner<'_>,
+    runner: Runner<'_>,
     model: &Model,
     x: &Tensor,
     opts: &Options,
@@ -285,34 +286,35 @@ async fn train(
 ) -> Result<()> {
     let labels = bench_labels(model, opts.batch)?;
     let opt = Sgd::default();
-    match runner.kind() {
+    let t = clock();
+    // the one training interface; the GPU's on the device the set-up created
+    let mut engine = match runner.kind() {
+        BackendKind::Reference => Engine::reference(model.clone(), opt)?,
+        BackendKind::Cpu => Engine::cpu(model.clone(), None, opt, crate::cpu::default_threads())?,
         BackendKind::Gpu => {
             let ctx = runner
-                .gpu_context()
-                .ok_or_else(|| Error::Gpu("the GPU backend has no context".into()))?;
-            let t = clock();
-            let trainer = GpuTrainer::with_options(ctx, model, opts.batch, opt, &opts.gpu).await?;
-            trainer.step(ctx, x, &labels, 0).await?;
-            report.warmup_s = clock() - t;
-            for i in 0..report.runs {
-                let t = clock();
-                trainer.step(ctx, x, &labels, i as u64 + 1).await?;
-                report.runs_s.push(clock() - t);
-            }
-            report.total_s = median(report.runs_s.clone());
-            if !opts.per_layer {
-                return Ok(());
-            }
-            let Some(mut timer) = ctx.timer(trainer.dispatch_count())? else {
-                return Ok(());
-            };
-            let mut runs = Vec::with_capacity(report.runs);
-            for i in 0..report.runs {
-                let (_, times) = trainer
-                    .profile_step(ctx, x, &labels, 1000 + i as u64, &mut timer)
-                    .await?;
-                runs.push(times);
-            }
+                .into_gpu_context()
+                .ok_or_else(|| Error::Internal("the GPU backend has no context".into()))?;
+            Engine::gpu_with_options(ctx, model, None, opts.batch, opt, &opts.gpu).await?
+        }
+    };
+    engine.step(x, &labels, 0).await?;
+    report.warmup_s = clock() - t;
+    for i in 0..report.runs {
+        let t = clock();
+        engine.step(x, &labels, i as u64 + 1).await?;
+        report.runs_s.push(clock() - t);
+    }
+    report.total_s = median(report.runs_s.clone());
+    if !opts.per_layer {
+        return Ok(());
+    }
+    match engine
+        .profile_steps(x, &labels, 1000, report.runs, clock)
+        .await?
+    {
+        None => {}
+        Some(StepProfiles::Gpu(runs)) => {
             let per_run: Vec<HashMap<Span, f64>> = runs.iter().map(|r| sum_spans(r)).collect();
             report.method = Method::GpuTimestamps;
             report.gpu_total_s = Some(median(
@@ -335,62 +337,7 @@ async fn train(
                 });
             }
         }
-        BackendKind::Reference | BackendKind::Cpu => {
-            let mut m = model.clone();
-            let mut velocity: Params = m
-                .params
-                .iter()
-                .map(|(k, t)| (k.clone(), Tensor::zeros(&t.shape)))
-                .collect();
-            let fast = runner.kind() == BackendKind::Cpu;
-            let mut ws = crate::cpu::Workspace::new(crate::cpu::default_threads());
-            let layer_of: HashMap<String, usize> = m
-                .arch
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.name().to_string(), i))
-                .collect();
-            // one step; with the fast backend also (forward, backward, update) per layer
-            let mut step = |m: &mut Model, seed: u64| -> Result<Option<[Vec<f64>; 3]>> {
-                let (grads, mut times) = if fast {
-                    let (_, g, t) =
-                        crate::cpu::loss_and_grads_timed(&mut ws, m, x, &labels, seed, clock)?;
-                    (g, Some([t.forward, t.backward, Vec::new()]))
-                } else {
-                    (m.loss_and_grads(x, &labels, seed)?.1, None)
-                };
-                for (name, w) in m.params.iter_mut() {
-                    let (Some(v), Some(g)) = (velocity.get_mut(name), grads.get(name)) else {
-                        return Err(Error::Internal(format!("no gradient for {name}")));
-                    };
-                    let t = clock();
-                    elementwise::sgd_update(&opt, &mut w.data, &mut v.data, &g.data)?;
-                    let layer = name.rsplit_once('.').and_then(|(l, _)| layer_of.get(l));
-                    if let (Some(times), Some(&i)) = (times.as_mut(), layer) {
-                        let u = &mut times[2];
-                        if u.len() <= i {
-                            u.resize(i + 1, 0.0);
-                        }
-                        u[i] += clock() - t;
-                    }
-                }
-                Ok(times)
-            };
-            let t = clock();
-            step(&mut m, 0)?;
-            report.warmup_s = clock() - t;
-            let mut per_run = Vec::with_capacity(report.runs);
-            for i in 0..report.runs {
-                let t = clock();
-                let times = step(&mut m, i as u64 + 1)?;
-                report.runs_s.push(clock() - t);
-                per_run.extend(times);
-            }
-            report.total_s = median(report.runs_s.clone());
-            if !opts.per_layer || per_run.is_empty() {
-                return Ok(());
-            }
+        Some(StepProfiles::Wall(per_run)) => {
             report.method = Method::WallPerLayer;
             let med = |part: usize, i: usize| -> f64 {
                 median(

@@ -69,6 +69,11 @@ impl GpuSession {
         plan.forward_to(&self.ctx, x, layer).await
     }
 
+    /// The device, the plans dropped.
+    pub fn into_context(self) -> GpuContext {
+        self.ctx
+    }
+
     pub fn context(&self) -> &GpuContext {
         &self.ctx
     }

@@ -6,11 +6,14 @@
 
 use crate::elementwise::Sgd;
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTrainer};
+use crate::gpu::plan::GpuOptions;
+use crate::gpu::{GpuContext, GpuTrainer, Span};
 use crate::model::{Model, Params};
 use crate::tensor::Tensor;
 
-/// Training on the fast CPU backend (`cpu::loss_and_grads` and `elementwise::sgd_update`).
+/// Training on the CPU: the fast backend's `cpu::loss_and_grads`, or with `exact` the
+/// reference's `Model::loss_and_grads` (the oracle, for benchmarks and checks), then
+/// `elementwise::sgd_update`.
 pub struct CpuEngine {
     model: Model,
     velocities: Params,
@@ -18,6 +21,16 @@ pub struct CpuEngine {
     sgd: Sgd,
     /// Layers not updated.
     frozen: Vec<String>,
+    exact: bool,
+}
+
+/// Per-layer times of profiled training steps, one entry per step.
+pub enum StepProfiles {
+    /// Wall time of each layer's forward, backward and update on the fast CPU backend,
+    /// seconds, indexed by layer.
+    Wall(Vec<[Vec<f64>; 3]>),
+    /// Every GPU launch's timestamped seconds, labelled with its phase and layer.
+    Gpu(Vec<Vec<(Span, f64)>>),
 }
 
 impl CpuEngine {
@@ -40,13 +53,54 @@ impl CpuEngine {
             ws: crate::cpu::Workspace::new(threads),
             sgd,
             frozen: Vec::new(),
+            exact: false,
         })
     }
 
     fn step(&mut self, x: &Tensor, labels: &[usize], seed: u64) -> Result<f32> {
-        let (loss, grads) =
-            crate::cpu::train::loss_and_grads(&mut self.ws, &self.model, x, labels, seed)?;
-        for (name, w) in self.model.params.iter_mut() {
+        let (loss, grads) = if self.exact {
+            self.model.loss_and_grads(x, labels, seed)?
+        } else {
+            crate::cpu::train::loss_and_grads(&mut self.ws, &self.model, x, labels, seed)?
+        };
+        self.update(&grads, None)?;
+        Ok(loss)
+    }
+
+    /// A fast-backend step with each layer's forward, backward and update timed by `clock`.
+    fn timed_step(
+        &mut self,
+        x: &Tensor,
+        labels: &[usize],
+        seed: u64,
+        clock: &dyn Fn() -> f64,
+    ) -> Result<[Vec<f64>; 3]> {
+        let (_, grads, t) = crate::cpu::train::loss_and_grads_timed(
+            &mut self.ws,
+            &self.model,
+            x,
+            labels,
+            seed,
+            clock,
+        )?;
+        let mut update = Vec::new();
+        self.update(&grads, Some((clock, &mut update)))?;
+        Ok([t.forward, t.backward, update])
+    }
+
+    /// The SGD update of every parameter not frozen; with `timing`, each layer's update
+    /// seconds added at its index.
+    fn update(
+        &mut self,
+        grads: &Params,
+        mut timing: Option<(&dyn Fn() -> f64, &mut Vec<f64>)>,
+    ) -> Result<()> {
+        let layer_of = |name: &str| -> Option<usize> {
+            let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
+            self.model.arch.layer_index(layer).ok()
+        };
+        let indices: Vec<Option<usize>> = self.model.params.keys().map(|n| layer_of(n)).collect();
+        for ((name, w), idx) in self.model.params.iter_mut().zip(indices) {
             let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
             if self.frozen.iter().any(|f| f == layer) {
                 continue;
@@ -58,9 +112,16 @@ impl CpuEngine {
                 .velocities
                 .get_mut(name)
                 .ok_or_else(|| Error::Internal(format!("no momentum for {name}")))?;
+            let t = timing.as_ref().map(|(clock, _)| clock());
             crate::elementwise::sgd_update(&self.sgd, &mut w.data, &mut v.data, &g.data)?;
+            if let (Some(t), Some((clock, times)), Some(i)) = (t, timing.as_mut(), idx) {
+                if times.len() <= i {
+                    times.resize(i + 1, 0.0);
+                }
+                times[i] += clock() - t;
+            }
         }
-        Ok(loss)
+        Ok(())
     }
 }
 
@@ -93,8 +154,9 @@ impl GpuEngine {
         velocities: Option<&Params>,
         batch: usize,
         sgd: Sgd,
+        opts: &GpuOptions,
     ) -> Result<Self> {
-        let trainer = GpuTrainer::new(&ctx, model, batch, sgd).await?;
+        let trainer = GpuTrainer::with_options(&ctx, model, batch, sgd, opts).await?;
         if let Some(v) = velocities {
             check_velocities(model, v)?;
             trainer.set_velocities(&ctx, v)?;
@@ -130,6 +192,8 @@ impl GpuEngine {
 // One engine per run, moved rarely: the CPU variant's inline size does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Engine {
+    /// The reference backend's gradients (slow: benchmarks and checks).
+    Reference(CpuEngine),
     Cpu(CpuEngine),
     Gpu(Box<GpuEngine>),
 }
@@ -142,6 +206,13 @@ impl Engine {
         )?))
     }
 
+    /// The reference backend's training step (plain loops, f64 sums).
+    pub fn reference(model: Model, sgd: Sgd) -> Result<Self> {
+        let mut e = CpuEngine::new(model, None, sgd, 1)?;
+        e.exact = true;
+        Ok(Engine::Reference(e))
+    }
+
     /// A GPU training plan for batches of `batch` on `ctx`.
     pub async fn gpu(
         ctx: GpuContext,
@@ -150,23 +221,71 @@ impl Engine {
         batch: usize,
         sgd: Sgd,
     ) -> Result<Self> {
+        Engine::gpu_with_options(ctx, model, velocities, batch, sgd, &GpuOptions::default()).await
+    }
+
+    /// As `gpu`, with explicit kernel choices (benchmarks compare them).
+    pub async fn gpu_with_options(
+        ctx: GpuContext,
+        model: &Model,
+        velocities: Option<&Params>,
+        batch: usize,
+        sgd: Sgd,
+        opts: &GpuOptions,
+    ) -> Result<Self> {
         Ok(Engine::Gpu(Box::new(
-            GpuEngine::new(ctx, model, velocities, batch, sgd).await?,
+            GpuEngine::new(ctx, model, velocities, batch, sgd, opts).await?,
         )))
+    }
+
+    /// `runs` steps (dropout seeds `seed`, `seed + 1`, ...) with per-layer times: wall
+    /// clock per layer on the fast CPU backend, GPU timestamps where the adapter has them;
+    /// `None` where neither is possible (the reference, a GPU without timestamp queries).
+    pub async fn profile_steps(
+        &mut self,
+        x: &Tensor,
+        labels: &[usize],
+        seed: u64,
+        runs: usize,
+        clock: &dyn Fn() -> f64,
+    ) -> Result<Option<StepProfiles>> {
+        match self {
+            Engine::Reference(_) => Ok(None),
+            Engine::Cpu(e) => {
+                let steps = (0..runs as u64)
+                    .map(|i| e.timed_step(x, labels, seed + i, clock))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Some(StepProfiles::Wall(steps)))
+            }
+            Engine::Gpu(g) => {
+                let Some(mut timer) = g.ctx.timer(g.trainer.dispatch_count())? else {
+                    return Ok(None);
+                };
+                let mut steps = Vec::with_capacity(runs);
+                for i in 0..runs as u64 {
+                    let (_, times) = g
+                        .trainer
+                        .profile_step(&g.ctx, x, labels, seed + i, &mut timer)
+                        .await?;
+                    steps.push(times);
+                }
+                Ok(Some(StepProfiles::Gpu(steps)))
+            }
+        }
     }
 
     /// One step on `(N, C, H, W)` with `labels`; dropout seeded with `seed`. The mean loss
     /// before the update.
     pub async fn step(&mut self, x: &Tensor, labels: &[usize], seed: u64) -> Result<f32> {
         match self {
-            Engine::Cpu(e) => e.step(x, labels, seed),
+            Engine::Reference(e) | Engine::Cpu(e) => e.step(x, labels, seed),
             Engine::Gpu(g) => g.trainer.step(&g.ctx, x, labels, seed).await,
         }
     }
 
     pub fn set_sgd(&mut self, sgd: Sgd) -> Result<()> {
         match self {
-            Engine::Cpu(e) => {
+            Engine::Reference(e) | Engine::Cpu(e) => {
                 e.sgd = sgd;
                 Ok(())
             }
@@ -177,7 +296,7 @@ impl Engine {
     /// Stops updating the parameters of these layers (by name); empty trains them all.
     pub fn set_frozen(&mut self, layers: &[String]) -> Result<()> {
         match self {
-            Engine::Cpu(e) => {
+            Engine::Reference(e) | Engine::Cpu(e) => {
                 for l in layers {
                     e.model.arch.layer_index(l)?;
                 }
@@ -199,6 +318,7 @@ impl Engine {
     /// Eval-mode logits `(N, classes)` (any N).
     pub async fn logits(&mut self, x: &Tensor) -> Result<Tensor> {
         match self {
+            Engine::Reference(e) => e.model.forward(x),
             Engine::Cpu(e) => {
                 crate::cpu::FastCpu::with_threads(&e.model, e.ws.threads())?.forward(x)
             }
@@ -209,7 +329,7 @@ impl Engine {
     /// The current weights.
     pub async fn model(&mut self) -> Result<Model> {
         match self {
-            Engine::Cpu(e) => Ok(e.model.clone()),
+            Engine::Reference(e) | Engine::Cpu(e) => Ok(e.model.clone()),
             Engine::Gpu(g) => g.trainer.to_model(&g.ctx).await,
         }
     }
@@ -217,14 +337,15 @@ impl Engine {
     /// The current momentum of every parameter.
     pub async fn velocities(&mut self) -> Result<Params> {
         match self {
-            Engine::Cpu(e) => Ok(e.velocities.clone()),
+            Engine::Reference(e) | Engine::Cpu(e) => Ok(e.velocities.clone()),
             Engine::Gpu(g) => g.trainer.velocities(&g.ctx).await,
         }
     }
 
-    /// "cpu" or "gpu".
+    /// "ref", "cpu" or "gpu".
     pub fn kind(&self) -> &'static str {
         match self {
+            Engine::Reference(_) => "ref",
             Engine::Cpu(_) => "cpu",
             Engine::Gpu(_) => "gpu",
         }
@@ -233,6 +354,7 @@ impl Engine {
     /// Which backend, in words.
     pub fn describe(&self) -> String {
         match self {
+            Engine::Reference(_) => "CPU reference (plain loops)".into(),
             Engine::Cpu(e) => format!("fast CPU backend, {} thread(s)", e.ws.threads()),
             Engine::Gpu(g) => {
                 let a = g.ctx.report();
@@ -247,7 +369,7 @@ impl Engine {
     pub async fn move_to_gpu(&mut self, ctx: GpuContext, batch: usize, sgd: Sgd) -> Result<()> {
         let model = self.model().await?;
         let frozen = match self {
-            Engine::Cpu(e) => e.frozen.clone(),
+            Engine::Reference(e) | Engine::Cpu(e) => e.frozen.clone(),
             Engine::Gpu(g) => g.frozen.clone(),
         };
         let mut moved = Engine::gpu(ctx, &model, None, batch, sgd).await?;
