@@ -19,7 +19,7 @@ Conventions
 - File names: fixtures/torch/<case>/<tensor>.npy, C order, little-endian; manifest.json
   records the command, versions, seeds and every case's parameters.
 
-The mini network (src/model.rs `mini()`, 3.45 M parameters) is too big to store (its
+The mini network (src/model/configs.rs `mini()`, 3.45 M parameters) is too big to store (its
 weights and gradients would be ~28 MB against a ~400 KB budget for this folder), so:
 - its weights are NOT stored: they are `Model::random(mini(), MINI_SEED)` in Rust, and this
   script regenerates exactly the same f32 values by reimplementing `tensor::Rng`
@@ -297,7 +297,7 @@ class RustRng:
         return lo + (hi - lo) * u
 
 
-# (name, kind, args): the layers of src/model.rs `mini()`, in order.
+# (name, kind, args): the layers of src/model/configs.rs `mini()`, in order.
 MINI = [
     ("conv1", "conv", dict(cin=3, cout=64, k=5, stride=1, pad=2, groups=1)),
     ("relu1", "relu", {}),
