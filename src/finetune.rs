@@ -339,11 +339,12 @@ pub fn prepare(
             return Err(Error::Training(format!("class {name:?} has no photos")));
         }
     }
-    if !(o.lr >= 0.0 && (0.0..1.0).contains(&o.momentum) && o.weight_decay >= 0.0) {
-        return Err(Error::Training(
-            "need a learning rate >= 0, 0 <= momentum < 1 and weight decay >= 0".into(),
-        ));
+    crate::elementwise::Sgd {
+        lr: o.lr,
+        momentum: o.momentum,
+        weight_decay: o.weight_decay,
     }
+    .check()?;
     let model = with_new_head(base, classes, o.seed as u64)?;
     let pp = model.arch.preprocess.clone();
     let mut train = Photos::new(photos, &pp)?;

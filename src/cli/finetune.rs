@@ -6,7 +6,7 @@ use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::finetune::{self, Depth};
 use crate::model::{Model, Params};
-use crate::train::{self, Engine, EpochLog, Hooks, Progress, State};
+use crate::train::{self, EpochLog, Hooks, Progress, State};
 use pollster::block_on;
 use std::path::{Path, PathBuf};
 
@@ -140,18 +140,8 @@ pub(super) fn run(a: Args) -> Result<()> {
     );
     let threads = a.threads.unwrap_or_else(crate::cpu::default_threads);
     let sgd = run.state.sgd();
-    let mut engine = match a.backend.unwrap_or_else(BackendKind::native_default) {
-        BackendKind::Gpu => {
-            let ctx = block_on(crate::gpu::GpuContext::new())?;
-            block_on(Engine::gpu(ctx, &run.model, None, p.batch, sgd))?
-        }
-        BackendKind::Cpu => Engine::cpu(run.model.clone(), None, sgd, threads)?,
-        BackendKind::Reference => {
-            return Err(Error::Usage(
-                "fine-tuning runs on cpu or gpu (ref is the forward oracle only)".into(),
-            ))
-        }
-    };
+    let kind = a.backend.unwrap_or_else(BackendKind::native_default);
+    let mut engine = super::training_engine(kind, run.model.clone(), None, p.batch, sgd, threads)?;
     engine.set_frozen(&p.frozen)?;
     eprintln!("on the {}", engine.describe());
     let arch = run.model.arch.clone();

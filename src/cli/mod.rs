@@ -77,6 +77,29 @@ impl BackendArg {
     }
 }
 
+/// The training engine `kind` names for `model` (and its momentum from a checkpoint), for
+/// `train` and `finetune`; the reference is the forward oracle, too slow to train on.
+fn training_engine(
+    kind: BackendKind,
+    model: Model,
+    momentum: Option<crate::model::Params>,
+    batch: usize,
+    sgd: crate::elementwise::Sgd,
+    threads: usize,
+) -> Result<crate::train::Engine> {
+    use crate::train::Engine;
+    match kind {
+        BackendKind::Gpu => {
+            let ctx = pollster::block_on(crate::gpu::GpuContext::new())?;
+            pollster::block_on(Engine::gpu(ctx, &model, momentum.as_ref(), batch, sgd))
+        }
+        BackendKind::Cpu => Engine::cpu(model, momentum, sgd, threads),
+        BackendKind::Reference => Err(Error::Usage(
+            "training runs on cpu or gpu (ref is the forward oracle only)".into(),
+        )),
+    }
+}
+
 /// A note on stderr when a run moved from the GPU to the CPU.
 fn note_fallback(runner: &Runner) {
     if let Some(why) = runner.fell_back() {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::io;
 use crate::model::Arch;
 use crate::model::{Model, Params};
-use crate::train::{self, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, State};
+use crate::train::{self, Data, EpochLog, Hooks, Init, Progress, Recipe, State};
 use pollster::block_on;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,32 +127,6 @@ fn recipe(a: &Args) -> Recipe {
     }
 }
 
-/// The training engine `kind` names, for `model` (and its momentum from a checkpoint).
-fn engine(
-    kind: BackendKind,
-    model: Model,
-    momentum: Option<Params>,
-    state: &State,
-    threads: usize,
-) -> Result<Engine> {
-    match kind {
-        BackendKind::Gpu => {
-            let ctx = block_on(crate::gpu::GpuContext::new())?;
-            block_on(Engine::gpu(
-                ctx,
-                &model,
-                momentum.as_ref(),
-                state.recipe.batch,
-                state.sgd(),
-            ))
-        }
-        BackendKind::Cpu => Engine::cpu(model, momentum, state.sgd(), threads),
-        BackendKind::Reference => Err(Error::Usage(
-            "training runs on cpu or gpu (ref is the forward oracle only)".into(),
-        )),
-    }
-}
-
 struct CliHooks {
     checkpoint: PathBuf,
     last_print: Instant,
@@ -262,7 +236,14 @@ pub(super) fn run(a: &Args) -> Result<()> {
     let arch = model.arch.clone();
     let threads = a.threads.unwrap_or_else(crate::cpu::default_threads);
     let kind = a.backend.unwrap_or_else(BackendKind::native_default);
-    let mut engine = engine(kind, model, momentum, &state, threads)?;
+    let mut engine = super::training_engine(
+        kind,
+        model,
+        momentum,
+        state.recipe.batch,
+        state.sgd(),
+        threads,
+    )?;
     eprintln!(
         "training {} ({} parameters) on the {}: {:?}",
         arch.family.as_str(),

@@ -24,6 +24,19 @@ impl Default for Sgd {
     }
 }
 
+impl Sgd {
+    /// The hyper-parameters a person may set: a learning rate >= 0, 0 <= momentum < 1 and
+    /// a weight decay >= 0 (NaN fails every test).
+    pub fn check(&self) -> Result<()> {
+        if self.lr >= 0.0 && (0.0..1.0).contains(&self.momentum) && self.weight_decay >= 0.0 {
+            return Ok(());
+        }
+        Err(crate::error::Error::Training(format!(
+            "need a learning rate >= 0, 0 <= momentum < 1 and weight decay >= 0, got {self:?}"
+        )))
+    }
+}
+
 /// One update of the parameters `w` with velocity `v` and gradient `g` (all the same
 /// length), in place, in the same f32 operation order as `sgd.wgsl`.
 pub fn sgd_update(opt: &Sgd, w: &mut [f32], v: &mut [f32], g: &[f32]) -> Result<()> {

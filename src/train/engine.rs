@@ -99,7 +99,11 @@ impl CpuEngine {
             let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
             self.model.arch.layer_index(layer).ok()
         };
-        let indices: Vec<Option<usize>> = self.model.params.keys().map(|n| layer_of(n)).collect();
+        // layer indices only where updates are timed: a plain step does no lookups
+        let indices: Vec<Option<usize>> = match timing {
+            Some(_) => self.model.params.keys().map(|n| layer_of(n)).collect(),
+            None => vec![None; self.model.params.len()],
+        };
         for ((name, w), idx) in self.model.params.iter_mut().zip(indices) {
             let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
             if self.frozen.iter().any(|f| f == layer) {

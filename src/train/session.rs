@@ -110,11 +110,12 @@ impl<E: Examples> RunSession<E> {
 
     /// The learning rate, momentum and weight decay of the next steps.
     pub fn set_sgd(&mut self, lr: f32, momentum: f32, weight_decay: f32) -> Result<()> {
-        if !(lr >= 0.0 && (0.0..1.0).contains(&momentum) && weight_decay >= 0.0) {
-            return Err(Error::Training(
-                "need lr >= 0, 0 <= momentum < 1 and weight decay >= 0".into(),
-            ));
-        }
+        let sgd = crate::elementwise::Sgd {
+            lr,
+            momentum,
+            weight_decay,
+        };
+        sgd.check()?;
         self.state.lr = lr;
         self.state.recipe.momentum = momentum;
         self.state.recipe.weight_decay = weight_decay;
