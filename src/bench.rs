@@ -24,8 +24,8 @@ use crate::elementwise::Sgd;
 use crate::error::{Error, Result};
 use crate::gpu::plan::GpuOptions;
 use crate::gpu::{Phase, Span};
-use crate::model::Arch;
 use crate::model::Model;
+use crate::model::{Arch, LayerInfo};
 use crate::tensor::{Rng, Tensor};
 use crate::train::engine::{Engine, StepProfiles};
 use std::collections::HashMap;
@@ -206,24 +206,7 @@ async fn forward(
     }
     let rows = model.arch.summary()?;
     if let Some(runs) = runner.profile_forward(x, report.runs).await? {
-        let per_run: Vec<HashMap<Span, f64>> = runs.iter().map(|r| sum_spans(r)).collect();
-        report.method = Method::GpuTimestamps;
-        report.gpu_total_s = Some(median(
-            runs.iter()
-                .map(|r| r.iter().map(|(_, s)| s).sum())
-                .collect(),
-        ));
-        for (idx, r) in rows.into_iter().enumerate() {
-            report.layers.push(LayerTime {
-                name: r.name,
-                kind: r.kind,
-                macs: r.macs,
-                forward_s: span_median(&per_run, Phase::Forward, idx),
-                prefix_s: None,
-                backward_s: None,
-                update_s: None,
-            });
-        }
+        from_gpu_timestamps(report, &runs, rows);
         return Ok(());
     }
     report.method = Method::PrefixDifferences;
@@ -248,6 +231,33 @@ async fn forward(
         prev = prefix;
     }
     Ok(())
+}
+
+/// The report of timestamped GPU runs (one list of `(span, seconds)` per run, from an
+/// inference or a training step): the GPU's total, each layer's phases and the loss, as
+/// medians over the runs. A phase no run launched (backward and update in inference) is
+/// `None`.
+fn from_gpu_timestamps(report: &mut Report, runs: &[Vec<(Span, f64)>], rows: Vec<LayerInfo>) {
+    let per_run: Vec<HashMap<Span, f64>> = runs.iter().map(|r| sum_spans(r)).collect();
+    report.method = Method::GpuTimestamps;
+    report.gpu_total_s = Some(median(
+        runs.iter()
+            .map(|r| r.iter().map(|(_, s)| s).sum())
+            .collect(),
+    ));
+    report.loss_s = span_median_opt(&per_run, Phase::Loss, rows.len().saturating_sub(1))
+        .or_else(|| span_median_opt(&per_run, Phase::Loss, rows.len()));
+    for (idx, r) in rows.into_iter().enumerate() {
+        report.layers.push(LayerTime {
+            name: r.name,
+            kind: r.kind,
+            macs: r.macs,
+            forward_s: span_median(&per_run, Phase::Forward, idx),
+            prefix_s: None,
+            backward_s: span_median_opt(&per_run, Phase::Backward, idx),
+            update_s: span_median_opt(&per_run, Phase::Update, idx),
+        });
+    }
 }
 
 /// Seconds per span, summed over the launches of one run.
@@ -314,29 +324,7 @@ async fn train(
         .await?
     {
         None => {}
-        Some(StepProfiles::Gpu(runs)) => {
-            let per_run: Vec<HashMap<Span, f64>> = runs.iter().map(|r| sum_spans(r)).collect();
-            report.method = Method::GpuTimestamps;
-            report.gpu_total_s = Some(median(
-                runs.iter()
-                    .map(|r| r.iter().map(|(_, s)| s).sum())
-                    .collect(),
-            ));
-            let rows = model.arch.summary()?;
-            report.loss_s = span_median_opt(&per_run, Phase::Loss, rows.len().saturating_sub(1))
-                .or_else(|| span_median_opt(&per_run, Phase::Loss, rows.len()));
-            for (idx, r) in rows.into_iter().enumerate() {
-                report.layers.push(LayerTime {
-                    name: r.name,
-                    kind: r.kind,
-                    macs: r.macs,
-                    forward_s: span_median(&per_run, Phase::Forward, idx),
-                    prefix_s: None,
-                    backward_s: span_median_opt(&per_run, Phase::Backward, idx),
-                    update_s: span_median_opt(&per_run, Phase::Update, idx),
-                });
-            }
-        }
+        Some(StepProfiles::Gpu(runs)) => from_gpu_timestamps(report, &runs, model.arch.summary()?),
         Some(StepProfiles::Wall(per_run)) => {
             report.method = Method::WallPerLayer;
             let med = |part: usize, i: usize| -> f64 {

@@ -117,3 +117,16 @@ pub(crate) fn check_len(what: &str, len: usize, shape: &[usize]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks a function's flat buffers: each `(name, len, want)` whose `len` is not `want`
+/// is an [`Error::Length`] named `"{func}: {name}"` (the first one found).
+pub(crate) fn check_lens(func: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
+    match lens.iter().find(|(_, len, want)| len != want) {
+        Some(&(what, len, want)) => Err(Error::Length {
+            what: format!("{func}: {what}"),
+            len,
+            want,
+        }),
+        None => Ok(()),
+    }
+}

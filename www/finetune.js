@@ -1,6 +1,6 @@
 // Fine-tuning the page's network on a person's own classes (the core's
 // finetune::session): classes, photos, the webcam, progress and the result.
-import { $, MAX_IMAGE_BYTES, el, fmt, mb, num, showError } from './ui.js';
+import { $, MAX_IMAGE_BYTES, el, fmt, mb, num, onDrop, showError } from './ui.js';
 
 let call = null;
 let modelChanged = null;
@@ -30,13 +30,7 @@ function addClass(name) {
   };
   const drop = el('div', { className: 'drop', textContent: 'drop photos here' });
   drop.dataset.testid = 'ft-class-drop';
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    add([...e.dataTransfer.files]);
-  });
+  onDrop(drop, add);
   const input = el('input', { type: 'file', accept: 'image/*', multiple: true });
   input.dataset.testid = 'ft-class-input';
   input.addEventListener('change', () => { add([...input.files]); input.value = ''; });

@@ -5,6 +5,8 @@
 // The bytes are read here (not in the worker) so the page can show progress, then transferred
 // to the worker: a 233 MB file is never copied between threads.
 
+import { button, fmt } from './ui.js';
+
 const CACHE_NAME = 'alexnet-weights-v1';
 // localStorage entry naming the cache key of the model to restore on the next visit.
 const LAST_KEY = 'alexnet-weights-last';
@@ -15,7 +17,6 @@ const MAX_BYTES = 2 ** 30;
 const H = { size: 'x-weights-size', family: 'x-weights-family', params: 'x-weights-params', time: 'x-weights-time' };
 
 const mb = (n, digits = 1) => (n / 1e6).toFixed(digits);
-const fmt = (n) => n.toLocaleString('en-US');
 const keyOf = (name) => new URL('cached-weights/' + encodeURIComponent(name), location.href).href;
 const nameOfKey = (key) => decodeURIComponent(new URL(key).pathname.split('/').pop());
 
@@ -342,18 +343,8 @@ export function setupWeights(root, { call, onLoaded, onError = () => {} }) {
       meta.textContent = ` ${mb(e.size, e.size < 1e7 ? 2 : 1)} MB · ${e.family} variant · ` +
         `${fmt(e.params)} parameters${e.key === current ? ' · loaded now' : ''}`;
       meta.title = `cached ${new Date(e.time).toLocaleString()}`;
-      const load = document.createElement('button');
-      load.type = 'button';
-      load.textContent = 'load';
-      load.dataset.testid = 'cached-load';
-      load.setAttribute('aria-label', `load ${name} from the cache`);
-      load.addEventListener('click', () => run(() => fromCache(e.key)));
-      const del = document.createElement('button');
-      del.type = 'button';
-      del.textContent = 'remove';
-      del.dataset.testid = 'cached-remove';
-      del.setAttribute('aria-label', `remove ${name} from the cache`);
-      del.addEventListener('click', () => run(() => remove(e.key)));
+      const load = button('load', 'cached-load', `load ${name} from the cache`, () => run(() => fromCache(e.key)));
+      const del = button('remove', 'cached-remove', `remove ${name} from the cache`, () => run(() => remove(e.key)));
       li.append(title, meta, ' ', load, ' ', del);
       return li;
     }));

@@ -24,6 +24,27 @@ export function showError(msg) {
 }
 export function clearError() { $('error').hidden = true; }
 
+// Files dropped on `zone` go to `take` (an array of File); the zone is marked while a drag
+// is over it.
+export function onDrop(zone, take) {
+  zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    take([...e.dataTransfer.files]);
+  });
+}
+
+// A button that runs `onClick`, with a test id and the label a screen reader says.
+export function button(text, testid, label, onClick) {
+  const b = el('button', { type: 'button', textContent: text });
+  b.dataset.testid = testid;
+  if (label) b.setAttribute('aria-label', label);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
 // ---- pictures ---------------------------------------------------------------------------
 
 // A picture from the core ({width, height, rgba, cols, tileW, tileH, gap, first, count}) on

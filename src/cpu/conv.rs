@@ -28,10 +28,11 @@
 //! `dweight` / `dbias` partials, which are then added in thread order (deterministic for a
 //! given thread count); with `N = 1` the GEMMs themselves are split.
 
-use super::gemm::{gemm, gemm_acc, sum, Mat};
+use super::gemm::{gemm, sum, Mat, Write};
 use super::{opt_chunks, Workspace};
 use crate::error::{Error, Result};
 use crate::model::ConvGeom;
+use crate::tensor::check_lens;
 use std::thread;
 
 /// Floats of one `col (K, P)` buffer for `g`.
@@ -137,36 +138,14 @@ fn conv_image(
         let c = &mut out[grp * cout_g * p..(grp + 1) * cout_g * p];
         gemm(
             threads,
-            cout_g,
-            k,
-            p,
-            Mat {
-                data: a,
-                rs: k,
-                cs: 1,
-            },
-            Mat {
-                data: b,
-                rs: p,
-                cs: 1,
-            },
+            (cout_g, k, p),
+            Mat::rows(a, k),
+            Mat::rows(b, p),
             c,
-            p,
-            1,
+            Write::Set,
         );
         bias_relu(c, p, &bias[grp * cout_g..(grp + 1) * cout_g], relu);
     }
-}
-
-fn check(func: &str, what: &str, len: usize, want: usize) -> Result<()> {
-    if len != want {
-        return Err(Error::Length {
-            what: format!("fast {func}: {what}"),
-            len,
-            want,
-        });
-    }
-    Ok(())
 }
 
 /// Checks the groups and strides of `g`, and the lengths of `inp (N, C_in, H, W)`,
@@ -192,19 +171,22 @@ fn check_conv(
             g.groups, g.c_in, g.c_out
         )));
     }
-    check(func, "inp (N, C_in, H, W)", inp, g.n * g.c_in * g.h * g.w)?;
-    check(
-        func,
-        "weight (C_out, C_in/G, KH, KW)",
-        weight,
-        g.weight_shape().iter().product(),
-    )?;
-    check(func, &format!("{d}bias (C_out)"), bias, g.c_out)?;
-    check(
-        func,
-        &format!("{d}out (N, C_out, OH, OW)"),
-        out,
-        g.n * g.c_out * g.oh * g.ow,
+    check_lens(
+        &format!("fast {func}"),
+        &[
+            ("inp (N, C_in, H, W)", inp, g.n * g.c_in * g.h * g.w),
+            (
+                "weight (C_out, C_in/G, KH, KW)",
+                weight,
+                g.weight_shape().iter().product(),
+            ),
+            (&format!("{d}bias (C_out)"), bias, g.c_out),
+            (
+                &format!("{d}out (N, C_out, OH, OW)"),
+                out,
+                g.n * g.c_out * g.oh * g.ow,
+            ),
+        ],
     )
 }
 
@@ -316,11 +298,7 @@ fn conv_image_backward(
     for grp in 0..g.groups {
         let x = &inp[grp * img_g..(grp + 1) * img_g];
         let dy = &dout[grp * cout_g * p..(grp + 1) * cout_g * p];
-        let dy_mat = Mat {
-            data: dy,
-            rs: p,
-            cs: 1,
-        };
+        let dy_mat = Mat::rows(dy, p);
         let cols: &[f32] = if direct {
             x
         } else {
@@ -328,20 +306,13 @@ fn conv_image_backward(
             &col[..k * p]
         };
         // dweight[g] (C_out/G, K) += dY (C_out/G, P) · col^T (P, K)
-        gemm_acc(
+        gemm(
             threads,
-            cout_g,
-            p,
-            k,
+            (cout_g, p, k),
             dy_mat,
-            Mat {
-                data: cols,
-                rs: 1,
-                cs: p,
-            },
+            Mat::transposed(cols, p),
             &mut dweight[grp * cout_g * k..(grp + 1) * cout_g * k],
-            k,
-            1,
+            Write::Add,
         );
         for (db, row) in dbias[grp * cout_g..(grp + 1) * cout_g]
             .iter_mut()
@@ -353,15 +324,18 @@ fn conv_image_backward(
             let dx = &mut dx[grp * img_g..(grp + 1) * img_g];
             // dcol (K, P) = weight[g]^T (K, C_out/G) · dY (C_out/G, P); a direct conv's
             // dcol is the input gradient itself.
-            let wt = Mat {
-                data: &weight[grp * cout_g * k..(grp + 1) * cout_g * k],
-                rs: 1,
-                cs: k,
-            };
+            let wt = Mat::transposed(&weight[grp * cout_g * k..(grp + 1) * cout_g * k], k);
             if direct {
-                gemm(threads, k, cout_g, p, wt, dy_mat, dx, p, 1);
+                gemm(threads, (k, cout_g, p), wt, dy_mat, dx, Write::Set);
             } else {
-                gemm(threads, k, cout_g, p, wt, dy_mat, &mut dcol[..k * p], p, 1);
+                gemm(
+                    threads,
+                    (k, cout_g, p),
+                    wt,
+                    dy_mat,
+                    &mut dcol[..k * p],
+                    Write::Set,
+                );
                 col2im(g, &dcol[..k * p], dx);
             }
         }
@@ -393,15 +367,21 @@ pub fn conv2d_backward(
         dbias.len(),
         dout.len(),
     )?;
-    check(
-        func,
-        "dweight (C_out, C_in/G, KH, KW)",
-        dweight.len(),
-        weight.len(),
+    check_lens(
+        "fast conv2d_backward",
+        &[
+            (
+                "dweight (C_out, C_in/G, KH, KW)",
+                dweight.len(),
+                weight.len(),
+            ),
+            (
+                "dinp (N, C_in, H, W)",
+                dinp.as_ref().map_or(inp.len(), |d| d.len()),
+                inp.len(),
+            ),
+        ],
     )?;
-    if let Some(d) = &dinp {
-        check(func, "dinp (N, C_in, H, W)", d.len(), inp.len())?;
-    }
     let img_in = g.c_in * g.h * g.w;
     let img_out = g.c_out * g.oh * g.ow;
     dweight.fill(0.0);

@@ -3,7 +3,7 @@
 //! - [`gemm`]: `C (m, n) = A (m, k) · B (k, n)` for strided matrices, on `matrixmultiply`'s
 //!   packed, cache-blocked sgemm (runtime AVX/FMA/AVX-512 natively; its portable 8x4
 //!   micro-kernel, which LLVM turns into SIMD128 with `+simd128`, on wasm). `C` is
-//!   overwritten ([`gemm_acc`]: added to, for weight gradients summed over images).
+//!   overwritten or, with [`Write::Add`], added to (weight gradients summed over images).
 //!   Natively the larger of `m` and `n` is cut into one block per thread; every element of
 //!   `C` sums its `k` terms in the same order whatever the split, so the thread count does
 //!   not change the result.
@@ -20,6 +20,36 @@ pub(crate) struct Mat<'a> {
     pub data: &'a [f32],
     pub rs: usize,
     pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// `data` as a row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Mat {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of `data` read as a row-major matrix with `cols` columns (a strided
+    /// view: nothing is copied).
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Mat {
+            data,
+            rs: 1,
+            cs: cols,
+        }
+    }
+}
+
+/// What a GEMM does with `C`.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Write {
+    /// `C = A · B` (`C` need not be initialised: it is never read).
+    Set,
+    /// `C += A · B`.
+    Add,
 }
 
 /// A raw pointer that may cross into a scoped thread. Each thread writes a disjoint block of
@@ -41,57 +71,22 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     (rows - 1) * rs + (cols - 1) * cs
 }
 
-/// `C = A · B` with `A (m, k)`, `B (k, n)`, `C (m, n)` at strides `(rsc, csc)`; `C` is
-/// overwritten (it need not be initialised). Uses up to `threads` threads (1 on wasm).
+/// `C (m, n) = A (m, k) · B (k, n)`, or `C +=` with [`Write::Add`]; `C` is dense
+/// row-major. Uses up to `threads` threads (1 on wasm).
 ///
 /// # Panics
 /// If a matrix does not fit its slice (callers check shapes first; this guards the unsafe
 /// call).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     threads: usize,
-    m: usize,
-    k: usize,
-    n: usize,
+    (m, k, n): (usize, usize, usize),
     a: Mat,
     b: Mat,
     c: &mut [f32],
-    rsc: usize,
-    csc: usize,
+    write: Write,
 ) {
-    gemm_beta(threads, m, k, n, a, b, 0.0, c, rsc, csc);
-}
-
-/// `C += A · B`; otherwise as [`gemm`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_acc(
-    threads: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Mat,
-    b: Mat,
-    c: &mut [f32],
-    rsc: usize,
-    csc: usize,
-) {
-    gemm_beta(threads, m, k, n, a, b, 1.0, c, rsc, csc);
-}
-
-/// `C = A · B + beta C`; `beta` is 0 (C is then never read) or 1.
-#[allow(clippy::too_many_arguments)]
-fn gemm_beta(
-    threads: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Mat,
-    b: Mat,
-    beta: f32,
-    c: &mut [f32],
-    rsc: usize,
-    csc: usize,
-) {
+    let (rsc, csc) = (n, 1);
+    let beta = if write == Write::Add { 1.0 } else { 0.0 };
     if m == 0 || n == 0 {
         return;
     }
@@ -172,11 +167,26 @@ fn gemm_beta(
     });
 }
 
+/// Lanes of the accumulators of [`dot`] and [`sum`].
+const L: usize = 16;
+
+/// The sum of `L` accumulators, halved pairwise (lane `l` gets lane `l + width`) down to one.
+#[inline]
+fn fold_pairwise(mut acc: [f32; L]) -> f32 {
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0]
+}
+
 /// `dot(a, b)` with 16 independent f32 accumulators (so LLVM vectorises it: 4 SSE / 2 AVX /
 /// 4 SIMD128 registers), combined pairwise at the end.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const L: usize = 16;
     let len = a.len().min(b.len());
     let (a, b) = (&a[..len], &b[..len]);
     let mut acc = [0.0f32; L];
@@ -191,21 +201,13 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ar.iter().zip(br) {
         tail += x * y;
     }
-    let mut width = L;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-    }
-    acc[0] + tail
+    fold_pairwise(acc) + tail
 }
 
 /// `sum(a)` with 16 independent f32 accumulators (vectorised like [`dot`]), combined
 /// pairwise: a row of `OH*OW` gradients for a bias gradient.
 #[inline]
 pub(crate) fn sum(a: &[f32]) -> f32 {
-    const L: usize = 16;
     let mut acc = [0.0f32; L];
     let (ac, ar) = a.as_chunks::<L>();
     for x in ac {
@@ -214,14 +216,7 @@ pub(crate) fn sum(a: &[f32]) -> f32 {
         }
     }
     let tail: f32 = ar.iter().sum();
-    let mut width = L;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-    }
-    acc[0] + tail
+    fold_pairwise(acc) + tail
 }
 
 /// `y[r, o] = bias[o] + dot(w[o, :], x[r, :])`, then ReLU if `relu`, for `x (rows, IN)`,

@@ -13,10 +13,11 @@
 //!   `db[o] = sum_n dy[n, o]`                             (f64, N*OUT adds: negligible).
 //! Both GEMMs are split across threads along their larger output side.
 
-use super::gemm::{gemm, gemv_rows, Mat};
+use super::gemm::{gemm, gemv_rows, Mat, Write};
 use super::Workspace;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::LinearGeom;
+use crate::tensor::check_lens;
 
 /// Largest batch that takes the weight-streaming path.
 pub const GEMV_MAX_ROWS: usize = 4;
@@ -32,20 +33,15 @@ pub fn linear_forward(
     relu: bool,
 ) -> Result<()> {
     let (n, ni, no) = (g.n, g.in_features, g.out_features);
-    for (what, len, want) in [
-        ("x (N, IN)", x.len(), n * ni),
-        ("weight (OUT, IN)", weight.len(), no * ni),
-        ("bias (OUT)", bias.len(), no),
-        ("y (N, OUT)", y.len(), n * no),
-    ] {
-        if len != want {
-            return Err(Error::Length {
-                what: format!("fast linear_forward: {what}"),
-                len,
-                want,
-            });
-        }
-    }
+    check_lens(
+        "fast linear_forward",
+        &[
+            ("x (N, IN)", x.len(), n * ni),
+            ("weight (OUT, IN)", weight.len(), no * ni),
+            ("bias (OUT)", bias.len(), no),
+            ("y (N, OUT)", y.len(), n * no),
+        ],
+    )?;
     if n == 0 || no == 0 {
         return Ok(());
     }
@@ -55,22 +51,11 @@ pub fn linear_forward(
     }
     gemm(
         ws.threads,
-        n,
-        ni,
-        no,
-        Mat {
-            data: x,
-            rs: ni,
-            cs: 1,
-        },
-        Mat {
-            data: weight,
-            rs: 1,
-            cs: ni,
-        },
+        (n, ni, no),
+        Mat::rows(x, ni),
+        Mat::transposed(weight, ni),
         y,
-        no,
-        1,
+        Write::Set,
     );
     for row in y.chunks_exact_mut(no) {
         for (v, &b) in row.iter_mut().zip(bias) {
@@ -96,62 +81,35 @@ pub fn linear_backward(
 ) -> Result<()> {
     let (n, ni, no) = (g.n, g.in_features, g.out_features);
     let dx_len = dx.as_ref().map_or(n * ni, |d| d.len());
-    for (what, len, want) in [
-        ("dy (N, OUT)", dy.len(), n * no),
-        ("x (N, IN)", x.len(), n * ni),
-        ("weight (OUT, IN)", weight.len(), no * ni),
-        ("dx (N, IN)", dx_len, n * ni),
-        ("dweight (OUT, IN)", dweight.len(), no * ni),
-        ("dbias (OUT)", dbias.len(), no),
-    ] {
-        if len != want {
-            return Err(Error::Length {
-                what: format!("fast linear_backward: {what}"),
-                len,
-                want,
-            });
-        }
-    }
+    check_lens(
+        "fast linear_backward",
+        &[
+            ("dy (N, OUT)", dy.len(), n * no),
+            ("x (N, IN)", x.len(), n * ni),
+            ("weight (OUT, IN)", weight.len(), no * ni),
+            ("dx (N, IN)", dx_len, n * ni),
+            ("dweight (OUT, IN)", dweight.len(), no * ni),
+            ("dbias (OUT)", dbias.len(), no),
+        ],
+    )?;
     let threads = ws.threads;
     if let Some(dx) = dx {
         gemm(
             threads,
-            n,
-            no,
-            ni,
-            Mat {
-                data: dy,
-                rs: no,
-                cs: 1,
-            },
-            Mat {
-                data: weight,
-                rs: ni,
-                cs: 1,
-            },
+            (n, no, ni),
+            Mat::rows(dy, no),
+            Mat::rows(weight, ni),
             dx,
-            ni,
-            1,
+            Write::Set,
         );
     }
     gemm(
         threads,
-        no,
-        n,
-        ni,
-        Mat {
-            data: dy,
-            rs: 1,
-            cs: no,
-        },
-        Mat {
-            data: x,
-            rs: ni,
-            cs: 1,
-        },
+        (no, n, ni),
+        Mat::transposed(dy, no),
+        Mat::rows(x, ni),
         dweight,
-        ni,
-        1,
+        Write::Set,
     );
     let mut acc = vec![0.0f64; no];
     for row in dy.chunks_exact(no.max(1)) {

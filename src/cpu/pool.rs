@@ -1,7 +1,7 @@
 //! Max pooling and adaptive average pooling, plane by plane (`(H, W)` -> `(OH, OW)` for
 //! each of the `N*C` planes), planes split across threads natively.
 //! Definitions (windows, clipping, ceil mode, adaptive ranges) are `reference::pool`'s; the window
-//! bounds come from the same `PoolGeom::rows` / `cols` and `shape::adaptive_range`. Max pool
+//! bounds come from the same `PoolGeom::rows` / `cols` and `AvgPoolGeom::regions`. Max pool
 //! saves no argmax here (inference only); the maximum itself is the same value the
 //! reference picks, so results are bit-identical. Average pool sums in the same order as
 //! the reference, so it is bit-identical too.
@@ -17,38 +17,19 @@
 use super::{par_planes, par_units, Workspace};
 use crate::error::{Error, Result};
 use crate::model::{AvgPoolGeom, PoolGeom};
-use crate::shape::adaptive_range;
-
-fn check(what: &str, inp: usize, out: usize, want_in: usize, want_out: usize) -> Result<()> {
-    for (buf, len, want) in [("inp", inp, want_in), ("out", out, want_out)] {
-        if len != want {
-            return Err(Error::Length {
-                what: format!("fast {what}: {buf}"),
-                len,
-                want,
-            });
-        }
-    }
-    Ok(())
-}
+use crate::tensor::check_lens;
 
 /// Max pool forward on `inp (N, C, H, W)` into `out (N, C, OH, OW)`.
 pub fn maxpool_forward(ws: &Workspace, g: &PoolGeom, inp: &[f32], out: &mut [f32]) -> Result<()> {
     let (pin, pout) = (g.h * g.w, g.oh * g.ow);
-    check(
-        "maxpool_forward",
-        inp.len(),
-        out.len(),
-        g.n * g.c * pin,
-        g.n * g.c * pout,
+    check_lens(
+        "fast maxpool_forward",
+        &[
+            ("inp (N, C, H, W)", inp.len(), g.n * g.c * pin),
+            ("out (N, C, OH, OW)", out.len(), g.n * g.c * pout),
+        ],
     )?;
-    let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
-    let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
-    if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
-        return Err(Error::Internal(
-            "fast maxpool_forward: a window is empty".into(),
-        ));
-    }
+    let (rows, cols) = windows(g, "maxpool_forward")?;
     par_planes(ws.threads, inp, pin, out, pout, |x, y| {
         for (oh, &(h0, h1)) in rows.iter().enumerate() {
             for (ow, &(w0, w1)) in cols.iter().enumerate() {
@@ -67,18 +48,16 @@ pub fn maxpool_forward(ws: &Workspace, g: &PoolGeom, inp: &[f32], out: &mut [f32
     Ok(())
 }
 
-/// Checks `(name, len, want)` triples of one function's buffers.
-fn check_lens(func: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
-    for &(what, len, want) in lens {
-        if len != want {
-            return Err(Error::Length {
-                what: format!("fast {func}: {what}"),
-                len,
-                want,
-            });
-        }
+/// Each output row's `[h0, h1)` and column's `[w0, w1)` input window; an empty one (a
+/// geometry `PoolGeom` should have refused) is an error.
+type Windows = (Vec<(usize, usize)>, Vec<(usize, usize)>);
+fn windows(g: &PoolGeom, func: &str) -> Result<Windows> {
+    let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
+    let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
+    if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
+        return Err(Error::Internal(format!("fast {func}: a window is empty")));
     }
-    Ok(())
+    Ok((rows, cols))
 }
 
 /// Whether a plane-by-plane pass over `len` input floats is worth threads.
@@ -98,28 +77,18 @@ pub fn maxpool_forward_train(
 ) -> Result<()> {
     let (pin, pout) = (g.h * g.w, g.oh * g.ow);
     let func = "maxpool_forward_train";
-    check(
-        func,
-        inp.len(),
-        out.len(),
-        g.n * g.c * pin,
-        g.n * g.c * pout,
-    )?;
-    check(
-        func,
-        inp.len(),
-        argmax.len(),
-        g.n * g.c * pin,
-        g.n * g.c * pout,
+    check_lens(
+        "fast maxpool_forward_train",
+        &[
+            ("inp (N, C, H, W)", inp.len(), g.n * g.c * pin),
+            ("out (N, C, OH, OW)", out.len(), g.n * g.c * pout),
+            ("argmax (N, C, OH, OW)", argmax.len(), g.n * g.c * pout),
+        ],
     )?;
     if inp.len() > u32::MAX as usize {
         return Err(Error::TooLarge(format!("fast {func}'s input")));
     }
-    let rows: Vec<_> = (0..g.oh).map(|oh| g.rows(oh)).collect();
-    let cols: Vec<_> = (0..g.ow).map(|ow| g.cols(ow)).collect();
-    if rows.iter().chain(&cols).any(|(a, b)| a >= b) {
-        return Err(Error::Internal(format!("fast {func}: a window is empty")));
-    }
+    let (rows, cols) = windows(g, func)?;
     if pout == 0 {
         return Ok(());
     }
@@ -169,19 +138,13 @@ pub fn maxpool_backward(
 ) -> Result<()> {
     let (pin, pout) = (g.h * g.w, g.oh * g.ow);
     let func = "maxpool_backward";
-    check(
-        func,
-        dinp.len(),
-        dout.len(),
-        g.n * g.c * pin,
-        g.n * g.c * pout,
-    )?;
-    check(
-        func,
-        dinp.len(),
-        argmax.len(),
-        g.n * g.c * pin,
-        g.n * g.c * pout,
+    check_lens(
+        "fast maxpool_backward",
+        &[
+            ("dinp (N, C, H, W)", dinp.len(), g.n * g.c * pin),
+            ("dout (N, C, OH, OW)", dout.len(), g.n * g.c * pout),
+            ("argmax (N, C, OH, OW)", argmax.len(), g.n * g.c * pout),
+        ],
     )?;
     if pin == 0 {
         return Ok(());
@@ -226,7 +189,7 @@ pub fn adaptive_avgpool_backward(
 ) -> Result<()> {
     let (pin, pout) = (g.h * g.w, g.oh * g.ow);
     check_lens(
-        "adaptive_avgpool_backward",
+        "fast adaptive_avgpool_backward",
         &[
             ("dout (N, C, OH, OW)", dout.len(), g.n * g.c * pout),
             ("dinp (N, C, H, W)", dinp.len(), g.n * g.c * pin),
@@ -241,15 +204,11 @@ pub fn adaptive_avgpool_backward(
             for (j, dx) in run.chunks_exact_mut(pin).enumerate() {
                 let dy = &dout[(first + j) * pout..(first + j + 1) * pout];
                 dx.fill(0.0);
-                for oh in 0..g.oh {
-                    let (h0, h1) = adaptive_range(oh, g.h, g.oh);
-                    for ow in 0..g.ow {
-                        let (w0, w1) = adaptive_range(ow, g.w, g.ow);
-                        let v = dy[oh * g.ow + ow] / ((h1 - h0) * (w1 - w0)) as f32;
-                        for h in h0..h1 {
-                            for d in &mut dx[h * g.w + w0..h * g.w + w1] {
-                                *d += v;
-                            }
+                for (o, rows, cols) in g.regions() {
+                    let v = dy[o] / (rows.len() * cols.len()) as f32;
+                    for h in rows {
+                        for d in &mut dx[h * g.w + cols.start..h * g.w + cols.end] {
+                            *d += v;
                         }
                     }
                 }
@@ -267,26 +226,23 @@ pub fn adaptive_avgpool_forward(
     out: &mut [f32],
 ) -> Result<()> {
     let (pin, pout) = (g.h * g.w, g.oh * g.ow);
-    check(
-        "adaptive_avgpool_forward",
-        inp.len(),
-        out.len(),
-        g.n * g.c * pin,
-        g.n * g.c * pout,
+    check_lens(
+        "fast adaptive_avgpool_forward",
+        &[
+            ("inp (N, C, H, W)", inp.len(), g.n * g.c * pin),
+            ("out (N, C, OH, OW)", out.len(), g.n * g.c * pout),
+        ],
     )?;
     par_planes(ws.threads, inp, pin, out, pout, |x, y| {
-        for oh in 0..g.oh {
-            let (h0, h1) = adaptive_range(oh, g.h, g.oh);
-            for ow in 0..g.ow {
-                let (w0, w1) = adaptive_range(ow, g.w, g.ow);
-                let mut sum = 0.0f32;
-                for h in h0..h1 {
-                    for &v in &x[h * g.w + w0..h * g.w + w1] {
-                        sum += v;
-                    }
+        for (o, rows, cols) in g.regions() {
+            let area = (rows.len() * cols.len()) as f32;
+            let mut sum = 0.0f32;
+            for h in rows {
+                for &v in &x[h * g.w + cols.start..h * g.w + cols.end] {
+                    sum += v;
                 }
-                y[oh * g.ow + ow] = sum / ((h1 - h0) * (w1 - w0)) as f32;
             }
+            y[o] = sum / area;
         }
     });
     Ok(())
@@ -295,7 +251,10 @@ pub fn adaptive_avgpool_forward(
 /// Row-wise softmax of `x (N, K)` into `y (N, K)`: `y = exp(x - max) / sum exp(x - max)`,
 /// the sum in f64 as the reference does (K is at most a few thousand: negligible cost).
 pub fn softmax_forward(n: usize, k: usize, x: &[f32], y: &mut [f32]) -> Result<()> {
-    check("softmax_forward", x.len(), y.len(), n * k, n * k)?;
+    check_lens(
+        "fast softmax_forward",
+        &[("x (N, K)", x.len(), n * k), ("y (N, K)", y.len(), n * k)],
+    )?;
     for (xr, yr) in x.chunks_exact(k.max(1)).zip(y.chunks_exact_mut(k.max(1))) {
         let m = xr.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let mut sum = 0.0f64;

@@ -190,38 +190,14 @@ fn backward_timed(
         let name = step.name();
         match (step.geom, &trace.saved[idx]) {
             (Geom::Conv(g), _) => {
-                let wt = model.weight(name)?;
-                let mut dw = Tensor::zeros(&wt.shape);
-                let mut db = Tensor::zeros(&[g.c_out]);
-                conv::conv2d_backward(
-                    ws,
-                    &g,
-                    &d.data,
-                    &inp.data,
-                    &wt.data,
-                    dinp_data,
-                    &mut dw.data,
-                    &mut db.data,
-                )?;
-                grads.insert(format!("{name}.weight"), dw);
-                grads.insert(format!("{name}.bias"), db);
+                model.param_grads(name, &mut grads, |w, dw, db| {
+                    conv::conv2d_backward(ws, &g, &d.data, &inp.data, w, dinp_data, dw, db)
+                })?;
             }
             (Geom::Linear(g), _) => {
-                let wt = model.weight(name)?;
-                let mut dw = Tensor::zeros(&wt.shape);
-                let mut db = Tensor::zeros(&[g.out_features]);
-                linear::linear_backward(
-                    ws,
-                    &g,
-                    &d.data,
-                    &inp.data,
-                    &wt.data,
-                    dinp_data,
-                    &mut dw.data,
-                    &mut db.data,
-                )?;
-                grads.insert(format!("{name}.weight"), dw);
-                grads.insert(format!("{name}.bias"), db);
+                model.param_grads(name, &mut grads, |w, dw, db| {
+                    linear::linear_backward(ws, &g, &d.data, &inp.data, w, dinp_data, dw, db)
+                })?;
             }
             (Geom::Relu, _) => {
                 if inp.len() != d.len() {

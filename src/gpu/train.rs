@@ -447,24 +447,8 @@ fn build(
                 backward.extend(ops::conv2d_backward_params(
                     ctx, &g, conv, dout, x, &dw, &db,
                 )?);
-                params.push(param_state(
-                    ctx,
-                    &spec.name,
-                    idx,
-                    false,
-                    g.weight_shape().to_vec(),
-                    vec![wlen],
-                    vec![dw],
-                )?);
-                params.push(param_state(
-                    ctx,
-                    &spec.name,
-                    idx,
-                    true,
-                    vec![g.c_out],
-                    vec![g.c_out],
-                    vec![db],
-                )?);
+                let weight = (g.weight_shape().to_vec(), vec![wlen], vec![dw]);
+                params.extend(param_states(ctx, &spec.name, idx, weight, (g.c_out, db))?);
             }
             (Layer::Linear(spec), Geom::Linear(g)) => {
                 let (blocks, _) = model
@@ -482,16 +466,13 @@ fn build(
                 backward.extend(ops::linear_backward(
                     ctx, &g, dout, x, &blocks, din, &dwrefs, &db,
                 )?);
-                let shape = vec![spec.out_features, spec.in_features];
-                params.push(param_state(ctx, &spec.name, idx, false, shape, lens, dws)?);
-                params.push(param_state(
+                let weight = (vec![spec.out_features, spec.in_features], lens, dws);
+                params.extend(param_states(
                     ctx,
                     &spec.name,
                     idx,
-                    true,
-                    vec![spec.out_features],
-                    vec![spec.out_features],
-                    vec![db],
+                    weight,
+                    (spec.out_features, db),
                 )?);
             }
             _ if din.is_none() => {} // a parameterless first layer: nothing to compute
@@ -585,28 +566,37 @@ fn build(
     })
 }
 
-fn param_state(
+/// A weight's gradient blocks: its shape, each block's length and gradient buffer.
+type WeightGrads = (Vec<usize>, Vec<usize>, Vec<wgpu::Buffer>);
+
+/// The update state of layer `layer_name`'s weight (`weight`) and bias (its length and
+/// gradient buffer, one block), momentum buffers allocated here.
+fn param_states(
     ctx: &GpuContext,
     layer_name: &str,
     layer: usize,
-    bias: bool,
-    shape: Vec<usize>,
-    block_lens: Vec<usize>,
-    grads: Vec<wgpu::Buffer>,
-) -> Result<ParamState> {
-    let name = format!("{layer_name}.{}", if bias { "bias" } else { "weight" });
-    let velocities = block_lens
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| ctx.storage(&format!("v {name}[{i}]"), n))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(ParamState {
-        name,
-        shape,
-        layer,
-        bias,
-        block_lens,
-        grads,
-        velocities,
-    })
+    (shape, block_lens, grads): WeightGrads,
+    (bias_len, db): (usize, wgpu::Buffer),
+) -> Result<[ParamState; 2]> {
+    let state = |bias: bool, shape, block_lens: Vec<usize>, grads| {
+        let name = format!("{layer_name}.{}", if bias { "bias" } else { "weight" });
+        let velocities = block_lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ctx.storage(&format!("v {name}[{i}]"), n))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ParamState {
+            name,
+            shape,
+            layer,
+            bias,
+            block_lens,
+            grads,
+            velocities,
+        })
+    };
+    Ok([
+        state(false, shape, block_lens, grads)?,
+        state(true, vec![bias_len], vec![bias_len], vec![db])?,
+    ])
 }

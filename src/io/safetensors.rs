@@ -286,26 +286,29 @@ fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Tensor> {
 /// is not one of torchvision AlexNet's.
 pub fn torchvision_to_ours(key: &str) -> Option<String> {
     let key = key.strip_prefix("module.").unwrap_or(key);
-    let (prefix, suffix) = key.rsplit_once('.')?;
-    if suffix != "weight" && suffix != "bias" {
-        return None;
-    }
-    TORCHVISION_KEYS
-        .iter()
-        .find(|(tv, _)| *tv == prefix)
-        .map(|(_, ours)| format!("{ours}.{suffix}"))
+    rename_param(key, |&(tv, ours)| (tv, ours))
 }
 
 /// `conv2.weight` -> `features.3.weight`; None for names torchvision's AlexNet does not have.
 pub fn ours_to_torchvision(key: &str) -> Option<String> {
-    let (prefix, suffix) = key.rsplit_once('.')?;
+    rename_param(key, |&(tv, ours)| (ours, tv))
+}
+
+/// `{layer}.weight` / `{layer}.bias` with the layer renamed by the `TORCHVISION_KEYS` pair
+/// whose `from` side (as `pick` orders the pair into `(from, to)`) is `layer`.
+fn rename_param(
+    key: &str,
+    pick: impl Fn(&(&'static str, &'static str)) -> (&'static str, &'static str),
+) -> Option<String> {
+    let (layer, suffix) = key.rsplit_once('.')?;
     if suffix != "weight" && suffix != "bias" {
         return None;
     }
     TORCHVISION_KEYS
         .iter()
-        .find(|(_, ours)| *ours == prefix)
-        .map(|(tv, _)| format!("{tv}.{suffix}"))
+        .map(pick)
+        .find(|(from, _)| *from == layer)
+        .map(|(_, to)| format!("{to}.{suffix}"))
 }
 
 /// The one built-in config whose parameter names and shapes are exactly the file's.

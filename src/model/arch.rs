@@ -50,6 +50,26 @@ pub struct Preprocess {
     pub std: [f32; 3],
 }
 
+impl Preprocess {
+    /// The ImageNet convention of every public AlexNet file: shorter side resized to 256,
+    /// the centre 224x224 cropped, then `(v * scale - mean) / std` in `channel_order`.
+    pub fn imagenet(
+        channel_order: ChannelOrder,
+        scale: f32,
+        mean: [f32; 3],
+        std: [f32; 3],
+    ) -> Self {
+        Preprocess {
+            resize: 256,
+            crop: 224,
+            channel_order,
+            scale,
+            mean,
+            std,
+        }
+    }
+}
+
 /// The class names a model predicts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

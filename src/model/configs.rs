@@ -152,14 +152,12 @@ pub fn paper() -> Arch {
         family: Family::Paper,
         input: [3, 224, 224],
         layers,
-        preprocess: Preprocess {
-            resize: 256,
-            crop: 224,
-            channel_order: ChannelOrder::Rgb,
-            scale: 1.0,
-            mean: [123.68, 116.78, 103.94],
-            std: [1.0; 3],
-        },
+        preprocess: Preprocess::imagenet(
+            ChannelOrder::Rgb,
+            1.0,
+            [123.68, 116.78, 103.94],
+            [1.0; 3],
+        ),
         labels: Labels::Imagenet,
     }
 }
@@ -185,14 +183,7 @@ pub fn bvlc() -> Arch {
         family: Family::Bvlc,
         input: [3, 224, 224],
         layers,
-        preprocess: Preprocess {
-            resize: 256,
-            crop: 224,
-            channel_order: ChannelOrder::Bgr,
-            scale: 1.0,
-            mean: [104.0, 117.0, 123.0],
-            std: [1.0; 3],
-        },
+        preprocess: Preprocess::imagenet(ChannelOrder::Bgr, 1.0, [104.0, 117.0, 123.0], [1.0; 3]),
         labels: Labels::Imagenet,
     }
 }
@@ -231,14 +222,12 @@ pub fn torchvision() -> Arch {
         family: Family::Torchvision,
         input: [3, 224, 224],
         layers,
-        preprocess: Preprocess {
-            resize: 256,
-            crop: 224,
-            channel_order: ChannelOrder::Rgb,
-            scale: 1.0 / 255.0,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
-        },
+        preprocess: Preprocess::imagenet(
+            ChannelOrder::Rgb,
+            1.0 / 255.0,
+            [0.485, 0.456, 0.406],
+            [0.229, 0.224, 0.225],
+        ),
         labels: Labels::Imagenet,
     }
 }

@@ -5,6 +5,8 @@
 
 use super::layer::{AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnSpec, Pads, PoolSpec};
 use crate::error::{Error, Result};
+use crate::shape::adaptive_range;
+use std::ops::Range;
 
 /// Everything a convolution's loops need, checked once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +188,18 @@ impl AvgPoolGeom {
 
     pub fn out_shape(&self) -> [usize; 4] {
         [self.n, self.c, self.oh, self.ow]
+    }
+
+    /// Each output of a plane, in row-major order: its index `oh * OW + ow`, and its region
+    /// `[h0, h1) x [w0, w1)` of the input plane (`shape::adaptive_range`'s definition).
+    pub fn regions(&self) -> impl Iterator<Item = (usize, Range<usize>, Range<usize>)> + '_ {
+        (0..self.oh).flat_map(move |oh| {
+            let (h0, h1) = adaptive_range(oh, self.h, self.oh);
+            (0..self.ow).map(move |ow| {
+                let (w0, w1) = adaptive_range(ow, self.w, self.ow);
+                (oh * self.ow + ow, h0..h1, w0..w1)
+            })
+        })
     }
 }
 

@@ -84,6 +84,24 @@ impl Model {
         self.param(&format!("{layer}.bias"))
     }
 
+    /// The gradients of layer `name`'s weight and bias: `backward(weight, dweight, dbias)`
+    /// writes them into zeroed tensors of the parameters' shapes, which are then filed in
+    /// `grads` under the parameters' keys.
+    pub fn param_grads(
+        &self,
+        name: &str,
+        grads: &mut Params,
+        backward: impl FnOnce(&[f32], &mut [f32], &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
+        let wt = self.weight(name)?;
+        let mut dw = Tensor::zeros(&wt.shape);
+        let mut db = Tensor::zeros(&self.bias(name)?.shape);
+        backward(&wt.data, &mut dw.data, &mut db.data)?;
+        grads.insert(format!("{name}.weight"), dw);
+        grads.insert(format!("{name}.bias"), db);
+        Ok(())
+    }
+
     fn param(&self, key: &str) -> Result<&Tensor> {
         self.params
             .get(key)

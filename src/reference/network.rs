@@ -158,20 +158,17 @@ impl Model {
             let mut dinp = Tensor::zeros(&inp.shape);
             match (step.geom, &trace.saved[idx]) {
                 (Geom::Conv(g), _) => {
-                    let wt = self.weight(name)?;
-                    let mut dw = Tensor::zeros(&wt.shape);
-                    let mut db = Tensor::zeros(&[g.c_out]);
-                    reference::conv2d_backward(
-                        &g,
-                        &d.data,
-                        &inp.data,
-                        &wt.data,
-                        &mut dinp.data,
-                        &mut dw.data,
-                        &mut db.data,
-                    )?;
-                    grads.insert(format!("{name}.weight"), dw);
-                    grads.insert(format!("{name}.bias"), db);
+                    self.param_grads(name, &mut grads, |w, dw, db| {
+                        reference::conv2d_backward(
+                            &g,
+                            &d.data,
+                            &inp.data,
+                            w,
+                            &mut dinp.data,
+                            dw,
+                            db,
+                        )
+                    })?;
                 }
                 (Geom::Relu, _) => reference::relu_backward(&d.data, &inp.data, &mut dinp.data)?,
                 (Geom::Lrn(g), Saved::LrnScale(scale)) => {
@@ -192,20 +189,17 @@ impl Model {
                 }
                 (Geom::Flatten, _) => dinp.data.copy_from_slice(&d.data),
                 (Geom::Linear(g), _) => {
-                    let wt = self.weight(name)?;
-                    let mut dw = Tensor::zeros(&wt.shape);
-                    let mut db = Tensor::zeros(&[g.out_features]);
-                    reference::linear_backward(
-                        &g,
-                        &d.data,
-                        &inp.data,
-                        &wt.data,
-                        &mut dinp.data,
-                        &mut dw.data,
-                        &mut db.data,
-                    )?;
-                    grads.insert(format!("{name}.weight"), dw);
-                    grads.insert(format!("{name}.bias"), db);
+                    self.param_grads(name, &mut grads, |w, dw, db| {
+                        reference::linear_backward(
+                            &g,
+                            &d.data,
+                            &inp.data,
+                            w,
+                            &mut dinp.data,
+                            dw,
+                            db,
+                        )
+                    })?;
                 }
                 (Geom::Dropout { p }, Saved::DropoutSeed(s)) => {
                     reference::dropout_backward(p, *s, &d.data, &mut dinp.data)?

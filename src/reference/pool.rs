@@ -27,7 +27,6 @@
 
 use crate::error::{Error, Result};
 use crate::model::{AvgPoolGeom, PoolGeom};
-use crate::shape::adaptive_range;
 use crate::tensor::check_len;
 
 /// Max pool forward; saves the flat input index of each maximum in `argmax`.
@@ -153,18 +152,15 @@ pub fn adaptive_avgpool_forward(g: &AvgPoolGeom, inp: &[f32], out: &mut [f32]) -
         &g.out_shape(),
     )?;
     for nc in 0..g.n * g.c {
-        for oh in 0..g.oh {
-            let (h0, h1) = adaptive_range(oh, g.h, g.oh);
-            for ow in 0..g.ow {
-                let (w0, w1) = adaptive_range(ow, g.w, g.ow);
-                let mut sum = 0.0f32;
-                for h in h0..h1 {
-                    for w in w0..w1 {
-                        sum += inp[(nc * g.h + h) * g.w + w];
-                    }
+        for (o, rows, cols) in g.regions() {
+            let area = (rows.len() * cols.len()) as f32;
+            let mut sum = 0.0f32;
+            for h in rows {
+                for w in cols.clone() {
+                    sum += inp[(nc * g.h + h) * g.w + w];
                 }
-                out[(nc * g.oh + oh) * g.ow + ow] = sum / ((h1 - h0) * (w1 - w0)) as f32;
             }
+            out[nc * g.oh * g.ow + o] = sum / area;
         }
     }
     Ok(())
@@ -186,18 +182,10 @@ pub fn adaptive_avgpool_backward(g: &AvgPoolGeom, dout: &[f32], dinp: &mut [f32]
         for h in 0..g.h {
             for w in 0..g.w {
                 let mut acc = 0.0f32;
-                for oh in 0..g.oh {
-                    let (h0, h1) = adaptive_range(oh, g.h, g.oh);
-                    if !(h0..h1).contains(&h) {
-                        continue;
-                    }
-                    for ow in 0..g.ow {
-                        let (w0, w1) = adaptive_range(ow, g.w, g.ow);
-                        if !(w0..w1).contains(&w) {
-                            continue;
-                        }
-                        let count = ((h1 - h0) * (w1 - w0)) as f32;
-                        acc += dout[(nc * g.oh + oh) * g.ow + ow] / count;
+                for (o, rows, cols) in g.regions() {
+                    if rows.contains(&h) && cols.contains(&w) {
+                        let count = (rows.len() * cols.len()) as f32;
+                        acc += dout[nc * g.oh * g.ow + o] / count;
                     }
                 }
                 dinp[(nc * g.h + h) * g.w + w] = acc;

@@ -152,26 +152,6 @@ pub struct GpuEngine {
 }
 
 impl GpuEngine {
-    pub async fn new(
-        ctx: GpuContext,
-        model: &Model,
-        velocities: Option<&Params>,
-        batch: usize,
-        sgd: Sgd,
-        opts: &GpuOptions,
-    ) -> Result<Self> {
-        let trainer = GpuTrainer::with_options(&ctx, model, batch, sgd, opts).await?;
-        if let Some(v) = velocities {
-            check_velocities(model, v)?;
-            trainer.set_velocities(&ctx, v)?;
-        }
-        Ok(GpuEngine {
-            ctx,
-            trainer,
-            frozen: Vec::new(),
-        })
-    }
-
     /// Eval-mode logits of any number of images: the plan's batch is fixed, so `x` runs in
     /// chunks of it, the last one padded with zero images whose rows are dropped.
     async fn logits(&self, x: &Tensor) -> Result<Tensor> {
@@ -237,9 +217,16 @@ impl Engine {
         sgd: Sgd,
         opts: &GpuOptions,
     ) -> Result<Self> {
-        Ok(Engine::Gpu(Box::new(
-            GpuEngine::new(ctx, model, velocities, batch, sgd, opts).await?,
-        )))
+        let trainer = GpuTrainer::with_options(&ctx, model, batch, sgd, opts).await?;
+        if let Some(v) = velocities {
+            check_velocities(model, v)?;
+            trainer.set_velocities(&ctx, v)?;
+        }
+        Ok(Engine::Gpu(Box::new(GpuEngine {
+            ctx,
+            trainer,
+            frozen: Vec::new(),
+        })))
     }
 
     /// `runs` steps (dropout seeds `seed`, `seed + 1`, ...) with per-layer times: wall

@@ -208,22 +208,17 @@ impl State {
 pub fn init_model(arch: Arch, init: Init, seed: u64) -> Result<Model> {
     // The layers whose biases start at 1: conv2, conv4, conv5 (the 2nd, 4th and 5th
     // convolutions) and every fully connected layer but the last.
-    let convs: Vec<&str> = arch
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::Conv(c) => Some(c.name.as_str()),
-            _ => None,
-        })
-        .collect();
-    let fcs: Vec<&str> = arch
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::Linear(f) => Some(f.name.as_str()),
-            _ => None,
-        })
-        .collect();
+    let named = |conv: bool| -> Vec<&str> {
+        arch.layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Conv(c) if conv => Some(c.name.as_str()),
+                Layer::Linear(f) if !conv => Some(f.name.as_str()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (convs, fcs) = (named(true), named(false));
     let mut ones: Vec<&str> = [1, 3, 4]
         .iter()
         .filter_map(|&i| convs.get(i).copied())
