@@ -228,6 +228,24 @@ impl GpuContext {
         out
     }
 
+    /// One submission: `record` fills a command encoder (labelled `what`), which is then
+    /// submitted, all under [`GpuContext::checked`]'s error scopes.
+    pub async fn submit<T>(
+        &self,
+        what: &str,
+        record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<T>,
+    ) -> Result<T> {
+        self.checked(what, || {
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(what) });
+            let out = record(&mut enc)?;
+            self.queue.submit([enc.finish()]);
+            Ok(out)
+        })
+        .await
+    }
+
     /// Checks that a buffer of `bytes` can be created and bound whole.
     fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
         let max = self
@@ -363,14 +381,9 @@ impl GpuContext {
         outputs: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
         let staging = self
-            .checked("run", || {
-                let mut enc = self
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-                self.record(&mut enc, dispatches)?;
-                let staging = self.copy_out(&mut enc, outputs);
-                self.queue.submit([enc.finish()]);
-                Ok(staging)
+            .submit("run", |enc| {
+                self.record(enc, dispatches)?;
+                Ok(self.copy_out(enc, outputs))
             })
             .await?;
         self.read_staging(&staging).await
@@ -379,10 +392,7 @@ impl GpuContext {
     /// Reads `len` f32 starting at element `offset` of `buf` (e.g. one image of a batch).
     pub async fn read_at(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
         let staging = self
-            .checked("reading a buffer", || {
-                let mut enc = self
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            .submit("reading a buffer", |enc| {
                 let dst = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback"),
                     size: (len.max(1) as u64) * 4,
@@ -392,7 +402,6 @@ impl GpuContext {
                 if len > 0 {
                     enc.copy_buffer_to_buffer(buf, offset as u64 * 4, &dst, 0, len as u64 * 4);
                 }
-                self.queue.submit([enc.finish()]);
                 Ok(vec![(dst, len)])
             })
             .await?;

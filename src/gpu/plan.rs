@@ -321,23 +321,11 @@ impl GpuPlan {
     ) -> Result<Vec<(Span, f64)>> {
         timer.clear();
         let staging = ctx
-            .checked("timing the network", || {
+            .submit("timing the network", |enc| {
                 self.write_input(ctx, x)?;
-                let mut enc = ctx
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("timed forward"),
-                    });
-                self.record_forward_timed(
-                    ctx,
-                    &mut enc,
-                    Mode::Eval,
-                    self.ops.len(),
-                    Some(&mut *timer),
-                )?;
-                let staging = ctx.resolve_timer(&mut enc, timer);
-                ctx.queue.submit([enc.finish()]);
-                Ok(staging)
+                let end = self.ops.len();
+                self.record_forward_timed(ctx, enc, Mode::Eval, end, Some(&mut *timer))?;
+                Ok(ctx.resolve_timer(enc, timer))
             })
             .await?;
         let words = ctx.read_staging(&staging).await?;
@@ -354,14 +342,9 @@ impl GpuPlan {
         read: &[usize],
     ) -> Result<Vec<Tensor>> {
         let staging = ctx
-            .checked("running the network", || {
+            .submit("running the network", |enc| {
                 self.write_input(ctx, x)?;
-                let mut enc = ctx
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("forward"),
-                    });
-                self.record_forward(ctx, &mut enc, mode, end)?;
+                self.record_forward(ctx, enc, mode, end)?;
                 let outs: Vec<(&wgpu::Buffer, usize)> = read
                     .iter()
                     .map(|&i| {
@@ -369,9 +352,7 @@ impl GpuPlan {
                         (&self.bufs[self.out_buf[i]], n)
                     })
                     .collect();
-                let staging = ctx.copy_out(&mut enc, &outs);
-                ctx.queue.submit([enc.finish()]);
-                Ok(staging)
+                Ok(ctx.copy_out(enc, &outs))
             })
             .await?;
         let data = ctx.read_staging(&staging).await?;

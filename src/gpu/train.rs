@@ -206,21 +206,16 @@ impl GpuTrainer {
             });
         }
         let staging = ctx
-            .checked("training step", || {
+            .submit("training step", |enc| {
                 self.model.write_input(ctx, x)?;
                 ops::write_labels(ctx, &self.labels, self.classes, labels)?;
                 for &(layer, i, p, count) in &self.dropouts {
                     let s = elementwise::dropout_layer_seed(seed, layer);
                     ctx.set_params(&self.backward[i], &ops::dropout_params(count, p, s)?)?;
                 }
-                let mut enc = ctx
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("train step"),
-                    });
                 self.model.record_forward_timed(
                     ctx,
-                    &mut enc,
+                    enc,
                     Mode::Train { seed },
                     self.end,
                     timer.as_deref_mut(),
@@ -232,26 +227,25 @@ impl GpuTrainer {
                         if update {
                             ds.extend(self.sgd.iter());
                         }
-                        ctx.record(&mut enc, &ds)?;
+                        ctx.record(enc, &ds)?;
                     }
                     Some(t) => {
                         let span = |phase, layer| Span { phase, layer };
-                        ctx.record_timed(&mut enc, &[&self.loss], span(Phase::Loss, self.end), t)?;
+                        ctx.record_timed(enc, &[&self.loss], span(Phase::Loss, self.end), t)?;
                         for (d, &l) in self.backward.iter().zip(&self.backward_layer) {
-                            ctx.record_timed(&mut enc, &[d], span(Phase::Backward, l), t)?;
+                            ctx.record_timed(enc, &[d], span(Phase::Backward, l), t)?;
                         }
                         if update {
                             for (d, &l) in self.sgd.iter().zip(&self.sgd_layer) {
-                                ctx.record_timed(&mut enc, &[d], span(Phase::Update, l), t)?;
+                                ctx.record_timed(enc, &[d], span(Phase::Update, l), t)?;
                             }
                         }
                     }
                 }
-                let mut staging = ctx.copy_out(&mut enc, &[(&self.losses, self.batch)]);
+                let mut staging = ctx.copy_out(enc, &[(&self.losses, self.batch)]);
                 if let Some(t) = timer.as_deref() {
-                    staging.extend(ctx.resolve_timer(&mut enc, t));
+                    staging.extend(ctx.resolve_timer(enc, t));
                 }
-                ctx.queue.submit([enc.finish()]);
                 Ok(staging)
             })
             .await?;

@@ -134,44 +134,41 @@ pub fn paper() -> Arch {
         bottom: 2,
         right: 2,
     };
-    let mut layers = alexnet_layers(
-        [96, 256, 384, 384, 256],
-        (11, 4, pads),
-        5,
-        2.0,
-        LrnAlpha::Raw,
+    let rgb = Preprocess::imagenet(ChannelOrder::Rgb, 1.0, [123.68, 116.78, 103.94], [1.0; 3]);
+    imagenet_with_softmax(
+        Family::Paper,
+        pads,
+        (2.0, LrnAlpha::Raw),
         Rounding::Floor,
-        256 * 6 * 6,
-        4096,
-        1000,
-    );
-    layers.push(Layer::Softmax {
-        name: "prob".into(),
-    });
-    Arch {
-        family: Family::Paper,
-        input: [3, 224, 224],
-        layers,
-        preprocess: Preprocess::imagenet(
-            ChannelOrder::Rgb,
-            1.0,
-            [123.68, 116.78, 103.94],
-            [1.0; 3],
-        ),
-        labels: Labels::Imagenet,
-    }
+        rgb,
+    )
 }
 
 /// Caffe's bvlc_reference / the ONNX model zoo's bvlcalexnet: 224 input (data_0), LRN k=1
 /// with alpha divided by n, ceil pooling, ends in softmax. BGR 0-255 minus [104, 117, 123].
 pub fn bvlc() -> Arch {
+    let bgr = Preprocess::imagenet(ChannelOrder::Bgr, 1.0, [104.0, 117.0, 123.0], [1.0; 3]);
+    let lrn = (1.0, LrnAlpha::OverN);
+    imagenet_with_softmax(Family::Bvlc, Pads::default(), lrn, Rounding::Ceil, bgr)
+}
+
+/// The ImageNet AlexNet of the paper and of Caffe (two towers: 96-256-384-384-256,
+/// 5x5 conv2, 4096-4096-1000) ending in softmax; they differ in conv1's padding, the LRN
+/// `(k, alpha convention)`, pooling's rounding and preprocessing.
+fn imagenet_with_softmax(
+    family: Family,
+    conv1_pads: Pads,
+    (lrn_k, alpha_mode): (f32, LrnAlpha),
+    rounding: Rounding,
+    preprocess: Preprocess,
+) -> Arch {
     let mut layers = alexnet_layers(
         [96, 256, 384, 384, 256],
-        (11, 4, Pads::default()),
+        (11, 4, conv1_pads),
         5,
-        1.0,
-        LrnAlpha::OverN,
-        Rounding::Ceil,
+        lrn_k,
+        alpha_mode,
+        rounding,
         256 * 6 * 6,
         4096,
         1000,
@@ -180,10 +177,10 @@ pub fn bvlc() -> Arch {
         name: "prob".into(),
     });
     Arch {
-        family: Family::Bvlc,
+        family,
         input: [3, 224, 224],
         layers,
-        preprocess: Preprocess::imagenet(ChannelOrder::Bgr, 1.0, [104.0, 117.0, 123.0], [1.0; 3]),
+        preprocess,
         labels: Labels::Imagenet,
     }
 }

@@ -157,19 +157,9 @@ impl Model {
             let name = step.name();
             let mut dinp = Tensor::zeros(&inp.shape);
             match (step.geom, &trace.saved[idx]) {
-                (Geom::Conv(g), _) => {
-                    self.param_grads(name, &mut grads, |w, dw, db| {
-                        reference::conv2d_backward(
-                            &g,
-                            &d.data,
-                            &inp.data,
-                            w,
-                            &mut dinp.data,
-                            dw,
-                            db,
-                        )
-                    })?;
-                }
+                (Geom::Conv(g), _) => self.param_grads(name, &mut grads, |w, dw, db| {
+                    reference::conv2d_backward(&g, &d.data, &inp.data, w, &mut dinp.data, dw, db)
+                })?,
                 (Geom::Relu, _) => reference::relu_backward(&d.data, &inp.data, &mut dinp.data)?,
                 (Geom::Lrn(g), Saved::LrnScale(scale)) => {
                     reference::lrn_backward(
@@ -188,19 +178,9 @@ impl Model {
                     reference::adaptive_avgpool_backward(&g, &d.data, &mut dinp.data)?;
                 }
                 (Geom::Flatten, _) => dinp.data.copy_from_slice(&d.data),
-                (Geom::Linear(g), _) => {
-                    self.param_grads(name, &mut grads, |w, dw, db| {
-                        reference::linear_backward(
-                            &g,
-                            &d.data,
-                            &inp.data,
-                            w,
-                            &mut dinp.data,
-                            dw,
-                            db,
-                        )
-                    })?;
-                }
+                (Geom::Linear(g), _) => self.param_grads(name, &mut grads, |w, dw, db| {
+                    reference::linear_backward(&g, &d.data, &inp.data, w, &mut dinp.data, dw, db)
+                })?,
                 (Geom::Dropout { p }, Saved::DropoutSeed(s)) => {
                     reference::dropout_backward(p, *s, &d.data, &mut dinp.data)?
                 }

@@ -93,6 +93,24 @@ pub(super) fn dims_usize(dims: &[i64]) -> std::result::Result<Vec<usize>, String
 
 /// Float values of a tensor: FLOAT (raw_data or float_data) or FLOAT16 (raw_data or
 /// int32_data), converted to f32. Other types are an error naming the tensor.
+/// `t.raw_data`, checked to hold `n` elements of `width` bytes.
+fn raw_data<'a>(
+    t: &'a TensorProto,
+    name: &str,
+    n: usize,
+    width: usize,
+) -> std::result::Result<&'a [u8], String> {
+    if t.raw_data.len() != n * width {
+        return Err(format!(
+            "tensor {name:?}: raw_data has {} bytes, dims {:?} need {}",
+            t.raw_data.len(),
+            t.dims,
+            n * width
+        ));
+    }
+    Ok(&t.raw_data)
+}
+
 pub(super) fn tensor_f32(t: &TensorProto, name: &str) -> std::result::Result<Vec<f32>, String> {
     if t.data_location == 1 || !t.external_data.is_empty() {
         return Err(format!(
@@ -103,35 +121,15 @@ pub(super) fn tensor_f32(t: &TensorProto, name: &str) -> std::result::Result<Vec
     let n = checked_len(&t.dims)
         .ok_or_else(|| format!("tensor {name:?}: invalid dims {:?}", t.dims))?;
     let v: Vec<f32> = match t.data_type {
-        data_type::FLOAT if !t.raw_data.is_empty() => {
-            if t.raw_data.len() != n * 4 {
-                return Err(format!(
-                    "tensor {name:?}: raw_data has {} bytes, dims {:?} need {}",
-                    t.raw_data.len(),
-                    t.dims,
-                    n * 4
-                ));
-            }
-            t.raw_data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        }
+        data_type::FLOAT if !t.raw_data.is_empty() => raw_data(t, name, n, 4)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
         data_type::FLOAT => t.float_data.clone(),
-        data_type::FLOAT16 if !t.raw_data.is_empty() => {
-            if t.raw_data.len() != n * 2 {
-                return Err(format!(
-                    "tensor {name:?}: raw_data has {} bytes, dims {:?} need {}",
-                    t.raw_data.len(),
-                    t.dims,
-                    n * 2
-                ));
-            }
-            t.raw_data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect()
-        }
+        data_type::FLOAT16 if !t.raw_data.is_empty() => raw_data(t, name, n, 2)?
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
         data_type::FLOAT16 => t
             .int32_data
             .iter()

@@ -108,7 +108,9 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
             attribute,
             ..Default::default()
         };
-        let mut params = |inputs: &mut Vec<String>| -> Result<()> {
+        // The layer's input, weight and bias (the last two added to the initializers).
+        let mut with_params = || -> Result<Vec<String>> {
+            let mut inputs = vec![cur.clone()];
             for key in [format!("{name}.weight"), format!("{name}.bias")] {
                 let t = model
                     .params
@@ -117,28 +119,24 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
                 inits.push(f32_initializer(&key, t));
                 inputs.push(key);
             }
-            Ok(())
+            Ok(inputs)
         };
         let n = match layer {
             Layer::Dropout(_) => {
                 in_shape = out_shape.clone();
                 continue;
             }
-            Layer::Conv(c) => {
-                let mut inputs = vec![cur.clone()];
-                params(&mut inputs)?;
-                node(
-                    "Conv",
-                    inputs,
-                    vec![
-                        a_ints("dilations", &[1, 1]),
-                        a_int("group", c.groups as i64),
-                        a_ints("kernel_shape", &c.kernel),
-                        pads_attr(&c.pads),
-                        a_ints("strides", &c.stride),
-                    ],
-                )
-            }
+            Layer::Conv(c) => node(
+                "Conv",
+                with_params()?,
+                vec![
+                    a_ints("dilations", &[1, 1]),
+                    a_int("group", c.groups as i64),
+                    a_ints("kernel_shape", &c.kernel),
+                    pads_attr(&c.pads),
+                    a_ints("strides", &c.stride),
+                ],
+            ),
             Layer::Relu { .. } => node("Relu", vec![cur.clone()], vec![]),
             Layer::Lrn(l) => node(
                 "LRN",
@@ -195,20 +193,16 @@ pub fn export(model: &Model) -> Result<Vec<u8>> {
                 )
             }
             Layer::Flatten { .. } => node("Flatten", vec![cur.clone()], vec![a_int("axis", 1)]),
-            Layer::Linear(_) => {
-                let mut inputs = vec![cur.clone()];
-                params(&mut inputs)?;
-                node(
-                    "Gemm",
-                    inputs,
-                    vec![
-                        a_float("alpha", 1.0),
-                        a_float("beta", 1.0),
-                        a_int("transA", 0),
-                        a_int("transB", 1),
-                    ],
-                )
-            }
+            Layer::Linear(_) => node(
+                "Gemm",
+                with_params()?,
+                vec![
+                    a_float("alpha", 1.0),
+                    a_float("beta", 1.0),
+                    a_int("transA", 0),
+                    a_int("transB", 1),
+                ],
+            ),
             Layer::Softmax { .. } => node("Softmax", vec![cur.clone()], vec![a_int("axis", 1)]),
         };
         nodes.push(n);

@@ -197,33 +197,27 @@ impl Importer {
             .attribute
             .first()
             .ok_or_else(|| node_err(node, "has no value attribute"))?;
+        let floats = |dims, float_data| TensorProto {
+            data_type: data_type::FLOAT,
+            dims,
+            float_data,
+            ..Default::default()
+        };
+        let ints = |dims, int64_data| TensorProto {
+            data_type: data_type::INT64,
+            dims,
+            int64_data,
+            ..Default::default()
+        };
         let mut t = match a.name.as_str() {
             "value" => {
                 a.t.clone()
                     .ok_or_else(|| node_err(node, "value attribute holds no tensor"))?
             }
-            "value_float" => TensorProto {
-                data_type: data_type::FLOAT,
-                float_data: vec![a.f],
-                ..Default::default()
-            },
-            "value_floats" => TensorProto {
-                data_type: data_type::FLOAT,
-                dims: vec![a.floats.len() as i64],
-                float_data: a.floats.clone(),
-                ..Default::default()
-            },
-            "value_int" => TensorProto {
-                data_type: data_type::INT64,
-                int64_data: vec![a.i],
-                ..Default::default()
-            },
-            "value_ints" => TensorProto {
-                data_type: data_type::INT64,
-                dims: vec![a.ints.len() as i64],
-                int64_data: a.ints.clone(),
-                ..Default::default()
-            },
+            "value_float" => floats(vec![], vec![a.f]),
+            "value_floats" => floats(vec![a.floats.len() as i64], a.floats.clone()),
+            "value_int" => ints(vec![], vec![a.i]),
+            "value_ints" => ints(vec![a.ints.len() as i64], a.ints.clone()),
             other => {
                 return Err(node_err(
                     node,
