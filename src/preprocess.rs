@@ -71,12 +71,66 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
             decoder.total_bytes()
         )));
     }
+    // The JPEG decoder fills what a cut file lacks with grey and reports nothing: a person
+    // would be shown a confident answer about a picture the net mostly never saw.
+    if format == image::ImageFormat::Jpeg {
+        check_jpeg_complete(bytes)?;
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(&fmt, e))?;
     img.apply_orientation(orientation);
     Ok(to_rgb8(img))
+}
+
+/// Checks that a JPEG's image data reaches its end-of-image marker: walks the marker
+/// segments (skipping each by its length, so an EXIF thumbnail's markers are never seen),
+/// and through each scan's entropy-coded data to the marker after it. A file cut anywhere
+/// before its EOI is an error.
+fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
+    let truncated = || {
+        Error::Image(format!(
+            "the JPEG data is truncated: the file ends ({} bytes) before the image does;              the rest of the picture is missing",
+            bytes.len()
+        ))
+    };
+    let mut i = 2; // after SOI
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) else {
+            return Err(truncated());
+        };
+        i += 2;
+        match marker {
+            0xD9 => return Ok(()),          // EOI
+            0x01 | 0xD0..=0xD7 => continue, // TEM, RST: no length
+            _ => {}
+        }
+        let len = match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(&hi), Some(&lo)) => usize::from(hi) << 8 | usize::from(lo),
+            _ => return Err(truncated()),
+        };
+        i += len;
+        if i > bytes.len() {
+            return Err(truncated());
+        }
+        if marker == 0xDA {
+            // SOS: entropy-coded data runs to the next marker that is not a stuffed 0xFF00
+            // or a restart marker.
+            loop {
+                match (bytes.get(i), bytes.get(i + 1)) {
+                    (Some(&0xFF), Some(&(0x00 | 0xD0..=0xD7))) => i += 2,
+                    (Some(&0xFF), Some(_)) => break,
+                    (Some(_), _) => i += 1,
+                    (None, _) => return Err(truncated()),
+                }
+            }
+        }
+    }
 }
 
 fn check_size(width: u32, height: u32) -> Result<()> {

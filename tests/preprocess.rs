@@ -311,6 +311,39 @@ fn garbage_and_truncated_data_are_image_errors() {
     expect_image_error(&jpg[..200], "JPEG cut at 200");
 }
 
+/// A JPEG cut anywhere before its end-of-image marker is an error that says it is truncated,
+/// not a picture filled out with grey; whole files (with bytes after the end, and with an
+/// EXIF-like segment whose bytes look like markers) still decode.
+#[test]
+fn truncated_jpegs_are_errors() {
+    let jpg: &[u8] = include_bytes!("../fixtures/photos/grace_hopper.jpg");
+    let scan = jpg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    for cut in [scan + 20, jpg.len() / 2, jpg.len() * 9 / 10, jpg.len() - 2] {
+        let msg = expect_image_error(&jpg[..cut], &format!("JPEG cut at {cut} of {}", jpg.len()));
+        assert!(msg.contains("truncated"), "cut at {cut}: {msg}");
+    }
+    let cmyk: &[u8] = include_bytes!("../fixtures/photos/chelsea_cmyk.jpg");
+    expect_image_error(&cmyk[..cmyk.len() - 100], "CMYK JPEG cut 100 bytes short");
+    for whole in [jpg, cmyk, include_bytes!("../fixtures/photos/rocket.jpg")] {
+        pp::decode(whole).unwrap();
+        let mut trailing = whole.to_vec();
+        trailing.extend_from_slice(b"\0\0trailing bytes some tools leave after the end");
+        pp::decode(&trailing).unwrap();
+    }
+    // An APP1 segment (where EXIF and its thumbnail live) holding an EOI and an SOS: they are
+    // inside a segment, so they neither end the image nor start a scan.
+    let mut app1 = vec![0xFF, 0xE1, 0x00, 0x0A];
+    app1.extend_from_slice(&[0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02]);
+    app1.extend_from_slice(&[0xFF, 0xD9]);
+    let mut with_app1 = jpg[..2].to_vec();
+    with_app1.extend_from_slice(&app1);
+    with_app1.extend_from_slice(&jpg[2..]);
+    pp::decode(&with_app1).unwrap();
+    let cut = with_app1.len() / 2;
+    let msg = expect_image_error(&with_app1[..cut], "JPEG with APP1, cut in its scan");
+    assert!(msg.contains("truncated"), "{msg}");
+}
+
 // ---- resize and crop ----
 
 #[test]

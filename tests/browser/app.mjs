@@ -3,7 +3,7 @@
 // loads in the worker on WebGPU, a photo dropped with a synthetic DataTransfer gets five
 // results, every layer's activations and conv1's filters are drawn (non-blank pixels),
 // several images queue up and the nearest ones by fc7 show, 10-crop shows its crops, bad
-// files (not an image, a truncated PNG, a decompression bomb, a 65 MB file) get their error while the next good image still
+// files (not an image, a truncated PNG, a truncated JPEG, a decompression bomb, a 65 MB file) get their error while the next good image still
 // classifies, a lost GPU device is recovered, and the forced CPU fallback does all of it too.
 // Screenshots and the console log go to test-artifacts/.
 import { writeFileSync, readFileSync } from 'node:fs';
@@ -173,23 +173,26 @@ try {
     await page.uncheck('[data-testid="tta-toggle"]');
     await page.waitForFunction(() => /centre crop/.test(document.querySelector('[data-testid="time"]').textContent), null, WAIT);
   });
-  await check('a non-image, a truncated PNG, a decompression bomb and a 65 MB file get their errors; the next good image still classifies', async () => {
+  await check('a non-image, a truncated PNG, a truncated JPEG, a decompression bomb and a 65 MB file get their errors; the next good image still classifies', async () => {
     const png = readFileSync(join(PHOTOS, 'chelsea.png'));
+    const jpg = readFileSync(join(PHOTOS, 'rocket.jpg'));
     await drop(page, 'drop-zone', [
       { name: 'notes.png', mime: 'image/png', data: Buffer.from('this is not an image') },
       { name: 'truncated.png', mime: 'image/png', data: png.subarray(0, Math.floor(png.length / 3)) },
+      { name: 'truncated.jpg', mime: 'image/jpeg', data: jpg.subarray(0, Math.floor(jpg.length * 0.8)) },
       { name: 'bomb.png', mime: 'image/png', data: pngBomb() },
       { name: 'huge.png', mime: 'image/png', zeros: 65 * 2 ** 20 },
       photo('grace_hopper.jpg'),
     ]);
-    for (const bad of ['notes.png', 'truncated.png', 'bomb.png', 'huge.png']) assert.equal(await settled(page, bad), 'error', bad);
+    for (const bad of ['notes.png', 'truncated.png', 'truncated.jpg', 'bomb.png', 'huge.png']) assert.equal(await settled(page, bad), 'error', bad);
     assert.equal(await settled(page, 'grace_hopper.jpg'), 'done');
     const errs = await page.$$eval('[data-testid="queue"] li.error', (ls) => ls.map((l) => l.textContent));
-    assert.equal(errs.length, 4, JSON.stringify(errs));
+    assert.equal(errs.length, 5, JSON.stringify(errs));
     assert.match(errs[0], /notes\.png.*image/);
     assert.match(errs[1], /truncated\.png.*image/);
-    assert.match(errs[2], /bomb\.png.*image.*(over the limit|over the decoding limits)/);
-    assert.match(errs[3], /huge\.png.*too large: 65\.0 MB/);
+    assert.match(errs[2], /truncated\.jpg.*JPEG data is truncated/);
+    assert.match(errs[3], /bomb\.png.*image.*(over the limit|over the decoding limits)/);
+    assert.match(errs[4], /huge\.png.*too large: 65\.0 MB/);
     assert.equal(await page.isVisible('[data-testid="error"]'), true);
     assert.match(await page.textContent('[data-testid="error"]'), /huge\.png: too large/);
     assert.equal(await page.textContent('[data-testid="current-name"]'), 'grace_hopper.jpg');
