@@ -75,8 +75,10 @@ async function main() {
         : 'this checkout has no www/models/mini-fashion.*') + ': its predictions mean nothing)');
   } catch (e) {
     $('wasm-status').textContent = `failed: ${e.message}`;
+    queue.failed(`the model did not load (${e.message})`);
     return;
   }
+  queue.start();
   const tbody = document.querySelector('[data-testid="configs"] tbody');
   for (const name of ['paper', 'bvlc', 'torchvision', 'mini']) {
     const i = await call('builtin', { name });

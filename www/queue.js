@@ -15,6 +15,8 @@ export function setupQueue({ call, page, activations, showBackend }) {
   // click, the 10-crop toggle or a model change) so its activations are the ones on the page.
   const jobs = [];
   let pumping = false;
+  // Images are taken from the first moment; they wait here until the model is loaded.
+  let ready = false;
 
   function schedule(job) {
     jobs.push(job);
@@ -22,7 +24,7 @@ export function setupQueue({ call, page, activations, showBackend }) {
   }
 
   async function pump() {
-    if (pumping) return;
+    if (pumping || !ready) return;
     pumping = true;
     try {
       while (jobs.length) {
@@ -49,7 +51,7 @@ export function setupQueue({ call, page, activations, showBackend }) {
 
   function renderItem(item) {
     const status = {
-      queued: 'queued',
+      queued: ready ? 'queued' : 'waiting for the model',
       running: 'running…',
       done: item.preds ? `${item.preds[0].label} (${(item.preds[0].probability * 100).toFixed(1)}%)` : 'done',
       error: item.error,
@@ -168,6 +170,17 @@ export function setupQueue({ call, page, activations, showBackend }) {
   $('tta-toggle').addEventListener('change', () => { if (current) select(current); });
 
   return {
+    // The model is loaded: the images that waited for it run, in order.
+    start() {
+      ready = true;
+      for (const item of items) if (item.status === 'queued') renderItem(item);
+      pump();
+    },
+    // The model could not be loaded: the images that waited say so.
+    failed(msg) {
+      for (const item of items) if (item.status === 'queued') fail(item, `not run: ${msg}`);
+      jobs.length = 0;
+    },
     // A new model: neighbours from the old one no longer count, and the shown image runs
     // again on the new one.
     modelChanged() {

@@ -87,7 +87,16 @@ const logs = [];
 collectLogs(page, logs);
 
 try {
-  await page.goto(url);
+  // A person drops a photo as soon as the page shows, long before the model has loaded: it
+  // must queue ("waiting for the model"), not vanish, and classify once the model is there.
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await check('a photo dropped the moment the page opens waits for the model, then classifies', async () => {
+    await drop(page, 'drop-zone', [photo('motorcycle_left.png')]);
+    const first = await page.$eval('[data-testid="queue"] li', (li) => ({ ready: document.body.dataset.ready, text: li.textContent }));
+    if (first.ready !== 'true') assert.match(first.text, /motorcycle_left\.png.*waiting for the model/, JSON.stringify(first));
+    assert.equal(await settled(page, 'motorcycle_left.png'), 'done');
+    assert.equal(await top5Count(page), 5);
+  });
   await check('the wasm core loads in the worker and the default model is described', async () => {
     await page.waitForSelector('body[data-ready="true"]', WAIT);
     assert.equal(await page.textContent('[data-testid="wasm-status"]'), 'loaded');
@@ -147,8 +156,9 @@ try {
     assert.equal(await page.textContent('[data-testid="current-name"]'), 'astronaut.png');
     const n = await page.$$eval('[data-testid="neighbours"] [data-testid="neighbour"]', (ls) =>
       ls.map((l) => ({ name: l.querySelector('.name').textContent, d: parseFloat(l.querySelector('.dist').textContent.replace('distance ', '')) })));
-    assert.deepEqual(n.map((x) => x.name).sort(), ['chelsea.png', 'coffee.png']);
-    assert.ok(n[0].d <= n[1].d && n[0].d > 0, JSON.stringify(n));
+    // with the photo dropped while the page was loading
+    assert.deepEqual(n.map((x) => x.name).sort(), ['chelsea.png', 'coffee.png', 'motorcycle_left.png']);
+    assert.ok(n[0].d <= n[1].d && n[1].d <= n[2].d && n[0].d > 0, JSON.stringify(n));
   });
   await check('an image pasted from the clipboard is queued and classified', async () => {
     const b64 = readFileSync(join(PHOTOS, 'motorcycle_left.png')).toString('base64');
