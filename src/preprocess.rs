@@ -301,12 +301,20 @@ pub fn to_input(img: &RgbImage, pp: &Preprocess) -> Result<Tensor> {
 /// torchvision's `TenCrop` yields the same ten patches but lists 5..=9 as the five crops of
 /// the flipped image, so its 5 and 6 are our 6 and 5, and its 7 and 8 our 8 and 7; averages
 /// over the ten do not depend on the order.
+///
+/// A square smaller than a patch (the mini net: 28 in 32) is placed in the patch's corners
+/// and centre instead, the rest black: the ten views the trainer's evaluation uses
+/// (`augment::test_view`), its mirrors in another order.
 pub fn crops_as_images(img: &RgbImage, pp: &Preprocess) -> Result<Vec<RgbImage>> {
     let (resize, crop) = (dim(pp.resize, "resize")?, dim(pp.crop, "crop")?);
-    let side = resize.max(crop);
-    let square = center_crop(&resize_short(img, resize)?, side);
-    let far = (side - crop) as i64;
-    let mid = centre_offset(side, crop) as i64;
+    let square = center_crop(&resize_short(img, resize)?, resize);
+    // Window offsets into the square: negative where the square is the smaller.
+    let far = resize as i64 - crop as i64;
+    let mid = if resize >= crop {
+        centre_offset(resize, crop) as i64
+    } else {
+        -(((crop - resize) / 2) as i64)
+    };
     let mut crops: Vec<RgbImage> = [(0, 0), (far, 0), (0, far), (far, far), (mid, mid)]
         .iter()
         .map(|&(x, y)| window(&square, x, y, crop))

@@ -578,3 +578,66 @@ fn ten_crop_of_a_non_square_image_uses_the_central_square() {
     assert_eq!(crops[0].get_pixel(0, 5), &TL);
     assert_eq!(crops[1].get_pixel(15, 5), &TR);
 }
+
+// ---- the trainer's input and the classifier's are one ----
+
+/// A Fashion-MNIST test image saved as a 28x28 PNG and classified (`classify::prepare_input`,
+/// what `alexnet classify` and the page run) becomes bit for bit the input the trainer and
+/// `alexnet eval` feed the mini net (`Images::batch`, unscaled at the centre of 32x32), and
+/// its ten crops are the evaluation's ten views (the mirrors in another order).
+#[test]
+fn a_saved_test_image_is_classified_as_the_trainer_feeds_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/data/fashion-mnist");
+    let images = alexnet::data::Images::fashion_mnist(&dir, false).unwrap();
+    let net = alexnet::Model::random(model::mini(), 1).unwrap();
+    let pp = &net.arch.preprocess;
+    let side = net.arch.input[1];
+    let plane = images.height * images.width;
+    for i in 0..50 {
+        let grey = images.pixels[i * plane..(i + 1) * plane].to_vec();
+        let (w, h) = (images.width as u32, images.height as u32);
+        let png = encode(
+            &DynamicImage::ImageLuma8(ImageBuffer::<Luma<u8>, _>::from_raw(w, h, grey).unwrap()),
+            ImageFormat::Png,
+        );
+        let fed = images.batch(&[i], side, pp, None).unwrap();
+        let classified = alexnet::classify::prepare_input(&net, &png, false).unwrap();
+        assert_eq!(classified.shape, fed.shape, "image {i}");
+        if let Some(k) =
+            (0..fed.data.len()).find(|&k| fed.data[k].to_bits() != classified.data[k].to_bits())
+        {
+            panic!(
+                "image {i}: element {k} (c, y, x) = ({}, {}, {}) is {} classified, {} as trained",
+                k / (side * side),
+                k / side % side,
+                k % side,
+                classified.data[k],
+                fed.data[k]
+            );
+        }
+        let views: Vec<Vec<u32>> = (0..10)
+            .map(|v| {
+                let t = images.view_batch(&[i], side, pp, v).unwrap();
+                t.data.iter().map(|x| x.to_bits()).collect()
+            })
+            .collect();
+        let crops = alexnet::classify::prepare_input(&net, &png, true).unwrap();
+        let crops: Vec<Vec<u32>> = crops
+            .data
+            .chunks(3 * side * side)
+            .map(|c| c.iter().map(|x| x.to_bits()).collect())
+            .collect();
+        for (c, crop) in crops.iter().enumerate() {
+            assert!(
+                views.contains(crop),
+                "image {i}: crop {c} is none of the ten views"
+            );
+        }
+        for (v, view) in views.iter().enumerate() {
+            assert!(
+                crops.contains(view),
+                "image {i}: view {v} is none of the ten crops"
+            );
+        }
+    }
+}

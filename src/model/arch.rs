@@ -37,9 +37,9 @@ pub enum ChannelOrder {
 }
 
 /// How an image becomes the network's input: shorter side resized to `resize`, centre crop
-/// `crop` x `crop`, channels in `channel_order`, then per channel
-/// `value = (pixel * scale - mean[c]) / std[c]` with `pixel` in 0..=255 and `mean`, `std`
-/// given in the model's channel order.
+/// `crop` x `crop` (black where it leaves the image: a crop larger than `resize` pads),
+/// channels in `channel_order`, then per channel `value = (pixel * scale - mean[c]) / std[c]`
+/// with `pixel` in 0..=255 and `mean`, `std` given in the model's channel order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preprocess {
     pub resize: usize,
@@ -173,10 +173,12 @@ impl Arch {
                 self.input, pp.crop, pp.crop
             )));
         }
-        if pp.resize < pp.crop || pp.resize > MAX_SIDE {
+        // A crop larger than the resized image is padded with black (the mini net: its 28x28
+        // pictures sit at the centre of a 32x32 input, as it was trained).
+        if pp.resize == 0 || pp.resize > MAX_SIDE {
             return Err(Error::Arch(format!(
-                "preprocessing resizes to {} but crops {}: need crop <= resize <= {MAX_SIDE}",
-                pp.resize, pp.crop
+                "preprocessing resizes to {}: need 1 <= resize <= {MAX_SIDE}",
+                pp.resize
             )));
         }
         if !pp.scale.is_finite()

@@ -237,7 +237,9 @@ pub fn torchvision() -> Arch {
 /// recipe (README, Training): with FC 512 wide the trained net underfit (93.9% on its own
 /// training images, 92.1% test); FC 1024 with conv 64-128-192-192-128 (2.85 M) reached 92.6%;
 /// these wider convolutions cost 1.25x its training step. Preprocessing: RGB in [0, 1] minus
-/// Fashion-MNIST's mean pixel (0.2860).
+/// Fashion-MNIST's mean pixel (0.2860); an image's shorter side is resized to 28 and the
+/// centre 32x32 taken, black where it leaves the image, so a 28x28 Fashion-MNIST picture is
+/// placed unscaled at the centre exactly as the trainer feeds it (`data::Images::batch`).
 pub fn mini() -> Arch {
     let mut layers = alexnet_layers(
         [64, 160, 240, 240, 160],
@@ -257,7 +259,7 @@ pub fn mini() -> Arch {
         input: [3, 32, 32],
         layers,
         preprocess: Preprocess {
-            resize: 32,
+            resize: 28,
             crop: 32,
             channel_order: ChannelOrder::Rgb,
             scale: 1.0 / 255.0,
