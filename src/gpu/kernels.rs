@@ -20,7 +20,7 @@ use super::params::*;
 use crate::error::{Error, Result};
 
 /// The shared pieces a kernel may include, by the name it uses.
-pub const LIB: [(&str, &str); 7] = [
+pub const LIB: [(&str, &str); 8] = [
     ("lib/grid.wgsl", include_str!("shaders/lib/grid.wgsl")),
     ("lib/conv.wgsl", include_str!("shaders/lib/conv.wgsl")),
     (
@@ -31,6 +31,7 @@ pub const LIB: [(&str, &str); 7] = [
     ("lib/lrn.wgsl", include_str!("shaders/lib/lrn.wgsl")),
     ("lib/linear.wgsl", include_str!("shaders/lib/linear.wgsl")),
     ("lib/softmax.wgsl", include_str!("shaders/lib/softmax.wgsl")),
+    ("lib/reduce.wgsl", include_str!("shaders/lib/reduce.wgsl")),
 ];
 
 const INCLUDE: &str = "// #include ";

@@ -11,8 +11,14 @@ struct Grid {
     @builtin(local_invocation_index) lid: u32,
 }
 
+// The workgroup's index in the folded grid: the row, channel or output a kernel that
+// gives each workgroup one of them (softmax, bias_bwd, linear_gemv) works on.
+fn workgroup_index(g: Grid) -> u32 {
+    return g.wid.y * g.nwg.x + g.wid.x;
+}
+
 fn flat_index(g: Grid) -> u32 {
-    return (g.wid.y * g.nwg.x + g.wid.x) * WG + g.lid;
+    return workgroup_index(g) * WG + g.lid;
 }
 
 // (x, y, plane) of flat index i in planes of h rows of w: the coordinates of an element of
