@@ -20,7 +20,7 @@ use super::params::*;
 use crate::error::{Error, Result};
 
 /// The shared pieces a kernel may include, by the name it uses.
-pub const LIB: [(&str, &str); 8] = [
+pub const LIB: [(&str, &str); 9] = [
     ("lib/grid.wgsl", include_str!("shaders/lib/grid.wgsl")),
     ("lib/conv.wgsl", include_str!("shaders/lib/conv.wgsl")),
     (
@@ -32,6 +32,7 @@ pub const LIB: [(&str, &str); 8] = [
     ("lib/linear.wgsl", include_str!("shaders/lib/linear.wgsl")),
     ("lib/softmax.wgsl", include_str!("shaders/lib/softmax.wgsl")),
     ("lib/reduce.wgsl", include_str!("shaders/lib/reduce.wgsl")),
+    ("lib/window.wgsl", include_str!("shaders/lib/window.wgsl")),
 ];
 
 const INCLUDE: &str = "// #include ";

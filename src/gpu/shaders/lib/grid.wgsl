@@ -27,6 +27,12 @@ fn plane_coords(i: u32, w: u32, h: u32) -> vec3<u32> {
     return vec3<u32>(i % w, (i / w) % h, i / (w * h));
 }
 
+// (x, y, c, n) of flat index i in an (N, C, H, W) tensor with w columns, h rows and
+// c channels.
+fn tensor_coords(i: u32, w: u32, h: u32, c: u32) -> vec4<u32> {
+    return vec4<u32>(i % w, (i / w) % h, (i / (w * h)) % c, i / (w * h * c));
+}
+
 struct CountParams {
     count: u32,
 }
