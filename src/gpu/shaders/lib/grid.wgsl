@@ -1,5 +1,6 @@
 // lib/grid.wgsl: the folded 2-D grid of WG-wide workgroups every elementwise kernel runs
-// on, and the parameters of those that need only their length.
+// on, and the parameters of the kernels that are nothing but one pass over it (relu,
+// relu_bwd, fill, sum_splits, sgd, dropout; gpu::params).
 //
 // The host's grid(count, WG) launches G = ceil(count / WG) workgroups folded into
 // (min(G, 65535), ceil(G / 65535), 1); invocation lid of workgroup wid has the flat index
@@ -35,4 +36,28 @@ fn tensor_coords(i: u32, w: u32, h: u32, c: u32) -> vec4<u32> {
 
 struct CountParams {
     count: u32,
+}
+
+struct FillParams {
+    count: u32,
+    value: f32,
+}
+
+struct SumSplitsParams {
+    count: u32,
+    splits: u32,
+}
+
+struct SgdParams {
+    count: u32,
+    lr: f32,
+    momentum: f32,
+    wd: f32,
+}
+
+struct DropoutParams {
+    count: u32,
+    seed: u32,
+    p: f32,
+    scale: f32,
 }
