@@ -20,7 +20,7 @@ use super::params::*;
 use crate::error::{Error, Result};
 
 /// The shared pieces a kernel may include, by the name it uses.
-pub const LIB: [(&str, &str); 9] = [
+pub const LIB: [(&str, &str); 10] = [
     ("lib/grid.wgsl", include_str!("shaders/lib/grid.wgsl")),
     ("lib/conv.wgsl", include_str!("shaders/lib/conv.wgsl")),
     (
@@ -33,6 +33,10 @@ pub const LIB: [(&str, &str); 9] = [
     ("lib/softmax.wgsl", include_str!("shaders/lib/softmax.wgsl")),
     ("lib/reduce.wgsl", include_str!("shaders/lib/reduce.wgsl")),
     ("lib/window.wgsl", include_str!("shaders/lib/window.wgsl")),
+    (
+        "lib/lrn_tile.wgsl",
+        include_str!("shaders/lib/lrn_tile.wgsl"),
+    ),
 ];
 
 const INCLUDE: &str = "// #include ";
