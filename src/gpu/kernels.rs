@@ -11,16 +11,21 @@
 //! `tests/shaders_naga.rs` validates every composed kernel, checks its parameters' layout
 //! against `params.rs` and this list against the directory.
 //!
-//! Composition: the pieces several kernels share (the elementwise grid, the parameter
-//! structs of a layer family, the tiled GEMM core, the softmax row reduction) live once in
-//! `shaders/lib/`, and the sizes host and shaders share are written as WGSL constants from
-//! `params.rs`, so neither is copied between files.
+//! Composition: the pieces several kernels share (the elementwise grid and its index
+//! decodes, the parameter structs of a layer family, the workgroup tree reduction, the
+//! softmax row, the window bounds of the gathers, the tiled GEMM core with its staging and
+//! store, the tiled LRN block walk) live once in `shaders/lib/`, and the sizes host and
+//! shaders share are written as WGSL constants from `params.rs`, so neither is copied
+//! between files. A piece names the functions or buffers its including kernel provides in
+//! its header (e.g. `store_c` for `gemm_tile.wgsl`); WGSL resolves module-scope names in any
+//! order, so a piece may use what the kernel declares after it. A kernel lists every piece
+//! it uses, including those another piece needs (`reduce.wgsl` under `softmax.wgsl`).
 
 use super::params::*;
 use crate::error::{Error, Result};
 
 /// The shared pieces a kernel may include, by the name it uses.
-pub const LIB: [(&str, &str); 7] = [
+pub const LIB: [(&str, &str); 10] = [
     ("lib/grid.wgsl", include_str!("shaders/lib/grid.wgsl")),
     ("lib/conv.wgsl", include_str!("shaders/lib/conv.wgsl")),
     (
@@ -31,6 +36,12 @@ pub const LIB: [(&str, &str); 7] = [
     ("lib/lrn.wgsl", include_str!("shaders/lib/lrn.wgsl")),
     ("lib/linear.wgsl", include_str!("shaders/lib/linear.wgsl")),
     ("lib/softmax.wgsl", include_str!("shaders/lib/softmax.wgsl")),
+    ("lib/reduce.wgsl", include_str!("shaders/lib/reduce.wgsl")),
+    ("lib/window.wgsl", include_str!("shaders/lib/window.wgsl")),
+    (
+        "lib/lrn_tile.wgsl",
+        include_str!("shaders/lib/lrn_tile.wgsl"),
+    ),
 ];
 
 const INCLUDE: &str = "// #include ";

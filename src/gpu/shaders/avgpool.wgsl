@@ -14,19 +14,14 @@
 fn main(grid: Grid) {
     let i = flat_index(grid);
     if i >= p.count { return; }
-    let at = plane_coords(i, p.ow, p.oh);
-    let ox = at.x;
-    let oy = at.y;
-    let nc = at.z;
-    let y0 = (oy * p.h) / p.oh;
-    let y1 = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
-    let x0 = (ox * p.w) / p.ow;
-    let x1 = ((ox + 1u) * p.w + p.ow - 1u) / p.ow;
+    let at = plane_coords(i, p.ow, p.oh); // (ox, oy, n*C + c)
+    let ry = adaptive_range(at.y, p.h, p.oh);
+    let rx = adaptive_range(at.x, p.w, p.ow);
     var sum = 0.0;
-    for (var iy = y0; iy < y1; iy++) {
-        for (var ix = x0; ix < x1; ix++) {
-            sum += x[(nc * p.h + iy) * p.w + ix];
+    for (var iy = ry.x; iy < ry.y; iy++) {
+        for (var ix = rx.x; ix < rx.y; ix++) {
+            sum += x[(at.z * p.h + iy) * p.w + ix];
         }
     }
-    out[i] = sum / f32((y1 - y0) * (x1 - x0));
+    out[i] = sum / f32((ry.y - ry.x) * (rx.y - rx.x));
 }

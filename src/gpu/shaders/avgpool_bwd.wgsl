@@ -16,24 +16,19 @@
 fn main(grid: Grid) {
     let i = flat_index(grid);
     if i >= p.count { return; }
-    let at = plane_coords(i, p.w, p.h);
-    let xx = at.x;
-    let yy = at.y;
-    let nc = at.z;
+    let at = plane_coords(i, p.w, p.h); // (x, y, n*C + c)
     var acc = 0.0;
     for (var oy = 0u; oy < p.oh; oy++) {
-        let y0 = (oy * p.h) / p.oh;
-        let y1 = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
-        if yy < y0 || yy >= y1 {
+        let ry = adaptive_range(oy, p.h, p.oh);
+        if at.y < ry.x || at.y >= ry.y {
             continue;
         }
         for (var ox = 0u; ox < p.ow; ox++) {
-            let x0 = (ox * p.w) / p.ow;
-            let x1 = ((ox + 1u) * p.w + p.ow - 1u) / p.ow;
-            if xx < x0 || xx >= x1 {
+            let rx = adaptive_range(ox, p.w, p.ow);
+            if at.x < rx.x || at.x >= rx.y {
                 continue;
             }
-            acc += dout[(nc * p.oh + oy) * p.ow + ox] / f32((y1 - y0) * (x1 - x0));
+            acc += dout[(at.z * p.oh + oy) * p.ow + ox] / f32((ry.y - ry.x) * (rx.y - rx.x));
         }
     }
     dx[i] = acc;

@@ -12,40 +12,28 @@
 // Dispatch: C workgroups folded into 2-D like the elementwise grid (see relu.wgsl), i.e. the
 // host's grid(C * 256, 256): channel c = wid.y * nwg.x + wid.x.
 
+// #include lib/grid.wgsl
+// #include lib/reduce.wgsl
+
 struct BiasBwdParams {
     n: u32,
     c: u32,
     inner: u32,
 }
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = wid.y * nwg.x + wid.x;
-    if c >= p.c {
-        return;
-    }
+fn main(grid: Grid) {
+    let c = workgroup_index(grid);
+    if c >= p.c { return; }
     let total = p.n * p.inner;
     var acc = 0.0;
-    for (var e = lid; e < total; e += WG) {
+    for (var e = grid.lid; e < total; e += WG) {
         let n = e / p.inner;
         let j = e - n * p.inner;
         acc += dout[(n * p.c + c) * p.inner + j];
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half = half / 2u) {
-        if lid < half {
-            partial[lid] += partial[lid + half];
-        }
-        workgroupBarrier();
-    }
-    if lid == 0u {
-        db[c] = partial[0];
+    let sum = workgroup_sum(acc, grid.lid);
+    if grid.lid == 0u {
+        db[c] = sum;
     }
 }

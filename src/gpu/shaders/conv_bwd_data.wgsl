@@ -13,37 +13,23 @@
 
 // #include lib/conv.wgsl
 // #include lib/grid.wgsl
-
-// [lo, hi) of the outputs along one axis whose window contains input position t - pad.
-fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
-    let first = i32(t) - i32(k) + 1;
-    var lo = 0u;
-    if first > 0 {
-        lo = (u32(first) + s - 1u) / s;
-    }
-    let hi = min(t / s + 1u, outs);
-    return vec2<u32>(lo, max(hi, lo));
-}
+// #include lib/window.wgsl
 
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
-    let count = p.n * p.c_in * p.h * p.w;
     let i = flat_index(grid);
-    if i >= count { return; }
-    let xx = i % p.w;
-    let yy = (i / p.w) % p.h;
-    let ci = (i / (p.w * p.h)) % p.c_in;
-    let n = i / (p.w * p.h * p.c_in);
-    let g = ci / p.cin_g;
-    let c = ci % p.cin_g;
-    let ty = yy + p.pad_top;
-    let tx = xx + p.pad_left;
+    if i >= p.n * p.c_in * p.h * p.w { return; }
+    let at = tensor_coords(i, p.w, p.h, p.c_in); // (x, y, ci, n)
+    let g = at.z / p.cin_g;
+    let c = at.z % p.cin_g;
+    let ty = at.y + p.pad_top;
+    let tx = at.x + p.pad_left;
     let ry = outs_for_input(ty, p.kh, p.sh, p.oh);
     let rx = outs_for_input(tx, p.kw, p.sw, p.ow);
     var acc = 0.0;
     for (var m = 0u; m < p.cout_g; m++) {
         let o = g * p.cout_g + m;
-        let dbase = (n * p.c_out + o) * p.oh;
+        let dbase = (at.w * p.c_out + o) * p.oh;
         let wbase = (o * p.cin_g + c) * p.kh;
         for (var oy = ry.x; oy < ry.y; oy++) {
             let ky = ty - oy * p.sh;

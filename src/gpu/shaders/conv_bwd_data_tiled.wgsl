@@ -25,13 +25,9 @@
 // #include lib/gemm_tile.wgsl
 
 @compute @workgroup_size(16, 16)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_id) lid3: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let tx = lid3.x;
-    let ty = lid3.y;
+fn main(t: Tile) {
+    let wid = t.wid;
+    let li = t.li;
     let g = wid.z;
     let c0 = wid.y * TILE;
     let n0 = wid.x * TILE;
@@ -63,26 +59,23 @@ fn main(
         let am_ = ka / khw; // output channel within the group
         let akr = ka - am_ * khw;
         for (var r = 0u; r < 4u; r++) {
-            let ac = li / TILE_K + 16u * r;
+            let ac = k_fast_slot(li, r).x;
             let c = c0 + ac;
             var v = 0.0;
             if c < big_m && ka < big_k {
                 v = wt[((g * p.cout_g + am_) * p.cin_g + c) * khw + akr];
             }
-            a_tile[ak * TILE + ac] = v;
+            stage_a(ac, ak, v);
         }
         // B tile: 16 taps x 64 pixels; rows bk = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let bk = li / TILE + 4u * r;
+            let bk = col_fast_slot(li, r).x;
             let k = k0 + bk;
             var v = 0.0;
             if col_ok && k < big_k {
-                let m = k / khw;
-                let kr = k - m * khw;
-                let ky = kr / p.kw;
-                let kx = kr - ky * p.kw;
-                let sy = ty0 - i32(ky);
-                let sx = tx0 - i32(kx);
+                let tap = tap_coords(k); // (m, ky, kx)
+                let sy = ty0 - i32(tap.y);
+                let sx = tx0 - i32(tap.z);
                 if sy >= 0 && sx >= 0 {
                     var oy = u32(sy);
                     var ox = u32(sx);
@@ -94,32 +87,21 @@ fn main(
                         on_grid = oy * p.sh == u32(sy) && ox * p.sw == u32(sx);
                     }
                     if on_grid && oy < p.oh && ox < p.ow {
-                        v = dout[dout_base + m * ohw + oy * p.ow + ox];
+                        v = dout[dout_base + tap.x * ohw + oy * p.ow + ox];
                     }
                 }
             }
-            b_tile[bk * TILE + bn] = v;
+            stage_b(bk, bn, v);
         }
-        workgroupBarrier();
-        accumulate_tiles(&acc, tx, ty);
-        workgroupBarrier();
+        accumulate_tiles(&acc, t);
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let c = c0 + ty + 16u * i;
-        if c >= big_m {
-            continue;
-        }
-        let row = acc_row(acc, i);
-        let ci = g * p.cin_g + c;
-        for (var j = 0u; j < 4u; j++) {
-            let col = n0 + tx + 16u * j;
-            if col >= big_n {
-                continue;
-            }
-            let n = col / hw;
-            let pix = col - n * hw;
-            dx[(n * p.c_in + ci) * hw + pix] = row[j];
-        }
-    }
+    store_block(acc, t, big_m, big_n);
+}
+
+fn store_c(g: u32, c: u32, col: u32, acc: f32) {
+    let hw = p.h * p.w;
+    let n = col / hw;
+    let pix = col - n * hw;
+    dx[(n * p.c_in + g * p.cin_g + c) * hw + pix] = acc;
 }

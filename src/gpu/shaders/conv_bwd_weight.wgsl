@@ -32,13 +32,13 @@ fn outs_for_tap(k: u32, s: u32, pad: u32, len: u32, outs: u32) -> vec2<u32> {
 
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
-    let count = p.c_out * p.cin_g * p.kh * p.kw;
     let i = flat_index(grid);
-    if i >= count { return; }
-    let kx = i % p.kw;
-    let ky = (i / p.kw) % p.kh;
-    let c = (i / (p.kw * p.kh)) % p.cin_g;
-    let o = i / (p.kw * p.kh * p.cin_g);
+    if i >= p.c_out * p.cin_g * p.kh * p.kw { return; }
+    let at = tensor_coords(i, p.kw, p.kh, p.cin_g); // (kx, ky, c, o)
+    let kx = at.x;
+    let ky = at.y;
+    let c = at.z;
+    let o = at.w;
     let ci = (o / p.cout_g) * p.cin_g + c;
     let ry = outs_for_tap(ky, p.sh, p.pad_top, p.h, p.oh);
     let rx = outs_for_tap(kx, p.sw, p.pad_left, p.w, p.ow);

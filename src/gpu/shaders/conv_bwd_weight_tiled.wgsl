@@ -27,13 +27,9 @@
 const CHUNK_STEPS: u32 = 64u;
 
 @compute @workgroup_size(16, 16)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_id) lid3: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let tx = lid3.x;
-    let ty = lid3.y;
+fn main(t: Tile) {
+    let wid = t.wid;
+    let li = t.li;
     let g = wid.z % p.groups;
     let s = wid.z / p.groups;
     let m0 = wid.y * TILE;
@@ -50,11 +46,8 @@ fn main(
     let bk = li % TILE;
     let my_k = k0 + bk;
     let k_ok = my_k < big_k;
-    let bc = my_k / khw;
-    let bkr = my_k - bc * khw;
-    let bky = bkr / p.kw;
-    let bkx = bkr - bky * p.kw;
-    let x_chan = g * p.cin_g + bc;
+    let btap = tap_coords(my_k); // (c, ky, kx)
+    let x_chan = g * p.cin_g + btap.x;
     // The dY row offset inside a tile this invocation loads is fixed too: aj = li % 16.
     let aj = li % TILE_K;
 
@@ -69,17 +62,17 @@ fn main(
         let an = ja / ohw;
         let apix = ja - an * ohw;
         for (var r = 0u; r < 4u; r++) {
-            let am = li / TILE_K + 16u * r;
+            let am = k_fast_slot(li, r).x;
             let m = m0 + am;
             var v = 0.0;
             if ja_ok && m < big_m {
                 v = dout[(an * p.c_out + g * p.cout_g + m) * ohw + apix];
             }
-            a_tile[aj * TILE + am] = v;
+            stage_a(am, aj, v);
         }
         // B tile: 16 j x 64 k; each invocation loads tap bk for rows bj = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let bj = li / TILE + 4u * r;
+            let bj = col_fast_slot(li, r).x;
             let j = j0 + bj;
             var v = 0.0;
             if k_ok && j < j_end {
@@ -87,17 +80,15 @@ fn main(
                 let pix = j - n * ohw;
                 let oy = pix / p.ow;
                 let ox = pix - oy * p.ow;
-                let iy = i32(oy * p.sh + bky) - i32(p.pad_top);
-                let ix = i32(ox * p.sw + bkx) - i32(p.pad_left);
+                let iy = i32(oy * p.sh + btap.y) - i32(p.pad_top);
+                let ix = i32(ox * p.sw + btap.z) - i32(p.pad_left);
                 if iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w) {
                     v = x[((n * p.c_in + x_chan) * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
-            b_tile[bj * TILE + bk] = v;
+            stage_b(bj, bk, v);
         }
-        workgroupBarrier();
-        accumulate_tiles(&acc, tx, ty);
-        workgroupBarrier();
+        accumulate_tiles(&acc, t);
         step += 1u;
         if step == CHUNK_STEPS {
             tot = acc_add(tot, acc);
@@ -107,19 +98,13 @@ fn main(
     }
     tot = acc_add(tot, acc);
 
-    let part_base = s * p.c_out * big_k;
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + ty + 16u * i;
-        if m >= big_m {
-            continue;
-        }
-        let row = acc_row(tot, i);
-        let o = g * p.cout_g + m;
-        for (var jj = 0u; jj < 4u; jj++) {
-            let k = k0 + tx + 16u * jj;
-            if k < big_k {
-                part[part_base + o * big_k + k] = row[jj];
-            }
-        }
-    }
+    store_block(tot, t, big_m, big_k);
+}
+
+// z = s*groups + g: split s of group g.
+fn store_c(z: u32, m: u32, k: u32, acc: f32) {
+    let g = z % p.groups;
+    let s = z / p.groups;
+    let big_k = p.cin_g * p.kh * p.kw;
+    part[s * p.c_out * big_k + (g * p.cout_g + m) * big_k + k] = acc;
 }

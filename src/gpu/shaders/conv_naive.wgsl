@@ -23,10 +23,11 @@ fn main(grid: Grid) {
     let count = p.n * rows * p.oh * p.ow;
     let i = flat_index(grid);
     if i >= count { return; }
-    let ox = i % p.ow;
-    let oy = (i / p.ow) % p.oh;
-    let wrow = (i / (p.ow * p.oh)) % rows;
-    let n = i / (p.ow * p.oh * rows);
+    let at = tensor_coords(i, p.ow, p.oh, rows); // (ox, oy, wrow, n)
+    let ox = at.x;
+    let oy = at.y;
+    let wrow = at.z;
+    let n = at.w;
     let g = wrow / p.cout_g;
     let co = p.co_base + wrow;
 

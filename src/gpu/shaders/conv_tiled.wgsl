@@ -19,13 +19,9 @@
 // #include lib/gemm_tile.wgsl
 
 @compute @workgroup_size(16, 16)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_id) lid3: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let tx = lid3.x;
-    let ty = lid3.y;
+fn main(t: Tile) {
+    let wid = t.wid;
+    let li = t.li;
     let g = wid.z;
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;
@@ -51,62 +47,46 @@ fn main(
     for (var k0 = 0u; k0 < big_k; k0 += TILE_K) {
         // A tile: 64 rows x 16 k; consecutive invocations read consecutive k of one row.
         for (var r = 0u; r < 4u; r++) {
-            let e = li + r * WG;
-            let am = e / TILE_K;
-            let ak = e % TILE_K;
-            let m = m0 + am;
-            let k = k0 + ak;
+            let slot = k_fast_slot(li, r); // (am, ak)
+            let m = m0 + slot.x;
+            let k = k0 + slot.y;
             var v = 0.0;
             if m < big_m && k < big_k {
                 v = wt[w_base + m * big_k + k];
             }
-            a_tile[ak * TILE + am] = v;
+            stage_a(slot.x, slot.y, v);
         }
         // B tile: 16 k x 64 columns; consecutive invocations read consecutive pixels. Each
         // invocation always loads column bn = li % 64 (256 is a multiple of 64), whose pixel
         // was decoded once above; rows bk = li / 64 + 4r.
         for (var r = 0u; r < 4u; r++) {
-            let bk = li / TILE + 4u * r;
+            let bk = col_fast_slot(li, r).x;
             let k = k0 + bk;
             var v = 0.0;
             if col_ok && k < big_k {
-                let c = k / khw;
-                let kr = k - c * khw;
-                let ky = kr / p.kw;
-                let kx = kr - ky * p.kw;
-                let iy = iy0 + i32(ky);
-                let ix = ix0 + i32(kx);
+                let tap = tap_coords(k); // (c, ky, kx)
+                let iy = iy0 + i32(tap.y);
+                let ix = ix0 + i32(tap.z);
                 if iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w) {
-                    v = x[x_base + (c * p.h + u32(iy)) * p.w + u32(ix)];
+                    v = x[x_base + (tap.x * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
-            b_tile[bk * TILE + bn] = v;
+            stage_b(bk, bn, v);
         }
-        workgroupBarrier();
-        accumulate_tiles(&acc, tx, ty);
-        workgroupBarrier();
+        accumulate_tiles(&acc, t);
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + ty + 16u * i;
-        if m >= big_m {
-            continue;
-        }
-        let row = acc_row(acc, i);
-        let co = p.co_base + g * p.cout_g + m;
-        let b = bias[co];
-        for (var j = 0u; j < 4u; j++) {
-            let col = n0 + tx + 16u * j;
-            if col >= big_n {
-                continue;
-            }
-            var v = row[j] + b;
-            if p.relu != 0u {
-                v = max(v, 0.0);
-            }
-            let n = col / ohw;
-            let pix = col % ohw;
-            out[(n * p.c_out + co) * ohw + pix] = v;
-        }
+    store_block(acc, t, big_m, big_n);
+}
+
+fn store_c(g: u32, m: u32, col: u32, acc: f32) {
+    let co = p.co_base + g * p.cout_g + m;
+    var v = acc + bias[co];
+    if p.relu != 0u {
+        v = max(v, 0.0);
     }
+    let ohw = p.oh * p.ow;
+    let n = col / ohw;
+    let pix = col % ohw;
+    out[(n * p.c_out + co) * ohw + pix] = v;
 }

@@ -8,13 +8,6 @@
 // Bindings: 0 uniform DropoutParams { count, seed, p, scale }, 1 x (read), 2 y (write).
 // Dispatch: elementwise grid (see relu.wgsl): ceil(count / 256) workgroups folded into 2-D.
 
-struct DropoutParams {
-    count: u32,
-    seed: u32,
-    p: f32,
-    scale: f32,
-}
-
 // #include lib/grid.wgsl
 
 fn pcg_hash(v: u32) -> u32 {

@@ -4,11 +4,6 @@
 // Bindings: 0 uniform FillParams { count, value }, 1 buf (write).
 // Dispatch: elementwise grid over count (see relu.wgsl).
 
-struct FillParams {
-    count: u32,
-    value: f32,
-}
-
 // #include lib/grid.wgsl
 
 @compute @workgroup_size(WG)

@@ -18,9 +18,7 @@
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let idx = flat_index(grid);
-    if idx >= p.n * p.in_f {
-        return;
-    }
+    if idx >= p.n * p.in_f { return; }
     let i = idx % p.in_f;
     let n = idx / p.in_f;
     let dyrow = n * p.out_f + p.row0;

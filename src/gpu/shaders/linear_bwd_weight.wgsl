@@ -14,9 +14,7 @@
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let idx = flat_index(grid);
-    if idx >= p.rows * p.in_f {
-        return;
-    }
+    if idx >= p.rows * p.in_f { return; }
     let i = idx % p.in_f;
     let o = p.row0 + idx / p.in_f;
     var acc = 0.0;

@@ -16,13 +16,9 @@
 // #include lib/linear.wgsl
 
 @compute @workgroup_size(16, 16)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_id) lid3: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let tx = lid3.x;
-    let ty = lid3.y;
+fn main(t: Tile) {
+    let wid = t.wid;
+    let li = t.li;
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;
     let big_k = p.in_f;
@@ -33,43 +29,32 @@ fn main(
         // Both operands are row-major with k fastest: consecutive invocations read
         // consecutive k of one row.
         for (var r = 0u; r < 4u; r++) {
-            let e = li + r * WG;
-            let row = e / TILE_K;
-            let kk = e % TILE_K;
+            let slot = k_fast_slot(li, r);
+            let row = slot.x;
+            let kk = slot.y;
             let k = k0 + kk;
             var a = 0.0;
             if m0 + row < p.rows && k < big_k {
                 a = wt[(m0 + row) * big_k + k];
             }
-            a_tile[kk * TILE + row] = a;
+            stage_a(row, kk, a);
             var b = 0.0;
             if n0 + row < p.batch && k < big_k {
                 b = x[(n0 + row) * big_k + k];
             }
-            b_tile[kk * TILE + row] = b;
+            stage_b(kk, row, b);
         }
-        workgroupBarrier();
-        accumulate_tiles(&acc, tx, ty);
-        workgroupBarrier();
+        accumulate_tiles(&acc, t);
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + ty + 16u * i;
-        if m >= p.rows {
-            continue;
-        }
-        let acc = acc_row(acc, i);
-        let o = p.row0 + m;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + tx + 16u * j;
-            if n >= p.batch {
-                continue;
-            }
-            var v = acc[j] + bias[o];
-            if p.relu != 0u {
-                v = max(v, 0.0);
-            }
-            y[n * p.out_total + o] = v;
-        }
+    store_block(acc, t, p.rows, p.batch);
+}
+
+fn store_c(z: u32, m: u32, n: u32, acc: f32) {
+    let o = p.row0 + m;
+    var v = acc + bias[o];
+    if p.relu != 0u {
+        v = max(v, 0.0);
     }
+    y[n * p.out_total + o] = v;
 }

@@ -10,39 +10,26 @@
 // Dispatch: the rows folded into 2-D, m = wid.y * nwg.x + wid.x:
 // (min(rows, 65535), ceil(rows / 65535), batch).
 
+// #include lib/grid.wgsl
 // #include lib/linear.wgsl
-
-var<workgroup> partial: array<f32, WG>;
+// #include lib/reduce.wgsl
 
 @compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let m = wid.y * nwg.x + wid.x;
-    let n = wid.z;
+fn main(grid: Grid) {
+    let m = workgroup_index(grid);
+    let n = grid.wid.z;
     // m and n are uniform across the workgroup, so every barrier below is reached by all.
-    if m >= p.rows {
-        return;
-    }
+    if m >= p.rows { return; }
     let w_row = m * p.in_f;
     let x_row = n * p.in_f;
     var acc = 0.0;
-    for (var k = lid; k < p.in_f; k += WG) {
+    for (var k = grid.lid; k < p.in_f; k += WG) {
         acc += x[x_row + k] * wt[w_row + k];
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    if lid == 0u {
+    let sum = workgroup_sum(acc, grid.lid);
+    if grid.lid == 0u {
         let o = p.row0 + m;
-        var v = partial[0] + bias[o];
+        var v = sum + bias[o];
         if p.relu != 0u {
             v = max(v, 0.0);
         }

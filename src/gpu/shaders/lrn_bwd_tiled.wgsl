@@ -12,56 +12,29 @@
 // 4 scale (read), 5 dx (write). Shapes (N, C, H*W).
 // Limits: size <= 33 (16 KiB of workgroup memory); the host uses lrn_bwd.wgsl beyond that.
 // Dispatch: (ceil(H*W / 64), ceil(C / 32), N).
+// The block walk is lib/lrn_tile.wgsl's; this file gives its staged term and the output.
 
 // #include lib/lrn.wgsl
+// #include lib/lrn_tile.wgsl
 
-// ts[row * PIX + pixel], row = channel - (c0 - size/2)
-var<workgroup> ts: array<f32, 4096>;
+// The staged term is t_j = dout_j * out_j / scale_j; the window sums it as it is.
+fn lrn_term(e: u32) -> f32 {
+    return dout[e] * out[e] / scale[e];
+}
+
+fn lrn_window(v: f32) -> f32 {
+    return v;
+}
+
+fn lrn_finish(i: u32, center: f32, sum: f32) {
+    dx[i] = dout[i] * pow(scale[i], -p.beta) - 2.0 * p.alpha_eff * p.beta * x[i] * sum;
+}
 
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let p0 = wid.x * LRN_PIX;
-    let c0 = wid.y * LRN_CHANNELS;
-    let n = wid.z;
-    let before = p.size / 2u;
-    let after = (p.size - 1u) / 2u;
-    let first = i32(c0) - i32(before);
-    let rows = min(LRN_ROWS, LRN_CHANNELS + before + after);
-    let plane0 = n * p.c * p.hw;
-
-    for (var e = li; e < rows * LRN_PIX; e += WG) {
-        let row = e / LRN_PIX;
-        let px = e % LRN_PIX;
-        let ch = first + i32(row);
-        var v = 0.0;
-        if ch >= 0 && ch < i32(p.c) && p0 + px < p.hw {
-            let g = plane0 + u32(ch) * p.hw + p0 + px;
-            v = dout[g] * out[g] / scale[g];
-        }
-        ts[e] = v;
-    }
-    workgroupBarrier();
-
-    let px = li % LRN_PIX;
-    let lane = li / LRN_PIX;
-    if p0 + px >= p.hw {
-        return;
-    }
-    for (var t = 0u; t < LRN_CHANNELS / 4u; t++) {
-        let c = c0 + lane + 4u * t;
-        if c >= p.c {
-            break;
-        }
-        let lo = u32(max(i32(c) - i32(before), 0));
-        let hi = min(p.c - 1u, c + after);
-        var sum = 0.0;
-        for (var j = lo; j <= hi; j++) {
-            sum += ts[u32(i32(j) - first) * LRN_PIX + px];
-        }
-        let i = plane0 + c * p.hw + p0 + px;
-        dx[i] = dout[i] * pow(scale[i], -p.beta) - 2.0 * p.alpha_eff * p.beta * x[i] * sum;
-    }
+    // the reverse window: size/2 channels before, (size-1)/2 after
+    lrn_block(wid, li, p.size / 2u, (p.size - 1u) / 2u);
 }

@@ -13,58 +13,31 @@
 // Limits: size <= 33 (the block plus its halo is at most 64 rows: 16 KiB of workgroup
 // memory, WebGPU's default); the host uses lrn.wgsl beyond that.
 // Dispatch: (ceil(H*W / 64), ceil(C / 32), N).
+// The block walk is lib/lrn_tile.wgsl's; this file gives its staged term and the output.
 
 // #include lib/lrn.wgsl
+// #include lib/lrn_tile.wgsl
 
-// xs[row * PIX + pixel], row = channel - (c0 - (size-1)/2)
-var<workgroup> xs: array<f32, 4096>;
+// The staged term is x itself; the window sums its squares.
+fn lrn_term(e: u32) -> f32 {
+    return x[e];
+}
+
+fn lrn_window(v: f32) -> f32 {
+    return v * v;
+}
+
+fn lrn_finish(i: u32, center: f32, sum: f32) {
+    let s = p.k + p.alpha_eff * sum;
+    scale[i] = s;
+    out[i] = center * pow(s, -p.beta);
+}
 
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let p0 = wid.x * LRN_PIX;
-    let c0 = wid.y * LRN_CHANNELS;
-    let n = wid.z;
-    let before = (p.size - 1u) / 2u;
-    let after = p.size / 2u;
-    let first = i32(c0) - i32(before); // channel of row 0 (may be negative)
-    let rows = min(LRN_ROWS, LRN_CHANNELS + before + after);
-    let plane0 = n * p.c * p.hw;
-
-    for (var e = li; e < rows * LRN_PIX; e += WG) {
-        let row = e / LRN_PIX;
-        let px = e % LRN_PIX;
-        let ch = first + i32(row);
-        var v = 0.0;
-        if ch >= 0 && ch < i32(p.c) && p0 + px < p.hw {
-            v = x[plane0 + u32(ch) * p.hw + p0 + px];
-        }
-        xs[e] = v;
-    }
-    workgroupBarrier();
-
-    let px = li % LRN_PIX;
-    let lane = li / LRN_PIX;
-    if p0 + px >= p.hw {
-        return;
-    }
-    for (var t = 0u; t < LRN_CHANNELS / 4u; t++) {
-        let c = c0 + lane + 4u * t;
-        if c >= p.c {
-            break;
-        }
-        let lo = u32(max(i32(c) - i32(before), 0));
-        let hi = min(p.c - 1u, c + after);
-        var sum = 0.0;
-        for (var j = lo; j <= hi; j++) {
-            let a = xs[u32(i32(j) - first) * LRN_PIX + px];
-            sum += a * a;
-        }
-        let s = p.k + p.alpha_eff * sum;
-        let i = plane0 + c * p.hw + p0 + px;
-        scale[i] = s;
-        out[i] = xs[u32(i32(c) - first) * LRN_PIX + px] * pow(s, -p.beta);
-    }
+    // the forward window: (size-1)/2 channels before, size/2 after
+    lrn_block(wid, li, (p.size - 1u) / 2u, p.size / 2u);
 }

@@ -16,21 +16,14 @@
 fn main(grid: Grid) {
     let i = flat_index(grid);
     if i >= p.count { return; }
-    let at = plane_coords(i, p.ow, p.oh);
-    let ox = at.x;
-    let oy = at.y;
-    let nc = at.z;
-    let y_start = i32(oy * p.sh) - i32(p.pad_top);
-    let x_start = i32(ox * p.sw) - i32(p.pad_left);
-    let y0 = u32(max(y_start, 0));
-    let y1 = u32(min(y_start + i32(p.kh), i32(p.h)));
-    let x0 = u32(max(x_start, 0));
-    let x1 = u32(min(x_start + i32(p.kw), i32(p.w)));
-    var best_i = (nc * p.h + y0) * p.w + x0;
+    let at = plane_coords(i, p.ow, p.oh); // (ox, oy, n*C + c)
+    let ry = window_range(at.y, p.sh, p.pad_top, p.kh, p.h);
+    let rx = window_range(at.x, p.sw, p.pad_left, p.kw, p.w);
+    var best_i = (at.z * p.h + ry.x) * p.w + rx.x;
     var best = x[best_i];
-    for (var iy = y0; iy < y1; iy++) {
-        for (var ix = x0; ix < x1; ix++) {
-            let j = (nc * p.h + iy) * p.w + ix;
+    for (var iy = ry.x; iy < ry.y; iy++) {
+        for (var ix = rx.x; ix < rx.y; ix++) {
+            let j = (at.z * p.h + iy) * p.w + ix;
             let v = x[j];
             if v > best {
                 best = v;

@@ -11,31 +11,19 @@
 
 // #include lib/grid.wgsl
 // #include lib/pool.wgsl
-
-fn outs_for_input(t: u32, k: u32, s: u32, outs: u32) -> vec2<u32> {
-    let first = i32(t) + 1 - i32(k);
-    var lo = 0u;
-    if first > 0 {
-        lo = (u32(first) + s - 1u) / s;
-    }
-    let hi = min(t / s + 1u, outs);
-    return vec2<u32>(lo, max(hi, lo));
-}
+// #include lib/window.wgsl
 
 @compute @workgroup_size(WG)
 fn main(grid: Grid) {
     let i = flat_index(grid);
     if i >= p.count { return; }
-    let at = plane_coords(i, p.w, p.h);
-    let xx = at.x;
-    let yy = at.y;
-    let nc = at.z;
-    let ry = outs_for_input(yy + p.pad_top, p.kh, p.sh, p.oh);
-    let rx = outs_for_input(xx + p.pad_left, p.kw, p.sw, p.ow);
+    let at = plane_coords(i, p.w, p.h); // (x, y, n*C + c)
+    let ry = outs_for_input(at.y + p.pad_top, p.kh, p.sh, p.oh);
+    let rx = outs_for_input(at.x + p.pad_left, p.kw, p.sw, p.ow);
     var acc = 0.0;
     for (var oy = ry.x; oy < ry.y; oy++) {
         for (var ox = rx.x; ox < rx.y; ox++) {
-            let o = (nc * p.oh + oy) * p.ow + ox;
+            let o = (at.z * p.oh + oy) * p.ow + ox;
             if argmax[o] == i {
                 acc += dout[o];
             }

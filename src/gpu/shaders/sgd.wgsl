@@ -7,13 +7,6 @@
 // 3 g (read).
 // Dispatch: elementwise grid over count (see relu.wgsl).
 
-struct SgdParams {
-    count: u32,
-    lr: f32,
-    momentum: f32,
-    wd: f32,
-}
-
 // #include lib/grid.wgsl
 
 @compute @workgroup_size(WG)

@@ -6,25 +6,17 @@
 // Bindings: 0 uniform SoftmaxParams { rows, k }, 1 logits (read) (N, K), 2 y (write).
 // Dispatch: rows folded into 2-D, r = wid.y * nwg.x + wid.x: (min(N, 65535), ceil(N / 65535), 1).
 
+// #include lib/grid.wgsl
+// #include lib/reduce.wgsl
 // #include lib/softmax.wgsl
 
 @compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let r = wid.y * nwg.x + wid.x;
+fn main(grid: Grid) {
     // r is uniform across the workgroup: every invocation returns or none does.
-    if r >= p.rows {
-        return;
-    }
-    let base = r * p.k;
-    let ms = row_max_sum(base, p.k, lid);
-    let row_max = ms.x;
-    let total = ms.y;
-
-    for (var k = lid; k < p.k; k += WG) {
-        y[base + k] = exp(logits[base + k] - row_max) / total;
+    let r = workgroup_index(grid);
+    if r >= p.rows { return; }
+    let row = softmax_row(r, grid.lid);
+    for (var k = grid.lid; k < p.k; k += WG) {
+        y[row.base + k] = softmax_prob(row, k);
     }
 }

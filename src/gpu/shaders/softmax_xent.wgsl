@@ -10,30 +10,21 @@
 // (read) (N), 3 losses (write) (N), 4 dlogits (write) (N, K).
 // Dispatch: rows folded into 2-D, r = wid.y * nwg.x + wid.x: (min(N, 65535), ceil(N / 65535), 1).
 
+// #include lib/grid.wgsl
+// #include lib/reduce.wgsl
 // #include lib/softmax.wgsl
 
 @compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let r = wid.y * nwg.x + wid.x;
+fn main(grid: Grid) {
     // r is uniform across the workgroup: every invocation returns or none does.
-    if r >= p.rows {
-        return;
-    }
-    let base = r * p.k;
-    let ms = row_max_sum(base, p.k, lid);
-    let row_max = ms.x;
-    let total = ms.y;
-
+    let r = workgroup_index(grid);
+    if r >= p.rows { return; }
+    let row = softmax_row(r, grid.lid);
     let label = labels[r];
-    for (var k = lid; k < p.k; k += WG) {
-        let prob = exp(logits[base + k] - row_max) / total;
-        dz[base + k] = (prob - select(0.0, 1.0, k == label)) * p.inv_n;
+    for (var k = grid.lid; k < p.k; k += WG) {
+        dz[row.base + k] = (softmax_prob(row, k) - select(0.0, 1.0, k == label)) * p.inv_n;
     }
-    if lid == 0u {
-        losses[r] = row_max + log(total) - logits[base + label];
+    if grid.lid == 0u {
+        losses[r] = row.m + log(row.s) - logits[row.base + label];
     }
 }

@@ -5,11 +5,6 @@
 // Bindings: 0 uniform SumSplitsParams { count, splits }, 1 part (read; splits x count), 2 out (write).
 // Dispatch: elementwise grid over count (see relu.wgsl).
 
-struct SumSplitsParams {
-    count: u32,
-    splits: u32,
-}
-
 // #include lib/grid.wgsl
 
 @compute @workgroup_size(WG)

@@ -27,3 +27,14 @@ struct ConvParams {
     splits: u32,
     cols_per_split: u32,
 }
+
+// (c, ky, kx) of flat tap k = (c*KH + ky)*KW + kx: the weight's own layout, and the K index
+// of the implicit GEMMs (c is an input channel, or for the input gradient an output channel,
+// of the group).
+fn tap_coords(k: u32) -> vec3<u32> {
+    let khw = p.kh * p.kw;
+    let c = k / khw;
+    let kr = k - c * khw;
+    let ky = kr / p.kw;
+    return vec3<u32>(c, ky, kr - ky * p.kw);
+}
