@@ -22,6 +22,11 @@ fn alexnet(args: &[&str]) -> Output {
         .expect("the alexnet binary runs")
 }
 
+/// `alexnet <command> --model mini --seed <seed> <rest...>`: on a random `mini`.
+fn alexnet_mini(command: &str, seed: &str, rest: &[&str]) -> Output {
+    alexnet(&[&[command, "--model", "mini", "--seed", seed][..], rest].concat())
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -208,17 +213,11 @@ fn run_writes_any_layer_as_npy() {
         alexnet::npy::write(&alexnet::tensor::Tensor::zeros(&[1, 3, 31, 32])).unwrap(),
     )
     .unwrap();
-    let r = alexnet(&[
+    let r = alexnet_mini(
         "run",
-        "--model",
-        "mini",
-        "--seed",
         "3",
-        "--input",
-        &bad.display().to_string(),
-        "--output",
-        &o,
-    ]);
+        &["--input", &bad.display().to_string(), "--output", &o],
+    );
     assert_one_line_error(&r, "shape");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -247,15 +246,11 @@ fn errors_are_one_line() {
     // A bad image among good ones: the good ones are still classified, the status is 1.
     let not_image = dir.join("not-an-image.png");
     std::fs::write(&not_image, b"hello").unwrap();
-    let o = alexnet(&[
+    let o = alexnet_mini(
         "classify",
-        "--model",
-        "mini",
-        "--seed",
         "1",
-        &not_image.display().to_string(),
-        &photo("coffee.png"),
-    ]);
+        &[&not_image.display().to_string(), &photo("coffee.png")],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("coffee.png"), "{}", stdout(&o));
     assert!(stderr(&o).contains("not-an-image.png"), "{}", stderr(&o));
@@ -294,20 +289,8 @@ fn bench_prints_layers_and_total() {
             continue;
         }
         let bench = |extra: &[&str]| {
-            let base = [
-                "bench",
-                "--model",
-                "mini",
-                "--seed",
-                "1",
-                "--backend",
-                backend,
-                "--runs",
-                "1",
-                "--batch",
-                "2",
-            ];
-            alexnet(&[&base[..], extra].concat())
+            let base = ["--backend", backend, "--runs", "1", "--batch", "2"];
+            alexnet_mini("bench", "1", &[&base[..], extra].concat())
         };
         let o = bench(&[]);
         assert!(o.status.success(), "{backend}: {}", stderr(&o));
@@ -326,15 +309,7 @@ fn bench_prints_layers_and_total() {
         assert!(out.contains("training step:"), "{backend} --train: {out}");
     }
     assert_one_line_usage_error(
-        &alexnet(&[
-            "bench",
-            "--model",
-            "mini",
-            "--seed",
-            "1",
-            "--backend",
-            "tpu",
-        ]),
+        &alexnet_mini("bench", "1", &["--backend", "tpu"]),
         "invalid value 'tpu' for '--backend <BACKEND>'; [possible values: ref, cpu, gpu]",
     );
 }
@@ -389,20 +364,25 @@ fn train_resume_eval_on_the_shipped_subset() {
     assert_eq!(record["steps"], 5);
 
     let json = dir.join("m.json");
-    let o = alexnet(&[
-        "eval",
-        "--model",
-        out_s,
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        data,
+    let eval = |data_dir| {
+        let args = [
+            "--model",
+            out_s,
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            data_dir,
+        ];
+        [&["eval"][..], &args[..]].concat()
+    };
+    let more = [
         "--backend",
         "cpu",
         "--ten-crop",
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    let o = alexnet(&[&eval(data)[..], &more[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("500 images"), "{}", stdout(&o));
     assert!(stdout(&o).contains("ten views averaged"), "{}", stdout(&o));
@@ -440,15 +420,7 @@ fn train_resume_eval_on_the_shipped_subset() {
             "--out",
             out_s,
         ],
-        vec![
-            "eval",
-            "--model",
-            out_s,
-            "--dataset",
-            "fashion-mnist",
-            "--data-dir",
-            "/nonexistent",
-        ],
+        eval("/nonexistent"),
     ] {
         let o = alexnet(&bad);
         assert!(!o.status.success(), "{bad:?} succeeded");

@@ -9,12 +9,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::{assert_close, conv_spec, randn};
+use common::{assert_close, avgpool_spec, conv_spec, linear_spec, lrn_spec, pads, randn};
 
 use alexnet::error::Error;
 use alexnet::model::{
-    AvgPoolGeom, AvgPoolSpec, ConvGeom, ConvSpec, LinearGeom, LinearSpec, LrnAlpha, LrnGeom,
-    LrnSpec, Pads, PoolGeom, PoolSpec,
+    AvgPoolGeom, ConvGeom, ConvSpec, LinearGeom, LrnAlpha, LrnGeom, LrnSpec, Pads, PoolGeom,
+    PoolSpec,
 };
 use alexnet::reference::*;
 use alexnet::shape::Rounding;
@@ -65,41 +65,22 @@ fn check_grad(name: &str, analytic: &[f32], x: &[f32], loss: impl Fn(&[f32]) -> 
 fn conv_one_channel_known_numbers() {
     let x: Vec<f32> = (1..=9).map(|v| v as f32).collect(); // 3x3: 1..9
     let w = vec![1.0, 2.0, 3.0, 4.0]; // 2x2
-                                      // no padding, stride 1, bias 1: each output is 1*a + 2*b + 3*c + 4*d + 1
-    let g = ConvGeom::new(
-        &conv_spec(1, 1, [2, 2], [1, 1], Pads::default(), 1),
-        1,
-        3,
-        3,
-    )
-    .unwrap();
-    let mut out = vec![0.0; 4];
-    conv2d_forward(&g, &x, &w, &[1.0], &mut out).unwrap();
-    assert_close(
-        "conv 3x3 * 2x2",
-        &out,
-        &[38.0, 48.0, 68.0, 78.0],
-        EXACT_RTOL,
-        EXACT_ATOL,
-    );
-    // pads top 1, left 1 (none bottom/right), stride 2: OH = (3 + 1 - 2) / 2 + 1 = 2
-    let pads = Pads {
-        top: 1,
-        left: 1,
-        bottom: 0,
-        right: 0,
-    };
-    let g = ConvGeom::new(&conv_spec(1, 1, [2, 2], [2, 2], pads, 1), 1, 3, 3).unwrap();
-    assert_eq!((g.oh, g.ow), (2, 2));
-    conv2d_forward(&g, &x, &w, &[0.0], &mut out).unwrap();
-    // (0,0): only x(0,0)=1 under w(1,1)=4; (0,1): 2*3 + 3*4; (1,0): 4*2 + 7*4; (1,1): 5+12+24+36
-    assert_close(
-        "conv padded stride 2",
-        &out,
-        &[4.0, 18.0, 36.0, 77.0],
-        EXACT_RTOL,
-        EXACT_ATOL,
-    );
+    #[rustfmt::skip]
+    let cases = [
+        // no padding, stride 1, bias 1: each output is 1*a + 2*b + 3*c + 4*d + 1
+        ("conv 3x3 * 2x2", 1, Pads::default(), 1.0, [38.0, 48.0, 68.0, 78.0]),
+        // pads top 1, left 1 (none bottom/right), stride 2: OH = (3 + 1 - 2) / 2 + 1 = 2;
+        // (0,0): only x(0,0)=1 under w(1,1)=4; (0,1): 2*3 + 3*4; (1,0): 4*2 + 7*4;
+        // (1,1): 5+12+24+36
+        ("conv padded stride 2", 2, pads(1, 1, 0, 0), 0.0, [4.0, 18.0, 36.0, 77.0]),
+    ];
+    for (what, s, pads, bias, want) in cases {
+        let g = ConvGeom::new(&conv_spec(1, 1, [2, 2], [s, s], pads, 1), 1, 3, 3).unwrap();
+        assert_eq!((g.oh, g.ow), (2, 2), "{what}");
+        let mut out = vec![0.0; 4];
+        conv2d_forward(&g, &x, &w, &[bias], &mut out).unwrap();
+        assert_close(what, &out, &want, EXACT_RTOL, EXACT_ATOL);
+    }
 }
 
 #[test]
@@ -148,21 +129,9 @@ fn conv_grad_stride4_pad2_groups2_batch3() {
 fn conv_grad_asymmetric_pads_batch1() {
     // the paper's conv1 trick: pads 1 (top/left) and 2 (bottom/right); here also a 3x2
     // kernel and stride (2, 1)
-    let pads = Pads {
-        top: 1,
-        left: 1,
-        bottom: 2,
-        right: 2,
-    };
-    let spec = conv_spec(3, 4, [3, 2], [2, 1], pads, 1);
+    let spec = conv_spec(3, 4, [3, 2], [2, 1], pads(1, 1, 2, 2), 1);
     conv_gradcheck("conv asym pads N1", &spec, 1, 7, 6, 2);
-    let pads = Pads {
-        top: 2,
-        left: 0,
-        bottom: 1,
-        right: 2,
-    };
-    let spec = conv_spec(4, 2, [3, 3], [3, 2], pads, 2);
+    let spec = conv_spec(4, 2, [3, 3], [3, 2], pads(2, 0, 1, 2), 2);
     conv_gradcheck("conv asym pads g2 N3", &spec, 3, 8, 9, 3);
 }
 
@@ -198,17 +167,6 @@ fn relu_forward_backward() {
 }
 
 // ---------------------------------------------------------------- LRN
-
-fn lrn_spec(size: usize, alpha: f32, beta: f32, k: f32, mode: LrnAlpha) -> LrnSpec {
-    LrnSpec {
-        name: "n".into(),
-        size,
-        alpha,
-        beta,
-        k,
-        alpha_mode: mode,
-    }
-}
 
 #[test]
 fn lrn_hand_computed_both_conventions() {
@@ -293,14 +251,9 @@ fn lrn_grad_both_conventions_and_even_window() {
 
 // ---------------------------------------------------------------- max pool
 
+/// A square `k`x`k` max pool of stride `s`.
 fn pool_spec(k: usize, s: usize, pads: Pads, rounding: Rounding) -> PoolSpec {
-    PoolSpec {
-        name: "p".into(),
-        kernel: [k, k],
-        stride: [s, s],
-        pads,
-        rounding,
-    }
+    common::pool_spec([k, k], [s, s], pads, rounding)
 }
 
 #[test]
@@ -392,12 +345,7 @@ fn maxpool_gradcheck(name: &str, spec: &PoolSpec, n: usize, c: usize, h: usize, 
 
 #[test]
 fn maxpool_grad_ceil_and_floor_with_pads() {
-    let pads = Pads {
-        top: 1,
-        left: 0,
-        bottom: 0,
-        right: 1,
-    };
+    let pads = pads(1, 0, 0, 1);
     let ceil = pool_spec(3, 2, pads, Rounding::Ceil);
     let g = PoolGeom::new(&ceil, 1, 1, 8, 9).unwrap();
     // rows: (8+1-3)/2 = 3 exactly, ceil = 4 with the last window clipped
@@ -425,10 +373,7 @@ fn maxpool_grad_ceil_and_floor_with_pads() {
 
 #[test]
 fn adaptive_avgpool_13_to_6() {
-    let spec = AvgPoolSpec {
-        name: "a".into(),
-        out: [6, 6],
-    };
+    let spec = avgpool_spec([6, 6]);
     let (n, c) = (2, 3);
     let g = AvgPoolGeom::new(&spec, n, c, 13, 13).unwrap();
     let mut rng = Rng::new(7);
@@ -456,17 +401,7 @@ fn adaptive_avgpool_13_to_6() {
         dot64(&y, &r)
     });
     // a non-square case: 5x7 -> 3x4
-    let g = AvgPoolGeom::new(
-        &AvgPoolSpec {
-            name: "a".into(),
-            out: [3, 4],
-        },
-        1,
-        2,
-        5,
-        7,
-    )
-    .unwrap();
+    let g = AvgPoolGeom::new(&avgpool_spec([3, 4]), 1, 2, 5, 7).unwrap();
     let x = randn(&mut rng, 70, 1.0);
     let r = randn(&mut rng, 24, 1.0);
     let mut dx = vec![0.0; 70];
@@ -482,14 +417,7 @@ fn adaptive_avgpool_13_to_6() {
 
 #[test]
 fn linear_known_and_grad() {
-    let g = LinearGeom::new(
-        &LinearSpec {
-            name: "f".into(),
-            in_features: 3,
-            out_features: 2,
-        },
-        1,
-    );
+    let g = LinearGeom::new(&linear_spec(3, 2), 1);
     let mut y = [0.0; 2];
     linear_forward(
         &g,
@@ -501,14 +429,7 @@ fn linear_known_and_grad() {
     .unwrap();
     assert_close("linear known", &y, &[8.0, 23.0], EXACT_RTOL, EXACT_ATOL);
 
-    let g = LinearGeom::new(
-        &LinearSpec {
-            name: "f".into(),
-            in_features: 7,
-            out_features: 5,
-        },
-        3,
-    );
+    let g = LinearGeom::new(&linear_spec(7, 5), 3);
     let mut rng = Rng::new(8);
     let x = randn(&mut rng, 21, 1.0);
     let w = randn(&mut rng, 35, 0.5);

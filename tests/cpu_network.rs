@@ -4,12 +4,11 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::{assert_close, random_input};
+use common::{assert_close, dlogits, mini_with_softmax, random_input};
 
 use alexnet::error::Error;
 use alexnet::model::{self, Layer};
 use alexnet::model::{Mode, Model, Params};
-use alexnet::reference;
 use alexnet::tensor::{Rng, Tensor};
 use std::time::Instant;
 
@@ -163,12 +162,7 @@ fn loss_and_grads_match_central_differences_with_dropout() {
     let loss_of = |m: &Model, x: &Tensor| -> f64 {
         xent64(m.forward_train(x, seed).unwrap().output(), &labels)
     };
-    let logits = trace.output().clone();
-    let (n, k) = (2, 10);
-    let (mut probs, mut losses) = (vec![0.0; n * k], vec![0.0; n]);
-    reference::softmax_xent_forward(n, k, &logits.data, &labels, &mut probs, &mut losses).unwrap();
-    let mut dl = Tensor::zeros(&[n, k]);
-    reference::softmax_xent_backward(n, k, &probs, &labels, &mut dl.data).unwrap();
+    let dl = dlogits(trace.output(), &labels);
     let (grads2, dx) = m0.backward(&trace, &dl).unwrap();
     assert_eq!(
         grads.keys().collect::<Vec<_>>(),
@@ -198,25 +192,16 @@ fn loss_and_grads_match_central_differences_with_dropout() {
                 (rng.next_u64() % g.len() as u64) as usize
             }))
             .take(NET_TRIES);
-        let (mut picks, mut got, mut want) = (vec![], vec![], vec![]);
-        for i in candidates {
-            let tol = NET_RTOL * g.data[i].abs() + NET_ATOL_OF_MAX * max;
-            let d = central(m0.params[&name].data[i], tol / 2.0, |v| {
+        let tol = |i: usize| NET_RTOL * g.data[i].abs() + NET_ATOL_OF_MAX * max;
+        let (picks, want) = three_central(candidates, &mut skipped, |i| {
+            let w0 = m0.params[&name].data[i];
+            central(w0, tol(i) / 2.0, |v| {
                 let mut m = m0.clone();
                 m.params.get_mut(&name).unwrap().data[i] = v;
                 loss_of(&m, &x)
-            });
-            let Some(d) = d else {
-                skipped += 1;
-                continue;
-            };
-            picks.push(i);
-            got.push(g.data[i]);
-            want.push(d);
-            if picks.len() == 3 {
-                break;
-            }
-        }
+            })
+        });
+        let got: Vec<f32> = picks.iter().map(|&i| g.data[i]).collect();
         println!("{name}: indices {picks:?} analytic {got:?} numeric {want:?}");
         assert_eq!(picks.len(), 3, "{name}: too many steps across a kink");
         assert_close(
@@ -232,39 +217,48 @@ fn loss_and_grads_match_central_differences_with_dropout() {
 
     // input gradient at a few pixels
     let dmax = dx.data.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-    let (mut got, mut want) = (vec![], vec![]);
-    for _ in 0..NET_TRIES {
-        let i = (rng.next_u64() % x.len() as u64) as usize;
-        let tol = NET_RTOL * dx.data[i].abs() + NET_ATOL_OF_MAX * dmax;
-        let d = central(x.data[i], tol / 2.0, |v| {
+    let pixels = std::iter::repeat_with(|| (rng.next_u64() % x.len() as u64) as usize);
+    let tol = |i: usize| NET_RTOL * dx.data[i].abs() + NET_ATOL_OF_MAX * dmax;
+    let (picks, want) = three_central(pixels.take(NET_TRIES), &mut skipped, |i| {
+        central(x.data[i], tol(i) / 2.0, |v| {
             let mut xs = x.clone();
             xs.data[i] = v;
             loss_of(&m0, &xs)
-        });
-        let Some(d) = d else {
-            skipped += 1;
-            continue;
-        };
-        got.push(dx.data[i]);
-        want.push(d);
-        if got.len() == 3 {
-            break;
-        }
-    }
+        })
+    });
+    let got: Vec<f32> = picks.iter().map(|&i| dx.data[i]).collect();
     println!("dinput: analytic {got:?} numeric {want:?}; {skipped} steps skipped (across a kink)");
     assert_eq!(got.len(), 3, "dinput: too many steps across a kink");
     assert_close("dinput", &got, &want, NET_RTOL, NET_ATOL_OF_MAX * dmax);
+}
+
+/// The first three of `candidates` where `numeric(i)` (a `central` difference) exists: their
+/// indices and derivatives. Counts the others (steps across a kink) in `skipped`.
+fn three_central(
+    candidates: impl Iterator<Item = usize>,
+    skipped: &mut usize,
+    numeric: impl Fn(usize) -> Option<f32>,
+) -> (Vec<usize>, Vec<f32>) {
+    let (mut picks, mut derivs) = (vec![], vec![]);
+    for i in candidates {
+        let Some(d) = numeric(i) else {
+            *skipped += 1;
+            continue;
+        };
+        picks.push(i);
+        derivs.push(d);
+        if picks.len() == 3 {
+            break;
+        }
+    }
+    (picks, derivs)
 }
 
 /// A terminal Softmax layer: its own backward (the Jacobian-vector product) fed with
 /// d(mean -log p[label])/dp must give what the fused softmax+cross-entropy gives.
 #[test]
 fn terminal_softmax_backward_matches_fused_loss() {
-    let mut arch = model::mini();
-    arch.layers.push(Layer::Softmax {
-        name: "prob".into(),
-    });
-    let m = Model::random(arch, 11).unwrap();
+    let m = Model::random(mini_with_softmax(), 11).unwrap();
     let x = random_input(&m.arch, 3, 12);
     let labels = [1usize, 9, 4];
     let (_, fused) = m.loss_and_grads(&x, &labels, 13).unwrap();

@@ -9,19 +9,18 @@
 
 mod common;
 use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
-use common::{assert_close, assert_close_of_max, conv_spec, max_abs, random, random_input};
+use common::{assert_close, assert_close_of_max, assert_params_close, max_abs, random};
+use common::{avgpool_spec, conv_spec, linear_spec, lrn_spec, pads, pool_spec};
+use common::{best_ms, dlogits, median_ms, mini_with_softmax, random_input};
 
 use alexnet::error::Error;
 
 use alexnet::cpu::{self, FastCpu, Workspace};
-use alexnet::model::{
-    self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
-};
+use alexnet::model::{self, ConvSpec, Layer, LrnAlpha, Pads};
 use alexnet::model::{Mode, Model, Params, Saved, Trace};
 use alexnet::reference;
 use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
-use std::time::Instant;
 
 /// Conv and FC: f32 accumulation in GEMM-blocked order against the reference's f64 sums.
 /// The rounding error of a K-term f32 dot product is at most ~K * 2^-24 * sum|terms| and
@@ -71,135 +70,96 @@ const SAME_TRACE_TOL_OF_MAX: f32 = 2e-5;
 /// in another grouping: a few ulps of the largest gradient (measured ~3e-7 of the max).
 const THREADS_TOL_OF_MAX: f32 = 1e-5;
 
-struct ConvCase {
-    c_in: usize,
-    hw: [usize; 2],
-    c_out: usize,
-    k: [usize; 2],
-    s: [usize; 2],
-    pads: Pads,
-    groups: usize,
+/// Every layer runs with one thread and with three.
+const THREADS: [usize; 2] = [1, 3];
+/// And at batch 1 and 3.
+const BATCHES: [usize; 2] = [1, 3];
+
+/// A NaN-filled buffer of `len` written by `run` (every element must be written, none
+/// accumulated into).
+fn written(len: usize, run: impl FnOnce(&mut [f32])) -> Vec<f32> {
+    let mut out = vec![f32::NAN; len];
+    run(&mut out);
+    out
 }
+
+/// `run(ws, out)` with each thread count against `want`, within `rtol` and `atol`.
+fn check_threads(
+    what: &str,
+    want: &[f32],
+    (rtol, atol): (f32, f32),
+    run: impl Fn(&Workspace, &mut [f32]),
+) {
+    for threads in THREADS {
+        let ws = Workspace::new(threads);
+        let got = written(want.len(), |out| run(&ws, out));
+        assert_close(&format!("{what} threads {threads}"), &got, want, rtol, atol);
+    }
+}
+
+/// `run(ws, relu, out)` with each thread count, with and without the fused ReLU, against
+/// `want` (clamped at 0 with the ReLU), within `GEMM_TOL_OF_MAX` of the largest output.
+fn check_threads_and_relu(
+    what: &str,
+    want: &[f32],
+    mut run: impl FnMut(&mut Workspace, bool, &mut [f32]),
+) {
+    let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
+    for threads in THREADS {
+        for relu in [false, true] {
+            let mut ws = Workspace::new(threads);
+            let got = written(want.len(), |out| run(&mut ws, relu, out));
+            let w = if relu { &want_relu } else { want };
+            let name = format!("{what} threads {threads} relu {relu}");
+            assert_close_of_max(&name, &got, w, GEMM_TOL_OF_MAX);
+        }
+    }
+}
+
+/// A convolution case: the spec and the input's `[H, W]`.
+type ConvCase = (ConvSpec, [usize; 2]);
 
 #[rustfmt::skip]
 fn conv_cases() -> Vec<ConvCase> {
-    let pads = |top, left, bottom, right| Pads {
-        top,
-        left,
-        bottom,
-        right,
-    };
     vec![
         // conv1-like: 11x11 stride 4 pad 2, odd channel counts
-        ConvCase {
-            c_in: 3,
-            hw: [35, 31],
-            c_out: 21,
-            k: [11, 11],
-            s: [4, 4],
-            pads: Pads::same(2),
-            groups: 1,
-        },
+        (conv_spec(3, 21, [11, 11], [4, 4], Pads::same(2), 1), [35, 31]),
         // the paper's asymmetric pads 1/2, non-square kernel and stride
-        ConvCase {
-            c_in: 5,
-            hw: [17, 20],
-            c_out: 7,
-            k: [5, 3],
-            s: [2, 3],
-            pads: pads(1, 1, 2, 2),
-            groups: 1,
-        },
+        (conv_spec(5, 7, [5, 3], [2, 3], pads(1, 1, 2, 2), 1), [17, 20]),
         // groups 2, 5x5 pad 2 (conv2-like), sizes not multiples of 16 and large enough
         // for the GEMM to be split across threads at batch 1
-        ConvCase {
-            c_in: 34,
-            hw: [27, 27],
-            c_out: 50,
-            k: [5, 5],
-            s: [1, 1],
-            pads: Pads::same(2),
-            groups: 2,
-        },
+        (conv_spec(34, 50, [5, 5], [1, 1], Pads::same(2), 2), [27, 27]),
         // groups 2, 3x3 pad 1 with top/left-only padding
-        ConvCase {
-            c_in: 6,
-            hw: [9, 13],
-            c_out: 10,
-            k: [3, 3],
-            s: [1, 1],
-            pads: pads(1, 2, 0, 0),
-            groups: 2,
-        },
+        (conv_spec(6, 10, [3, 3], [1, 1], pads(1, 2, 0, 0), 2), [9, 13]),
         // 1x1, stride 1, no padding: the im2col-free path
-        ConvCase {
-            c_in: 9,
-            hw: [7, 5],
-            c_out: 11,
-            k: [1, 1],
-            s: [1, 1],
-            pads: Pads::default(),
-            groups: 1,
-        },
+        (conv_spec(9, 11, [1, 1], [1, 1], Pads::default(), 1), [7, 5]),
         // kernel larger than the padded input along one axis except one output
-        ConvCase {
-            c_in: 2,
-            hw: [4, 6],
-            c_out: 3,
-            k: [4, 3],
-            s: [3, 2],
-            pads: pads(0, 1, 0, 1),
-            groups: 1,
-        },
+        (conv_spec(2, 3, [4, 3], [3, 2], pads(0, 1, 0, 1), 1), [4, 6]),
     ]
 }
 
 #[test]
 fn conv_matches_reference() {
-    for (ci, c) in conv_cases().iter().enumerate() {
-        let spec = ConvSpec {
-            name: format!("conv{ci}"),
-            in_channels: c.c_in,
-            out_channels: c.c_out,
-            kernel: c.k,
-            stride: c.s,
-            pads: c.pads,
-            groups: c.groups,
-        };
-        for n in [1, 3] {
-            let g = ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
+    for (ci, (spec, [h, w])) in conv_cases().iter().enumerate() {
+        for n in BATCHES {
+            let g = ConvGeom::new(spec, n, *h, *w).unwrap();
             let seed = (ci * 10 + n) as u64;
             let inp = random(g.inp_shape().iter().product(), seed, 1.0);
             let weight = random(g.weight_shape().iter().product(), seed + 100, 1.0);
-            let bias = random(c.c_out, seed + 200, 1.0);
+            let bias = random(g.c_out, seed + 200, 1.0);
             let mut want = vec![0.0; g.out_shape().iter().product()];
             reference::conv2d_forward(&g, &inp, &weight, &bias, &mut want).unwrap();
-            let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
-            for threads in [1, 3] {
-                for relu in [false, true] {
-                    let mut ws = Workspace::new(threads);
-                    let mut got = vec![f32::NAN; want.len()];
-                    cpu::conv2d_forward(&mut ws, &g, &inp, &weight, &bias, &mut got, relu).unwrap();
-                    let w = if relu { &want_relu } else { &want };
-                    let name = format!("conv case {ci} n {n} threads {threads} relu {relu} {g:?}");
-                    assert_close_of_max(&name, &got, w, GEMM_TOL_OF_MAX);
-                }
-            }
+            let what = format!("conv case {ci} n {n} {g:?}");
+            check_threads_and_relu(&what, &want, |ws, relu, out| {
+                cpu::conv2d_forward(ws, &g, &inp, &weight, &bias, out, relu).unwrap()
+            });
         }
     }
 }
 
 #[test]
 fn conv_rejects_wrong_sizes() {
-    let spec = ConvSpec {
-        name: "c".into(),
-        in_channels: 4,
-        out_channels: 4,
-        kernel: [3, 3],
-        stride: [1, 1],
-        pads: Pads::same(1),
-        groups: 2,
-    };
+    let spec = conv_spec(4, 4, [3, 3], [1, 1], Pads::same(1), 2);
     let g = ConvGeom::new(&spec, 1, 5, 5).unwrap();
     let mut ws = Workspace::new(1);
     let mut out = vec![0.0; 100];
@@ -219,150 +179,132 @@ fn linear_matches_reference() {
     // batch 1 and 3 take the weight-streaming GEMV, 5 and 7 the GEMM; (1000, 1100) is big
     // enough to be split across threads, (37, 29) is not a multiple of any block size.
     for (ni, no) in [(37, 29), (1000, 1100)] {
-        let spec = LinearSpec {
-            name: "fc".into(),
-            in_features: ni,
-            out_features: no,
-        };
         for n in [1, 3, 4, 5, 7] {
-            let g = LinearGeom::new(&spec, n);
+            let g = LinearGeom::new(&linear_spec(ni, no), n);
             let seed = (ni + n) as u64;
             let x = random(n * ni, seed, 1.0);
             let weight = random(no * ni, seed + 1, 1.0);
             let bias = random(no, seed + 2, 1.0);
             let mut want = vec![0.0; n * no];
             reference::linear_forward(&g, &x, &weight, &bias, &mut want).unwrap();
-            let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
-            for threads in [1, 3] {
-                for relu in [false, true] {
-                    let ws = Workspace::new(threads);
-                    let mut got = vec![f32::NAN; n * no];
-                    cpu::linear_forward(&ws, &g, &x, &weight, &bias, &mut got, relu).unwrap();
-                    let w = if relu { &want_relu } else { &want };
-                    let name = format!("linear {ni}->{no} n {n} threads {threads} relu {relu}");
-                    assert_close_of_max(&name, &got, w, GEMM_TOL_OF_MAX);
-                }
-            }
+            let what = format!("linear {ni}->{no} n {n}");
+            check_threads_and_relu(&what, &want, |ws, relu, out| {
+                cpu::linear_forward(ws, &g, &x, &weight, &bias, out, relu).unwrap()
+            });
         }
     }
+}
+
+/// An LRN case: (window size, channels, beta, k, alpha convention), alpha 1e-2.
+type LrnCase = (usize, usize, f32, f32, LrnAlpha);
+
+/// Odd and even windows, a window wider than the channel count, both alpha conventions,
+/// the AlexNet beta (the sqrt path) and another one (the powf path).
+const LRN_CASES: [LrnCase; 5] = [
+    (5, 11, 0.75, 2.0, LrnAlpha::OverN),
+    (4, 7, 0.75, 1.0, LrnAlpha::Raw),
+    (3, 6, 0.6, 1.5, LrnAlpha::OverN),
+    (9, 5, 0.75, 1.0, LrnAlpha::OverN),
+    (1, 3, 0.75, 2.0, LrnAlpha::OverN),
+];
+
+/// LRN case `(size, c, beta, k, mode)` at batch `n` on 9x7 planes, and its input from `seed`
+/// scaled by 10 (so that the normalisation matters).
+fn lrn_input((size, c, beta, k, mode): LrnCase, n: usize, seed: u64) -> (LrnGeom, Vec<f32>) {
+    let (h, w) = (9, 7);
+    let g = LrnGeom::new(&lrn_spec(size, 1e-2, beta, k, mode), n, c, h, w).unwrap();
+    let inp = random(n * c * h * w, seed, 1.0);
+    (g, inp.iter().map(|v| v * 10.0).collect())
 }
 
 #[test]
 fn lrn_matches_reference() {
-    // odd and even windows, a window wider than the channel count, both alpha conventions,
-    // the AlexNet beta and another one (the powf path)
-    for (ci, (size, c, beta, k, mode)) in [
-        (5, 11, 0.75, 2.0, LrnAlpha::OverN),
-        (4, 7, 0.75, 1.0, LrnAlpha::Raw),
-        (3, 6, 0.6, 1.5, LrnAlpha::OverN),
-        (9, 5, 0.75, 1.0, LrnAlpha::OverN),
-        (1, 3, 0.75, 2.0, LrnAlpha::OverN),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let spec = LrnSpec {
-            name: "lrn".into(),
-            size,
-            alpha: 1e-2,
-            beta,
-            k,
-            alpha_mode: mode,
-        };
-        for n in [1, 3] {
-            let (h, w) = (9, 7);
-            let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
-            let mut inp = random(n * c * h * w, ci as u64 + 50, 1.0);
-            inp.iter_mut().for_each(|v| *v *= 10.0); // make the normalisation matter
+    for (ci, case) in LRN_CASES.into_iter().enumerate() {
+        for n in BATCHES {
+            let (g, inp) = lrn_input(case, n, ci as u64 + 50);
             let mut want = vec![0.0; inp.len()];
             let mut scale = vec![0.0; inp.len()];
             reference::lrn_forward(&g, &inp, &mut want, &mut scale).unwrap();
-            for threads in [1, 3] {
-                let ws = Workspace::new(threads);
-                let mut got = vec![f32::NAN; inp.len()];
-                cpu::lrn_forward(&ws, &g, &inp, &mut got).unwrap();
-                let name = format!("lrn case {ci} n {n} threads {threads}");
-                assert_close(
-                    &name,
-                    &got,
-                    &want,
-                    LRN_RTOL,
-                    LRN_ATOL_OF_MAX * max_abs(&want),
-                );
-            }
+            let tol = (LRN_RTOL, LRN_ATOL_OF_MAX * max_abs(&want));
+            check_threads(&format!("lrn case {ci} n {n}"), &want, tol, |ws, out| {
+                cpu::lrn_forward(ws, &g, &inp, out).unwrap()
+            });
         }
     }
 }
 
-#[test]
-fn pools_match_reference() {
-    #[rustfmt::skip]
-    let pools = [
+/// A max-pool case: kernel, stride, pads, rounding and the input's `[H, W]`.
+type PoolCase = ([usize; 2], [usize; 2], Pads, Rounding, [usize; 2]);
+
+/// Max-pool cases, forward and backward, on 5 channels.
+#[rustfmt::skip]
+fn pool_cases() -> [PoolCase; 7] {
+    [
         // AlexNet's overlapping 3/2, floor and ceil
         ([3, 3], [2, 2], Pads::default(), Rounding::Floor, [27, 27]),
         ([3, 3], [2, 2], Pads::default(), Rounding::Ceil, [54, 54]),
+        ([3, 3], [2, 2], Pads::default(), Rounding::Ceil, [14, 14]),
+        // overlapping 3/2 with padding, ceil and floor
+        ([3, 3], [2, 2], Pads::same(1), Rounding::Ceil, [12, 11]),
+        ([3, 3], [2, 2], pads(1, 0, 0, 1), Rounding::Floor, [9, 10]),
         // padding, non-square, ceil mode with a window hanging over the end
-        (
-            [3, 2],
-            [2, 3],
-            Pads {
-                top: 1,
-                left: 1,
-                bottom: 0,
-                right: 1,
-            },
-            Rounding::Ceil,
-            [10, 13],
-        ),
+        ([3, 2], [2, 3], pads(1, 1, 0, 1), Rounding::Ceil, [10, 13]),
         ([2, 2], [2, 2], Pads::default(), Rounding::Floor, [7, 9]),
-    ];
-    for (pi, (kernel, stride, pads, rounding, [h, w])) in pools.into_iter().enumerate() {
-        let spec = PoolSpec {
-            name: "pool".into(),
-            kernel,
-            stride,
-            pads,
-            rounding,
-        };
-        for n in [1, 3] {
-            let c = 5;
-            let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
-            let inp = random(n * c * h * w, pi as u64 + 70, 1.0);
-            let mut want = vec![0.0; g.out_shape().iter().product()];
-            let mut argmax = vec![0u32; want.len()];
-            reference::maxpool_forward(&g, &inp, &mut want, &mut argmax).unwrap();
-            for threads in [1, 3] {
-                let ws = Workspace::new(threads);
-                let mut got = vec![f32::NAN; want.len()];
-                cpu::maxpool_forward(&ws, &g, &inp, &mut got).unwrap();
-                let name = format!("maxpool case {pi} n {n} threads {threads}");
-                assert_close(&name, &got, &want, EXACT, EXACT);
-            }
+    ]
+}
+
+/// The geometry of every `pool_cases()` entry at every batch: `(case, n, geometry)`.
+fn pool_geoms() -> Vec<(usize, usize, PoolGeom)> {
+    let mut v = Vec::new();
+    for (pi, (kernel, stride, pads, rounding, [h, w])) in pool_cases().into_iter().enumerate() {
+        let spec = pool_spec(kernel, stride, pads, rounding);
+        for n in BATCHES {
+            v.push((pi, n, PoolGeom::new(&spec, n, 5, h, w).unwrap()));
         }
     }
-    // adaptive average pool: 13 -> 6 (overlapping windows), 6 -> 6, 5 -> 7 (upsampling)
-    for (ai, (h, w, out)) in [(13, 13, [6, 6]), (6, 6, [6, 6]), (5, 4, [7, 3])]
-        .into_iter()
-        .enumerate()
-    {
-        let spec = AvgPoolSpec {
-            name: "avgpool".into(),
-            out,
-        };
-        for n in [1, 3] {
-            let c = 4;
-            let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
-            let inp = random(n * c * h * w, ai as u64 + 90, 1.0);
-            let mut want = vec![0.0; g.out_shape().iter().product()];
-            reference::adaptive_avgpool_forward(&g, &inp, &mut want).unwrap();
-            for threads in [1, 3] {
-                let ws = Workspace::new(threads);
-                let mut got = vec![f32::NAN; want.len()];
-                cpu::adaptive_avgpool_forward(&ws, &g, &inp, &mut got).unwrap();
-                let name = format!("avgpool case {ai} n {n} threads {threads}");
-                assert_close(&name, &got, &want, EXACT, EXACT);
-            }
+    v
+}
+
+/// Adaptive average pool cases `(h, w, out)`: 13 -> 6 (overlapping windows), 6 -> 6, 5 -> 7
+/// (upsampling), on 4 channels.
+const AVGPOOL_CASES: [(usize, usize, [usize; 2]); 3] =
+    [(13, 13, [6, 6]), (6, 6, [6, 6]), (5, 4, [7, 3])];
+
+/// The geometry of every `AVGPOOL_CASES` entry at every batch: `(case, n, geometry)`.
+fn avgpool_geoms() -> Vec<(usize, usize, AvgPoolGeom)> {
+    let mut v = Vec::new();
+    for (ai, (h, w, out)) in AVGPOOL_CASES.into_iter().enumerate() {
+        for n in BATCHES {
+            v.push((
+                ai,
+                n,
+                AvgPoolGeom::new(&avgpool_spec(out), n, 4, h, w).unwrap(),
+            ));
         }
+    }
+    v
+}
+
+#[test]
+fn pools_match_reference() {
+    for (pi, n, g) in pool_geoms() {
+        let inp = random(n * g.c * g.h * g.w, pi as u64 + 70, 1.0);
+        let mut want = vec![0.0; g.out_shape().iter().product()];
+        let mut argmax = vec![0u32; want.len()];
+        reference::maxpool_forward(&g, &inp, &mut want, &mut argmax).unwrap();
+        let what = format!("maxpool case {pi} n {n}");
+        check_threads(&what, &want, (EXACT, EXACT), |ws, out| {
+            cpu::maxpool_forward(ws, &g, &inp, out).unwrap()
+        });
+    }
+    for (ai, n, g) in avgpool_geoms() {
+        let inp = random(n * g.c * g.h * g.w, ai as u64 + 90, 1.0);
+        let mut want = vec![0.0; g.out_shape().iter().product()];
+        reference::adaptive_avgpool_forward(&g, &inp, &mut want).unwrap();
+        let what = format!("avgpool case {ai} n {n}");
+        check_threads(&what, &want, (EXACT, EXACT), |ws, out| {
+            cpu::adaptive_avgpool_forward(ws, &g, &inp, out).unwrap()
+        });
     }
 }
 
@@ -459,92 +401,61 @@ fn wrong_input_shape_is_an_error() {
 #[rustfmt::skip]
 fn conv_backward_cases() -> Vec<ConvCase> {
     let mut cases = conv_cases();
-    cases.push(ConvCase {
-        c_in: 14,
-        hw: [15, 12],
-        c_out: 18,
-        k: [5, 5],
-        s: [1, 1],
-        pads: Pads { top: 1, left: 2, bottom: 2, right: 1 },
-        groups: 2,
-    });
-    cases.push(ConvCase {
-        c_in: 22,
-        hw: [11, 13],
-        c_out: 26,
-        k: [3, 3],
-        s: [1, 1],
-        pads: Pads::same(1),
-        groups: 2,
-    });
+    cases.push((conv_spec(14, 18, [5, 5], [1, 1], pads(1, 2, 2, 1), 2), [15, 12]));
+    cases.push((conv_spec(22, 26, [3, 3], [1, 1], Pads::same(1), 2), [11, 13]));
     cases
+}
+
+/// A layer's backward `run(ws, dinp, dweight, dbias)` with each thread count into NaN-filled
+/// buffers (every element must be written, none accumulated into) against what
+/// `reference(dinp, dweight, dbias)` writes into buffers of `lens`, each within
+/// `GEMM_BWD_TOL_OF_MAX` of its largest magnitude; then without the input gradient: the same
+/// parameter gradients, bit for bit.
+fn check_backward(
+    what: &str,
+    lens: [usize; 3],
+    reference: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]),
+    run: impl Fn(&mut Workspace, Option<&mut [f32]>, &mut [f32], &mut [f32]),
+) {
+    let mut want = lens.map(|len| vec![0.0; len]);
+    let [dx, dw, db] = &mut want;
+    reference(dx, dw, db);
+    let nan = |len| vec![f32::NAN; len];
+    for threads in THREADS {
+        let mut ws = Workspace::new(threads);
+        let mut got = lens.map(nan);
+        let [dx, dw, db] = &mut got;
+        run(&mut ws, Some(&mut dx[..]), dw, db);
+        let name = format!("{what} threads {threads}");
+        for ((part, got), want) in ["dinp", "dweight", "dbias"].iter().zip(&got).zip(&want) {
+            assert_close_of_max(&format!("{name} {part}"), got, want, GEMM_BWD_TOL_OF_MAX);
+        }
+        let (mut dw2, mut db2) = (nan(got[1].len()), nan(got[2].len()));
+        run(&mut ws, None, &mut dw2, &mut db2);
+        assert_eq!(dw2, got[1], "{name}: dweight without dinp");
+        assert_eq!(db2, got[2], "{name}: dbias without dinp");
+    }
 }
 
 #[test]
 fn conv_backward_matches_reference() {
-    for (ci, c) in conv_backward_cases().iter().enumerate() {
-        let spec = ConvSpec {
-            name: format!("conv{ci}"),
-            in_channels: c.c_in,
-            out_channels: c.c_out,
-            kernel: c.k,
-            stride: c.s,
-            pads: c.pads,
-            groups: c.groups,
-        };
-        for n in [1, 3] {
-            let g = ConvGeom::new(&spec, n, c.hw[0], c.hw[1]).unwrap();
+    for (ci, (spec, [h, w])) in conv_backward_cases().iter().enumerate() {
+        for n in BATCHES {
+            let g = ConvGeom::new(spec, n, *h, *w).unwrap();
             let seed = (ci * 10 + n) as u64 + 1000;
             let inp = random(g.inp_shape().iter().product(), seed, 1.0);
             let weight = random(g.weight_shape().iter().product(), seed + 100, 1.0);
             let dout = random(g.out_shape().iter().product(), seed + 200, 1.0);
-            let mut want_dx = vec![0.0; inp.len()];
-            let mut want_dw = vec![0.0; weight.len()];
-            let mut want_db = vec![0.0; c.c_out];
-            reference::conv2d_backward(
-                &g,
-                &dout,
-                &inp,
-                &weight,
-                &mut want_dx,
-                &mut want_dw,
-                &mut want_db,
-            )
-            .unwrap();
-            for threads in [1, 3] {
-                let mut ws = Workspace::new(threads);
-                // NaN-filled outputs: every element must be written, none accumulated into.
-                let mut dx = vec![f32::NAN; inp.len()];
-                let mut dw = vec![f32::NAN; weight.len()];
-                let mut db = vec![f32::NAN; c.c_out];
-                cpu::conv2d_backward(
-                    &mut ws,
-                    &g,
-                    &dout,
-                    &inp,
-                    &weight,
-                    Some(&mut dx),
-                    &mut dw,
-                    &mut db,
-                )
-                .unwrap();
-                let name = format!("conv backward case {ci} n {n} threads {threads} {g:?}");
-                assert_close_of_max(&format!("{name} dinp"), &dx, &want_dx, GEMM_BWD_TOL_OF_MAX);
-                assert_close_of_max(
-                    &format!("{name} dweight"),
-                    &dw,
-                    &want_dw,
-                    GEMM_BWD_TOL_OF_MAX,
-                );
-                assert_close_of_max(&format!("{name} dbias"), &db, &want_db, GEMM_BWD_TOL_OF_MAX);
-                // Without the input gradient: the same parameter gradients, bit for bit.
-                let mut dw2 = vec![f32::NAN; weight.len()];
-                let mut db2 = vec![f32::NAN; c.c_out];
-                cpu::conv2d_backward(&mut ws, &g, &dout, &inp, &weight, None, &mut dw2, &mut db2)
-                    .unwrap();
-                assert_eq!(dw2, dw, "{name}: dweight without dinp");
-                assert_eq!(db2, db, "{name}: dbias without dinp");
-            }
+            check_backward(
+                &format!("conv backward case {ci} n {n} {g:?}"),
+                [inp.len(), weight.len(), g.c_out],
+                |dx, dw, db| {
+                    reference::conv2d_backward(&g, &dout, &inp, &weight, dx, dw, db).unwrap()
+                },
+                |ws, dx, dw, db| {
+                    cpu::conv2d_backward(ws, &g, &dout, &inp, &weight, dx, dw, db).unwrap()
+                },
+            );
         }
     }
 }
@@ -565,17 +476,9 @@ fn conv_backward_rejects_wrong_sizes() {
         bwd(&mut ws, &g, &dout, &inp[1..], &w, None, &mut dw, &mut db),
         Error::Length { .. }
     );
+    let short_dx = Some(&mut dx[1..]);
     assert_err!(
-        bwd(
-            &mut ws,
-            &g,
-            &dout,
-            &inp,
-            &w,
-            Some(&mut dx[1..]),
-            &mut dw,
-            &mut db
-        ),
+        bwd(&mut ws, &g, &dout, &inp, &w, short_dx, &mut dw, &mut db),
         Error::Length { .. }
     );
     assert_err!(
@@ -586,118 +489,61 @@ fn conv_backward_rejects_wrong_sizes() {
         bwd(&mut ws, &g, &dout, &inp, &w, None, &mut dw, &mut db[1..]),
         Error::Length { .. }
     );
-    assert!(bwd(
-        &mut ws,
-        &g,
-        &dout,
-        &inp,
-        &w,
-        Some(&mut dx),
-        &mut dw,
-        &mut db
-    )
-    .is_ok());
+    let dx = Some(&mut dx[..]);
+    assert!(bwd(&mut ws, &g, &dout, &inp, &w, dx, &mut dw, &mut db).is_ok());
 }
 
 #[test]
 fn linear_backward_matches_reference() {
     // (37, 29): not a multiple of any block size; (1000, 1100): split across threads.
     for (ni, no) in [(37, 29), (1000, 1100)] {
-        let spec = LinearSpec {
-            name: "fc".into(),
-            in_features: ni,
-            out_features: no,
-        };
         for n in [1, 5] {
-            let g = LinearGeom::new(&spec, n);
+            let g = LinearGeom::new(&linear_spec(ni, no), n);
             let seed = (ni + n) as u64 + 2000;
             let x = random(n * ni, seed, 1.0);
             let weight = random(no * ni, seed + 1, 1.0);
             let dy = random(n * no, seed + 2, 1.0);
-            let (mut want_dx, mut want_dw, mut want_db) =
-                (vec![0.0; n * ni], vec![0.0; no * ni], vec![0.0; no]);
-            reference::linear_backward(
-                &g,
-                &dy,
-                &x,
-                &weight,
-                &mut want_dx,
-                &mut want_dw,
-                &mut want_db,
-            )
-            .unwrap();
-            for threads in [1, 3] {
-                let ws = Workspace::new(threads);
-                let (mut dx, mut dw, mut db) = (
-                    vec![f32::NAN; n * ni],
-                    vec![f32::NAN; no * ni],
-                    vec![f32::NAN; no],
-                );
-                cpu::linear_backward(&ws, &g, &dy, &x, &weight, Some(&mut dx), &mut dw, &mut db)
-                    .unwrap();
-                let name = format!("linear backward {ni}->{no} n {n} threads {threads}");
-                assert_close_of_max(&format!("{name} dx"), &dx, &want_dx, GEMM_BWD_TOL_OF_MAX);
-                assert_close_of_max(
-                    &format!("{name} dweight"),
-                    &dw,
-                    &want_dw,
-                    GEMM_BWD_TOL_OF_MAX,
-                );
-                assert_close_of_max(&format!("{name} dbias"), &db, &want_db, GEMM_BWD_TOL_OF_MAX);
-                let (mut dw2, mut db2) = (vec![f32::NAN; no * ni], vec![f32::NAN; no]);
-                cpu::linear_backward(&ws, &g, &dy, &x, &weight, None, &mut dw2, &mut db2).unwrap();
-                assert_eq!((dw2, db2), (dw, db), "{name}: without dx");
-            }
+            check_backward(
+                &format!("linear backward {ni}->{no} n {n}"),
+                [n * ni, no * ni, no],
+                |dx, dw, db| reference::linear_backward(&g, &dy, &x, &weight, dx, dw, db).unwrap(),
+                |ws, dx, dw, db| {
+                    cpu::linear_backward(ws, &g, &dy, &x, &weight, dx, dw, db).unwrap()
+                },
+            );
         }
     }
 }
 
 #[test]
 fn lrn_backward_matches_reference() {
-    // the forward's cases: odd and even windows, a window wider than C, both alpha
-    // conventions, beta 0.75 (sqrt path) and 0.6 (powf)
-    for (ci, (size, c, beta, k, mode)) in [
-        (5, 11, 0.75, 2.0, LrnAlpha::OverN),
-        (4, 7, 0.75, 1.0, LrnAlpha::Raw),
-        (3, 6, 0.6, 1.5, LrnAlpha::OverN),
-        (9, 5, 0.75, 1.0, LrnAlpha::OverN),
-        (1, 3, 0.75, 2.0, LrnAlpha::OverN),
-        (5, 13, 0.75, 2.0, LrnAlpha::Raw),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let spec = LrnSpec {
-            name: "lrn".into(),
-            size,
-            alpha: 1e-2,
-            beta,
-            k,
-            alpha_mode: mode,
-        };
-        for n in [1, 3] {
-            let (h, w) = (9, 7);
-            let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
-            let mut inp = random(n * c * h * w, ci as u64 + 3000, 1.0);
-            inp.iter_mut().for_each(|v| *v *= 10.0); // make the normalisation matter
+    // the forward's cases and one more, window 5 over 13 channels with alpha raw
+    let cases = LRN_CASES
+        .into_iter()
+        .chain([(5, 13, 0.75, 2.0, LrnAlpha::Raw)]);
+    for (ci, case) in cases.enumerate() {
+        for n in BATCHES {
+            let (g, inp) = lrn_input(case, n, ci as u64 + 3000);
             let dout = random(inp.len(), ci as u64 + 3100, 1.0);
             let (mut out, mut scale) = (vec![0.0; inp.len()], vec![0.0; inp.len()]);
             reference::lrn_forward(&g, &inp, &mut out, &mut scale).unwrap();
             let mut want = vec![0.0; inp.len()];
             reference::lrn_backward(&g, &dout, &inp, &out, &scale, &mut want).unwrap();
-            for threads in [1, 3] {
+            for threads in THREADS {
                 let ws = Workspace::new(threads);
                 let name = format!("lrn case {ci} n {n} threads {threads}");
                 // training forward: output and saved scale
-                let (mut got_out, mut got_scale) =
-                    (vec![f32::NAN; inp.len()], vec![f32::NAN; inp.len()]);
-                cpu::lrn_forward_train(&ws, &g, &inp, &mut got_out, &mut got_scale).unwrap();
+                let mut got_scale = vec![f32::NAN; inp.len()];
+                let got_out = written(inp.len(), |o| {
+                    cpu::lrn_forward_train(&ws, &g, &inp, o, &mut got_scale).unwrap()
+                });
                 let atol = LRN_ATOL_OF_MAX * max_abs(&out);
                 assert_close(&format!("{name} out"), &got_out, &out, LRN_RTOL, atol);
                 assert_close(&format!("{name} scale"), &got_scale, &scale, LRN_RTOL, 0.0);
                 // backward from the reference's saved state
-                let mut got = vec![f32::NAN; inp.len()];
-                cpu::lrn_backward(&ws, &g, &dout, &inp, &out, &scale, &mut got).unwrap();
+                let got = written(inp.len(), |dx| {
+                    cpu::lrn_backward(&ws, &g, &dout, &inp, &out, &scale, dx).unwrap()
+                });
                 let atol = LRN_BWD_ATOL_OF_MAX * max_abs(&want);
                 assert_close(&format!("{name} dinp"), &got, &want, LRN_BWD_RTOL, atol);
             }
@@ -707,87 +553,48 @@ fn lrn_backward_matches_reference() {
 
 #[test]
 fn pool_backward_matches_reference() {
-    let pads = |top, left, bottom, right| Pads {
-        top,
-        left,
-        bottom,
-        right,
-    };
-    let pools = [
-        // AlexNet's overlapping 3/2, floor and ceil
-        ([3, 3], [2, 2], Pads::default(), Rounding::Floor, [27, 27]),
-        ([3, 3], [2, 2], Pads::default(), Rounding::Ceil, [14, 14]),
-        // overlapping 3/2 with padding, ceil and floor
-        ([3, 3], [2, 2], Pads::same(1), Rounding::Ceil, [12, 11]),
-        ([3, 3], [2, 2], pads(1, 0, 0, 1), Rounding::Floor, [9, 10]),
-        // non-square, ceil mode with a window hanging over the end
-        ([3, 2], [2, 3], pads(1, 1, 0, 1), Rounding::Ceil, [10, 13]),
-    ];
-    for (pi, (kernel, stride, pads, rounding, [h, w])) in pools.into_iter().enumerate() {
-        let spec = PoolSpec {
-            name: "pool".into(),
-            kernel,
-            stride,
-            pads,
-            rounding,
-        };
-        for n in [1, 3] {
-            let c = 5;
-            let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
-            // Values on a coarse grid so windows hold ties: the tie rule is exercised.
-            let inp: Vec<f32> = random(n * c * h * w, pi as u64 + 4000, 1.0)
-                .iter()
-                .map(|v| (v * 2.0).round() / 2.0)
-                .collect();
-            let olen = g.out_shape().iter().product();
-            let (mut want, mut want_am) = (vec![0.0; olen], vec![0u32; olen]);
-            reference::maxpool_forward(&g, &inp, &mut want, &mut want_am).unwrap();
-            let dout = random(olen, pi as u64 + 4100, 1.0);
-            let mut want_dx = vec![0.0; inp.len()];
-            reference::maxpool_backward(&g, &dout, &want_am, &mut want_dx).unwrap();
-            for threads in [1, 3] {
-                let ws = Workspace::new(threads);
-                let name = format!("maxpool case {pi} n {n} threads {threads}");
-                let (mut got, mut am) = (vec![f32::NAN; olen], vec![u32::MAX; olen]);
-                cpu::maxpool_forward_train(&ws, &g, &inp, &mut got, &mut am).unwrap();
-                assert_eq!(am, want_am, "{name}: argmax");
-                assert_close(&format!("{name} out"), &got, &want, EXACT, EXACT);
-                let mut dx = vec![f32::NAN; inp.len()];
-                cpu::maxpool_backward(&ws, &g, &dout, &am, &mut dx).unwrap();
-                assert_close(&format!("{name} dinp"), &dx, &want_dx, EXACT, EXACT);
-                // an argmax outside its window is a typed error, not a stray write
-                let mut bad = am.clone();
-                bad[0] = (inp.len() - 1) as u32;
-                assert_err!(
-                    cpu::maxpool_backward(&ws, &g, &dout, &bad, &mut dx),
-                    Error::Internal(_)
-                );
-            }
+    for (pi, n, g) in pool_geoms() {
+        // Values on a coarse grid so windows hold ties: the tie rule is exercised.
+        let inp: Vec<f32> = random(n * g.c * g.h * g.w, pi as u64 + 4000, 1.0)
+            .iter()
+            .map(|v| (v * 2.0).round() / 2.0)
+            .collect();
+        let olen = g.out_shape().iter().product();
+        let (mut want, mut want_am) = (vec![0.0; olen], vec![0u32; olen]);
+        reference::maxpool_forward(&g, &inp, &mut want, &mut want_am).unwrap();
+        let dout = random(olen, pi as u64 + 4100, 1.0);
+        let mut want_dx = vec![0.0; inp.len()];
+        reference::maxpool_backward(&g, &dout, &want_am, &mut want_dx).unwrap();
+        for threads in THREADS {
+            let ws = Workspace::new(threads);
+            let name = format!("maxpool case {pi} n {n} threads {threads}");
+            let mut am = vec![u32::MAX; olen];
+            let got = written(olen, |out| {
+                cpu::maxpool_forward_train(&ws, &g, &inp, out, &mut am).unwrap()
+            });
+            assert_eq!(am, want_am, "{name}: argmax");
+            assert_close(&format!("{name} out"), &got, &want, EXACT, EXACT);
+            let mut dx = written(inp.len(), |dx| {
+                cpu::maxpool_backward(&ws, &g, &dout, &am, dx).unwrap()
+            });
+            assert_close(&format!("{name} dinp"), &dx, &want_dx, EXACT, EXACT);
+            // an argmax outside its window is a typed error, not a stray write
+            let mut bad = am.clone();
+            bad[0] = (inp.len() - 1) as u32;
+            assert_err!(
+                cpu::maxpool_backward(&ws, &g, &dout, &bad, &mut dx),
+                Error::Internal(_)
+            );
         }
     }
-    // adaptive average pool: 13 -> 6 (overlapping windows), 6 -> 6, 5 -> 7 (upsampling)
-    for (ai, (h, w, out)) in [(13, 13, [6, 6]), (6, 6, [6, 6]), (5, 4, [7, 3])]
-        .into_iter()
-        .enumerate()
-    {
-        let spec = AvgPoolSpec {
-            name: "avgpool".into(),
-            out,
-        };
-        for n in [1, 3] {
-            let c = 4;
-            let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
-            let dout = random(g.out_shape().iter().product(), ai as u64 + 4200, 1.0);
-            let mut want = vec![0.0; n * c * h * w];
-            reference::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
-            for threads in [1, 3] {
-                let ws = Workspace::new(threads);
-                let mut got = vec![f32::NAN; want.len()];
-                cpu::adaptive_avgpool_backward(&ws, &g, &dout, &mut got).unwrap();
-                let name = format!("avgpool backward case {ai} n {n} threads {threads}");
-                assert_close(&name, &got, &want, EXACT, EXACT);
-            }
-        }
+    for (ai, n, g) in avgpool_geoms() {
+        let dout = random(g.out_shape().iter().product(), ai as u64 + 4200, 1.0);
+        let mut want = vec![0.0; n * g.c * g.h * g.w];
+        reference::adaptive_avgpool_backward(&g, &dout, &mut want).unwrap();
+        let what = format!("avgpool backward case {ai} n {n}");
+        check_threads(&what, &want, (EXACT, EXACT), |ws, dx| {
+            cpu::adaptive_avgpool_backward(ws, &g, &dout, dx).unwrap()
+        });
     }
 }
 
@@ -798,43 +605,33 @@ fn labels(n: usize) -> Vec<usize> {
     (0..n).map(|i| (i * 7 + 3) % 10).collect()
 }
 
-/// `(N, K)` gradient of the mean cross-entropy at the trace's logits, as the reference
-/// computes it.
-fn dlogits(trace: &Trace, labels: &[usize]) -> Tensor {
-    let logits = trace.output();
-    let (n, k) = (logits.shape[0], logits.shape[1]);
-    let (mut probs, mut losses) = (vec![0.0; n * k], vec![0.0; n]);
-    reference::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses).unwrap();
-    let mut d = Tensor::zeros(&[n, k]);
-    reference::softmax_xent_backward(n, k, &probs, labels, &mut d.data).unwrap();
-    d
+/// `mini` with random weights from `seed`, and for each batch size `n` of `batches` a random
+/// input (from `seed + 1 + n`) with `labels(n)`.
+fn mini_batches(seed: u64, batches: &[usize]) -> (Model, Vec<(usize, Tensor, Vec<usize>)>) {
+    let model = Model::random(model::mini(), seed).unwrap();
+    let batches = batches
+        .iter()
+        .map(|&n| {
+            (
+                n,
+                random_input(&model.arch, n, seed + 1 + n as u64),
+                labels(n),
+            )
+        })
+        .collect();
+    (model, batches)
 }
 
 /// Every gradient of `got` against `want` (same keys), each within `tol_of_max` of its
 /// largest magnitude.
 fn assert_grads_close(what: &str, got: &Params, want: &Params, tol_of_max: f32) {
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "{what}: gradient keys"
-    );
-    for (name, w) in want {
-        assert_eq!(got[name].shape, w.shape, "{what}: {name} shape");
-        assert_close_of_max(
-            &format!("{what}: {name}"),
-            &got[name].data,
-            &w.data,
-            tol_of_max,
-        );
-    }
+    assert_params_close(what, got, want, 0.0, tol_of_max);
 }
 
 #[test]
 fn mini_loss_and_grads_match_reference() {
-    let model = Model::random(model::mini(), 21).unwrap();
-    for n in [1, 4] {
-        let x = random_input(&model.arch, n, 22 + n as u64);
-        let labels = labels(n);
+    let (model, batches) = mini_batches(21, &[1, 4]);
+    for (n, x, labels) in batches {
         let seed = 23 + n as u64;
         let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
         for threads in [1, 3] {
@@ -886,9 +683,8 @@ fn bvlc_and_torchvision_loss_and_grads_match_reference() {
 /// trace's input.
 #[test]
 fn mini_train_trace_matches_reference() {
-    let model = Model::random(model::mini(), 31).unwrap();
-    for n in [1, 4] {
-        let x = random_input(&model.arch, n, 32 + n as u64);
+    let (model, batches) = mini_batches(31, &[1, 4]);
+    for (n, x, _) in batches {
         let seed = 33 + n as u64;
         let want = model.forward_train(&x, seed).unwrap();
         let mut ws = Workspace::new(3);
@@ -962,14 +758,12 @@ fn mini_train_trace_matches_reference() {
 /// Without the input gradient the parameter gradients are the same bits.
 #[test]
 fn mini_backward_matches_reference_on_the_same_trace() {
-    let model = Model::random(model::mini(), 41).unwrap();
-    for n in [1, 3] {
-        let x = random_input(&model.arch, n, 42 + n as u64);
-        let labels = labels(n);
+    let (model, batches) = mini_batches(41, &[1, 3]);
+    for (n, x, labels) in batches {
         let mut ws = Workspace::new(3);
         // the loss's layers: all but the terminal softmax (mini has none)
         let trace = cpu::forward_train(&mut ws, &model, &x, 43).unwrap();
-        let d = dlogits(&trace, &labels);
+        let d = dlogits(trace.output(), &labels);
         let (want, want_dx) = model.backward(&trace, &d).unwrap();
         let (got, dx) = cpu::backward(&mut ws, &model, &trace, &d, true).unwrap();
         let what = format!("mini n {n} same trace");
@@ -1016,11 +810,7 @@ fn same_branches(model: &Model, a: &Trace, b: &Trace) -> bool {
 /// like the reference; a prefix trace (fewer layers) works too.
 #[test]
 fn softmax_tail_and_prefix_traces_match_reference() {
-    let mut arch = model::mini();
-    arch.layers.push(Layer::Softmax {
-        name: "prob".into(),
-    });
-    let model = Model::random(arch, 51).unwrap();
+    let model = Model::random(mini_with_softmax(), 51).unwrap();
     let mut ws = Workspace::new(2);
     // The first input (seeds from 52) on which the fast forward takes the reference's
     // branches (NET_GRAD_TOL_OF_MAX): at 52 the 3.45 M mini has a ReLU input within rounding
@@ -1072,10 +862,8 @@ fn softmax_tail_and_prefix_traces_match_reference() {
 
 #[test]
 fn training_thread_counts_agree() {
-    let model = Model::random(model::mini(), 61).unwrap();
-    for n in [1, 5] {
-        let x = random_input(&model.arch, n, 62 + n as u64);
-        let labels = labels(n);
+    let (model, batches) = mini_batches(61, &[1, 5]);
+    for (n, x, labels) in batches {
         let run = |threads| {
             cpu::loss_and_grads(&mut Workspace::new(threads), &model, &x, &labels, 63).unwrap()
         };
@@ -1155,23 +943,6 @@ fn training_errors_are_typed() {
     assert!(bwd(&trace, &Tensor::zeros(&[2, 10])).is_ok());
 }
 
-/// Median wall time of `runs` runs of `f` in milliseconds, after one warm-up run when
-/// `warm_up` (the fast path's first call grows its scratch).
-fn median_ms(runs: usize, warm_up: bool, mut f: impl FnMut()) -> f64 {
-    if warm_up {
-        f();
-    }
-    let mut ms: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    ms[ms.len() / 2]
-}
-
 /// Measurement, run by hand (prints, asserts nothing):
 /// `cargo test --release --test fast_backend -- --ignored --nocapture timing_loss_and_grads`
 /// Median of 5 runs of `loss_and_grads` on `mini` at batch 128, reference vs fast.
@@ -1183,34 +954,23 @@ fn timing_loss_and_grads_mini_batch128() {
     let x = random_input(&model.arch, n, 82);
     let labels = labels(n);
     let threads = cpu::default_threads();
-    let reference = median_ms(5, false, || {
+    let reference = median_ms(5, || {
         model.loss_and_grads(&x, &labels, 83).unwrap();
     });
-    let mut one = Workspace::new(1);
-    let single = median_ms(5, true, || {
-        cpu::loss_and_grads(&mut one, &model, &x, &labels, 83).unwrap();
-    });
-    let mut all = Workspace::new(threads);
-    let multi = median_ms(5, true, || {
-        cpu::loss_and_grads(&mut all, &model, &x, &labels, 83).unwrap();
-    });
+    // one warm-up run each: the fast path's first call grows its scratch
+    let fast = |threads| {
+        let mut ws = Workspace::new(threads);
+        let mut run = || drop(cpu::loss_and_grads(&mut ws, &model, &x, &labels, 83).unwrap());
+        run();
+        median_ms(5, run)
+    };
+    let (single, multi) = (fast(1), fast(threads));
     println!(
         "loss_and_grads mini batch {n}, median of 5: reference {reference:.0} ms, fast 1 thread \
          {single:.0} ms, fast {threads} threads {multi:.0} ms (x{:.1} / x{:.1} faster)",
         reference / single,
         reference / multi
     );
-}
-
-/// Wall time of the fastest of `reps` runs of `f`, in milliseconds.
-fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// Prints reference vs fast forward times (never asserts them).

@@ -10,7 +10,7 @@
 mod common;
 mod gpu_cases;
 
-use common::{block_on, gpu, random_input};
+use common::{block_on, gpu, median_ms, random_input};
 use gpu_cases::forward::FC6_BYTES;
 use gpu_cases::native_tests;
 
@@ -22,19 +22,6 @@ use alexnet::model::Model;
 use std::time::Instant;
 
 gpu_cases::forward_cases!(native_tests);
-
-/// Median wall time of `runs` calls of `f`, in milliseconds.
-fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
 
 /// Timings only, no checks (the cases above check the same plans): `bvlc` and `torchvision`
 /// at batch 1, and tiled vs naive conv per layer of `bvlc`. lavapipe is a CPU: these say
@@ -56,8 +43,8 @@ fn bvlc_and_torchvision_batch_1_timings() {
             t.elapsed().as_secs_f64(),
             gm.weight_blocks("fc6").unwrap()
         );
-        let cpu = time_ms(1, || drop(model.forward(&x).unwrap()));
-        let fwd = time_ms(3, || drop(block_on(gm.forward(ctx, &x)).unwrap()));
+        let cpu = median_ms(1, || drop(model.forward(&x).unwrap()));
+        let fwd = median_ms(3, || drop(block_on(gm.forward(ctx, &x)).unwrap()));
         eprintln!(
             "{name} batch 1: CPU reference forward {cpu:.0} ms, GPU forward (tiled conv, fc \
              GEMV) median {fwd:.0} ms"
@@ -77,14 +64,14 @@ fn bvlc_and_torchvision_batch_1_timings() {
             } else {
                 let prev = model.arch.layers[idx - 1].name().to_string();
                 (
-                    time_ms(3, || drop(block_on(gm.forward_to(ctx, &x, &prev)).unwrap())),
-                    time_ms(3, || {
+                    median_ms(3, || drop(block_on(gm.forward_to(ctx, &x, &prev)).unwrap())),
+                    median_ms(3, || {
                         drop(block_on(gmn.forward_to(ctx, &x, &prev)).unwrap())
                     }),
                 )
             };
-            let tt = time_ms(3, || drop(block_on(gm.forward_to(ctx, &x, layer)).unwrap()));
-            let tn = time_ms(3, || {
+            let tt = median_ms(3, || drop(block_on(gm.forward_to(ctx, &x, layer)).unwrap()));
+            let tn = median_ms(3, || {
                 drop(block_on(gmn.forward_to(ctx, &x, layer)).unwrap())
             });
             eprintln!(

@@ -4,6 +4,9 @@
 //! Numerics against onnxruntime are in tests/reference.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::pads;
+
 use alexnet::io::onnx::{self, proto, ARCH_KEY};
 use alexnet::model::{self, Arch, Family, Labels, Layer, LrnAlpha, Pads};
 use alexnet::shape::Rounding;
@@ -26,6 +29,28 @@ fn names(arch: &Arch) -> Vec<&str> {
     arch.layers.iter().map(|l| l.name()).collect()
 }
 
+/// mini-bvlc.onnx's layers: Caffe's names, two LRNs, dropout and a softmax.
+const MINI_BVLC_LAYERS: [&str; 24] = [
+    "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3", "relu3",
+    "conv4", "relu4", "conv5", "relu5", "pool5", "flatten", "fc6", "relu6", "drop6", "fc7",
+    "relu7", "drop7", "fc8", "prob",
+];
+
+/// mini-tv.onnx's layers: torchvision's, no LRN, an adaptive average pool.
+const MINI_TV_LAYERS: [&str; 20] = [
+    "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4", "relu4",
+    "conv5", "relu5", "pool5", "avgpool", "flatten", "fc6", "relu6", "fc7", "relu7", "fc8",
+];
+
+/// The fixture `file` imported as a custom-family model with these layer names and input.
+fn load_custom(file: &str, layer_names: &[&str], input: [usize; 3]) -> Model {
+    let m = load(file);
+    assert_eq!(names(&m.arch), layer_names, "{file}: layers");
+    assert_eq!(m.arch.input, input, "{file}: input");
+    assert_eq!(m.arch.family, Family::Custom, "{file}: family");
+    m
+}
+
 fn shape_of(arch: &Arch, layer: &str) -> Vec<usize> {
     let i = arch.layer_index(layer).unwrap();
     arch.shapes().unwrap()[i].clone()
@@ -33,18 +58,8 @@ fn shape_of(arch: &Arch, layer: &str) -> Vec<usize> {
 
 #[test]
 fn mini_bvlc_fixture_imports_with_caffe_layers() {
-    let m = load("mini-bvlc.onnx");
+    let m = load_custom("mini-bvlc.onnx", &MINI_BVLC_LAYERS, [3, 36, 36]);
     let a = &m.arch;
-    assert_eq!(
-        names(a),
-        [
-            "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3",
-            "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "flatten", "fc6", "relu6",
-            "drop6", "fc7", "relu7", "drop7", "fc8", "prob"
-        ]
-    );
-    assert_eq!(a.input, [3, 36, 36]);
-    assert_eq!(a.family, Family::Custom);
     assert_eq!(
         a.labels,
         Labels::Custom((0..10).map(|i| format!("class {i}")).collect())
@@ -67,15 +82,7 @@ fn mini_bvlc_fixture_imports_with_caffe_layers() {
     match &a.layers[14] {
         Layer::MaxPool(p) => {
             assert_eq!(p.rounding, Rounding::Floor);
-            assert_eq!(
-                p.pads,
-                Pads {
-                    top: 0,
-                    left: 0,
-                    bottom: 1,
-                    right: 1
-                }
-            );
+            assert_eq!(p.pads, pads(0, 0, 1, 1));
         }
         other => panic!("pool5 is {other:?}"),
     }
@@ -98,18 +105,8 @@ fn mini_bvlc_fixture_imports_with_caffe_layers() {
 
 #[test]
 fn mini_torchvision_fixture_imports_with_torch_layers() {
-    let m = load("mini-tv.onnx");
+    let m = load_custom("mini-tv.onnx", &MINI_TV_LAYERS, [3, 48, 48]);
     let a = &m.arch;
-    assert_eq!(
-        names(a),
-        [
-            "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4",
-            "relu4", "conv5", "relu5", "pool5", "avgpool", "flatten", "fc6", "relu6", "fc7",
-            "relu7", "fc8"
-        ]
-    );
-    assert_eq!(a.input, [3, 48, 48]);
-    assert_eq!(a.family, Family::Custom);
     assert_eq!(a.preprocess.channel_order, model::ChannelOrder::Rgb);
     assert_eq!(a.preprocess.crop, 48);
     assert_eq!(shape_of(a, "pool5"), [16, 2, 2]);
@@ -323,14 +320,7 @@ fn round_trip_mini_and_small_paper_and_bvlc_shapes() {
         match l {
             Layer::Lrn(s) => s.alpha_mode = LrnAlpha::Raw,
             Layer::MaxPool(p) => p.rounding = Rounding::Ceil,
-            Layer::Conv(c) if c.name == "conv1" => {
-                c.pads = Pads {
-                    top: 1,
-                    left: 1,
-                    bottom: 2,
-                    right: 3,
-                }
-            }
+            Layer::Conv(c) if c.name == "conv1" => c.pads = pads(1, 1, 2, 3),
             _ => {}
         }
     }

@@ -63,6 +63,26 @@ fn max_diff(a: &RgbImage, b: &RgbImage) -> u8 {
         .unwrap_or(0)
 }
 
+/// Each `((x, y), rgb)` of `want` is the pixel of `img` there.
+fn assert_pixels(what: &str, img: &RgbImage, want: &[((u32, u32), [u8; 3])]) {
+    for &((x, y), rgb) in want {
+        assert_eq!(img.get_pixel(x, y), &Rgb(rgb), "{what}: pixel ({x}, {y})");
+    }
+}
+
+/// Resize the short side to `resize`, crop `crop`, RGB values as they are.
+fn unnormalised(resize: usize, crop: usize) -> Preprocess {
+    let (mean, std) = ([0.0; 3], [1.0; 3]);
+    Preprocess {
+        resize,
+        crop,
+        channel_order: ChannelOrder::Rgb,
+        scale: 1.0,
+        mean,
+        std,
+    }
+}
+
 fn expect_image_error(bytes: &[u8], what: &str) -> String {
     match pp::decode(bytes) {
         Err(Error::Image(msg)) => msg,
@@ -124,10 +144,12 @@ fn alpha_is_composited_over_white() {
     });
     let out = pp::decode(&encode(&DynamicImage::ImageRgba8(img), ImageFormat::Png)).unwrap();
     // (c * a + 255 * (255 - a) + 127) / 255: for a = 128, c = 0 -> 127, c = 255 -> 255.
-    assert_eq!(out.get_pixel(0, 0), &Rgb([255, 0, 0]));
-    assert_eq!(out.get_pixel(1, 0), &Rgb([255, 255, 255]));
-    assert_eq!(out.get_pixel(2, 0), &Rgb([127, 127, 127]));
-    assert_eq!(out.get_pixel(3, 0), &Rgb([255, 127, 127]));
+    #[rustfmt::skip]
+    let want = [
+        ((0, 0), [255, 0, 0]), ((1, 0), [255, 255, 255]),
+        ((2, 0), [127, 127, 127]), ((3, 0), [255, 127, 127]),
+    ];
+    assert_pixels("composited", &out, &want);
 }
 
 #[test]
@@ -397,10 +419,13 @@ fn center_crop_offsets_round_like_torchvision() {
     // Smaller than the crop: padded with black, image centred (offset floor(diff / 2)).
     let small = RgbImage::from_pixel(2, 2, Rgb([9, 9, 9]));
     let padded = pp::center_crop(&small, 5);
-    assert_eq!(padded.get_pixel(0, 0), &Rgb([0, 0, 0]));
-    assert_eq!(padded.get_pixel(1, 1), &Rgb([9, 9, 9]));
-    assert_eq!(padded.get_pixel(2, 2), &Rgb([9, 9, 9]));
-    assert_eq!(padded.get_pixel(3, 3), &Rgb([0, 0, 0]));
+    let want = [
+        ((0, 0), [0, 0, 0]),
+        ((1, 1), [9; 3]),
+        ((2, 2), [9; 3]),
+        ((3, 3), [0; 3]),
+    ];
+    assert_pixels("padded", &padded, &want);
 }
 
 // ---- normalisation ----
@@ -455,14 +480,7 @@ fn torchvision_normalisation_is_rgb_scaled_mean_std() {
 
 #[test]
 fn to_input_shape_and_layout() {
-    let p = Preprocess {
-        resize: 8,
-        crop: 6,
-        channel_order: ChannelOrder::Rgb,
-        scale: 1.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-    };
+    let p = unnormalised(8, 6);
     let img = RgbImage::from_pixel(16, 12, Rgb([1, 2, 3]));
     let x = pp::to_input(&img, &p).unwrap();
     assert_eq!(x.shape, vec![1, 3, 6, 6]);
@@ -495,14 +513,7 @@ fn corners() -> RgbImage {
 }
 
 fn ten_pp() -> Preprocess {
-    Preprocess {
-        resize: 20,
-        crop: 16,
-        channel_order: ChannelOrder::Rgb,
-        scale: 1.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-    }
+    unnormalised(20, 16)
 }
 
 #[test]

@@ -258,33 +258,23 @@ fn torchvision_key_names_select_torchvision() {
 
 #[test]
 fn torchvision_mapping_and_module_prefix() {
-    assert_eq!(
-        st::torchvision_to_ours("features.0.weight").as_deref(),
-        Some("conv1.weight")
-    );
-    assert_eq!(
-        st::torchvision_to_ours("features.10.bias").as_deref(),
-        Some("conv5.bias")
-    );
-    assert_eq!(
-        st::torchvision_to_ours("module.classifier.4.weight").as_deref(),
-        Some("fc7.weight")
-    );
-    assert_eq!(
-        st::torchvision_to_ours("classifier.6.bias").as_deref(),
-        Some("fc8.bias")
-    );
-    assert_eq!(st::torchvision_to_ours("features.1.weight"), None);
-    assert_eq!(st::torchvision_to_ours("features.0.running_mean"), None);
-    assert_eq!(
-        st::ours_to_torchvision("conv4.weight").as_deref(),
-        Some("features.8.weight")
-    );
-    assert_eq!(
-        st::ours_to_torchvision("fc6.bias").as_deref(),
-        Some("classifier.1.bias")
-    );
-    assert_eq!(st::ours_to_torchvision("norm1.weight"), None);
+    for (torch, ours) in [
+        ("features.0.weight", Some("conv1.weight")),
+        ("features.10.bias", Some("conv5.bias")),
+        ("module.classifier.4.weight", Some("fc7.weight")),
+        ("classifier.6.bias", Some("fc8.bias")),
+        ("features.1.weight", None),
+        ("features.0.running_mean", None),
+    ] {
+        assert_eq!(st::torchvision_to_ours(torch).as_deref(), ours, "{torch}");
+    }
+    for (ours, torch) in [
+        ("conv4.weight", Some("features.8.weight")),
+        ("fc6.bias", Some("classifier.1.bias")),
+        ("norm1.weight", None),
+    ] {
+        assert_eq!(st::ours_to_torchvision(ours).as_deref(), torch, "{ours}");
+    }
 }
 
 #[test]

@@ -15,11 +15,10 @@
 
 mod common;
 use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
+use common::{avgpool_spec, conv_spec, linear_spec, lrn_spec, pads, pool_spec};
 use common::{read_npy, read_npy_ints, unravel};
 
-use alexnet::model::{
-    self, AvgPoolSpec, ConvSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
-};
+use alexnet::model::{self, Layer, LrnAlpha, Pads};
 use alexnet::reference;
 use alexnet::shape::Rounding;
 use alexnet::{Model, Tensor};
@@ -130,11 +129,28 @@ fn check_located(
     rel
 }
 
+/// `check` of `ours` against the golden `name` of `case`.
+fn check_golden(case: &str, name: &str, ours: &[f32], tol: f64) -> f64 {
+    check(&format!("{case} {name}"), ours, &load(case, name), tol)
+}
+
 fn shape4(t: &Tensor) -> [usize; 4] {
     match t.shape.as_slice() {
         &[n, c, h, w] => [n, c, h, w],
         s => panic!("expected a 4-D golden, got {s:?}"),
     }
+}
+
+/// One `#[test] fn name() { case(args) }` per `name: case(args);` line (doc comments go with
+/// the test below them).
+macro_rules! golden_tests {
+    ($($(#[$doc:meta])* $name:ident: $case:ident($($arg:expr),* $(,)?);)*) => {$(
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            $case($($arg),*);
+        }
+    )*};
 }
 
 // ---------------------------------------------------------------- conv2d
@@ -148,15 +164,7 @@ fn conv_case(case: &str, stride: usize, pads: Pads, groups: usize) {
     );
     let [n, c_in, h, wd] = shape4(&x);
     let [c_out, _, kh, kw] = shape4(&w);
-    let spec = ConvSpec {
-        name: case.into(),
-        in_channels: c_in,
-        out_channels: c_out,
-        kernel: [kh, kw],
-        stride: [stride, stride],
-        pads,
-        groups,
-    };
+    let spec = conv_spec(c_in, c_out, [kh, kw], [stride, stride], pads, groups);
     let g = ConvGeom::new(&spec, n, h, wd).unwrap();
     let y_want = load(case, "y");
     assert_eq!(g.out_shape().to_vec(), y_want.shape, "{case}: output shape");
@@ -165,33 +173,18 @@ fn conv_case(case: &str, stride: usize, pads: Pads, groups: usize) {
     check(&format!("{case} y"), &y, &y_want, TOL_F64_ACCUM);
     let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
     reference::conv2d_backward(&g, &dy.data, &x.data, &w.data, &mut dx, &mut dw, &mut db).unwrap();
-    check(&format!("{case} dx"), &dx, &load(case, "dx"), TOL_F64_ACCUM);
-    check(&format!("{case} dw"), &dw, &load(case, "dw"), TOL_F64_ACCUM);
-    check(&format!("{case} db"), &db, &load(case, "db"), TOL_F64_ACCUM);
+    check_golden(case, "dx", &dx, TOL_F64_ACCUM);
+    check_golden(case, "dw", &dw, TOL_F64_ACCUM);
+    check_golden(case, "db", &db, TOL_F64_ACCUM);
 }
 
-/// N=3, 4 -> 6 channels, 13x11, 5x5 stride 4 pad 2, groups 2 (OW rounds down).
-#[test]
-fn conv_stride4_pad2_groups2() {
-    conv_case("conv_s4_p2_g2", 4, Pads::same(2), 2);
-}
-
-/// N=1, 3x3 stride 1 groups 2, pads top/left 1, bottom/right 2 (torch: F.pad then conv).
-#[test]
-fn conv_asymmetric_pads_groups2() {
-    let pads = Pads {
-        top: 1,
-        left: 1,
-        bottom: 2,
-        right: 2,
-    };
-    conv_case("conv_asym_pad_g2", 1, pads, 2);
-}
-
-/// conv1-like: 11x11 stride 4 pad 2 on 29x29 (rounds down).
-#[test]
-fn conv_11x11_stride4() {
-    conv_case("conv_11x11_s4", 4, Pads::same(2), 1);
+golden_tests! {
+    /// N=3, 4 -> 6 channels, 13x11, 5x5 stride 4 pad 2, groups 2 (OW rounds down).
+    conv_stride4_pad2_groups2: conv_case("conv_s4_p2_g2", 4, Pads::same(2), 2);
+    /// N=1, 3x3 stride 1 groups 2, pads top/left 1, bottom/right 2 (torch: F.pad then conv).
+    conv_asymmetric_pads_groups2: conv_case("conv_asym_pad_g2", 1, pads(1, 1, 2, 2), 2);
+    /// conv1-like: 11x11 stride 4 pad 2 on 29x29 (rounds down).
+    conv_11x11_stride4: conv_case("conv_11x11_s4", 4, Pads::same(2), 1);
 }
 
 // ---------------------------------------------------------------- LRN
@@ -199,52 +192,23 @@ fn conv_11x11_stride4() {
 fn lrn_case(case: &str, size: usize, alpha: f32, k: f32, alpha_mode: LrnAlpha) {
     let (x, dy) = (load(case, "x"), load(case, "dy"));
     let [n, c, h, w] = shape4(&x);
-    let spec = LrnSpec {
-        name: case.into(),
-        size,
-        alpha,
-        beta: 0.75,
-        k,
-        alpha_mode,
-    };
-    let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
+    let g = LrnGeom::new(&lrn_spec(size, alpha, 0.75, k, alpha_mode), n, c, h, w).unwrap();
     let (mut y, mut scale, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; x.len()]);
     reference::lrn_forward(&g, &x.data, &mut y, &mut scale).unwrap();
-    check(&format!("{case} y"), &y, &load(case, "y"), TOL_LRN);
+    check_golden(case, "y", &y, TOL_LRN);
     reference::lrn_backward(&g, &dy.data, &x.data, &y, &scale, &mut dx).unwrap();
-    check(&format!("{case} dx"), &dx, &load(case, "dx"), TOL_LRN);
+    check_golden(case, "dx", &dx, TOL_LRN);
 }
 
-/// AlexNet's own constants (alpha 1e-4 / n, k 2): the normalisation barely matters here.
-#[test]
-fn lrn_n5_alpha1e4_k2_over_n() {
-    lrn_case("lrn_n5_a1e-4_k2", 5, 1e-4, 2.0, LrnAlpha::OverN);
-}
-
-#[test]
-fn lrn_n5_alpha1e1_k2_over_n() {
-    lrn_case("lrn_n5_a1e-1_k2", 5, 1e-1, 2.0, LrnAlpha::OverN);
-}
-
-#[test]
-fn lrn_n5_alpha1e1_k1_over_n() {
-    lrn_case("lrn_n5_a1e-1_k1", 5, 1e-1, 1.0, LrnAlpha::OverN);
-}
-
-#[test]
-fn lrn_n3_alpha1e1_k1_over_n() {
-    lrn_case("lrn_n3_a1e-1_k1", 3, 1e-1, 1.0, LrnAlpha::OverN);
-}
-
-/// The paper's convention (alpha not divided by n): torch was given alpha * n.
-#[test]
-fn lrn_paper_n5_alpha1e1_k2_raw() {
-    lrn_case("lrn_paper_n5_a1e-1_k2", 5, 1e-1, 2.0, LrnAlpha::Raw);
-}
-
-#[test]
-fn lrn_paper_n3_alpha1e1_k1_raw() {
-    lrn_case("lrn_paper_n3_a1e-1_k1", 3, 1e-1, 1.0, LrnAlpha::Raw);
+golden_tests! {
+    /// AlexNet's own constants (alpha 1e-4 / n, k 2): the normalisation barely matters here.
+    lrn_n5_alpha1e4_k2_over_n: lrn_case("lrn_n5_a1e-4_k2", 5, 1e-4, 2.0, LrnAlpha::OverN);
+    lrn_n5_alpha1e1_k2_over_n: lrn_case("lrn_n5_a1e-1_k2", 5, 1e-1, 2.0, LrnAlpha::OverN);
+    lrn_n5_alpha1e1_k1_over_n: lrn_case("lrn_n5_a1e-1_k1", 5, 1e-1, 1.0, LrnAlpha::OverN);
+    lrn_n3_alpha1e1_k1_over_n: lrn_case("lrn_n3_a1e-1_k1", 3, 1e-1, 1.0, LrnAlpha::OverN);
+    /// The paper's convention (alpha not divided by n): torch was given alpha * n.
+    lrn_paper_n5_alpha1e1_k2_raw: lrn_case("lrn_paper_n5_a1e-1_k2", 5, 1e-1, 2.0, LrnAlpha::Raw);
+    lrn_paper_n3_alpha1e1_k1_raw: lrn_case("lrn_paper_n3_a1e-1_k1", 3, 1e-1, 1.0, LrnAlpha::Raw);
 }
 
 // ---------------------------------------------------------------- max pool
@@ -252,13 +216,7 @@ fn lrn_paper_n3_alpha1e1_k1_raw() {
 fn maxpool_case(case: &str, pad: usize, rounding: Rounding) {
     let (x, dy) = (load(case, "x"), load(case, "dy"));
     let [n, c, h, w] = shape4(&x);
-    let spec = PoolSpec {
-        name: case.into(),
-        kernel: [3, 3],
-        stride: [2, 2],
-        pads: Pads::same(pad),
-        rounding,
-    };
+    let spec = pool_spec([3, 3], [2, 2], Pads::same(pad), rounding);
     let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
     let y_want = load(case, "y");
     assert_eq!(g.out_shape().to_vec(), y_want.shape, "{case}: output shape");
@@ -270,33 +228,15 @@ fn maxpool_case(case: &str, pad: usize, rounding: Rounding) {
     reference::maxpool_forward(&g, &x.data, &mut y, &mut argmax).unwrap();
     check(&format!("{case} y"), &y, &y_want, TOL_POOL_SOFTMAX);
     reference::maxpool_backward(&g, &dy.data, &argmax, &mut dx).unwrap();
-    check(
-        &format!("{case} dx"),
-        &dx,
-        &load(case, "dx"),
-        TOL_POOL_SOFTMAX,
-    );
+    check_golden(case, "dx", &dx, TOL_POOL_SOFTMAX);
 }
 
-/// 8x9 -> 3x4 (floor) and 4x4 (ceil); with padding 1: 4x4 and 5x5.
-#[test]
-fn maxpool_3_2_floor() {
-    maxpool_case("maxpool_floor", 0, Rounding::Floor);
-}
-
-#[test]
-fn maxpool_3_2_ceil() {
-    maxpool_case("maxpool_ceil", 0, Rounding::Ceil);
-}
-
-#[test]
-fn maxpool_3_2_floor_pad1() {
-    maxpool_case("maxpool_floor_pad1", 1, Rounding::Floor);
-}
-
-#[test]
-fn maxpool_3_2_ceil_pad1() {
-    maxpool_case("maxpool_ceil_pad1", 1, Rounding::Ceil);
+golden_tests! {
+    /// 8x9 -> 3x4 (floor) and 4x4 (ceil); with padding 1: 4x4 and 5x5.
+    maxpool_3_2_floor: maxpool_case("maxpool_floor", 0, Rounding::Floor);
+    maxpool_3_2_ceil: maxpool_case("maxpool_ceil", 0, Rounding::Ceil);
+    maxpool_3_2_floor_pad1: maxpool_case("maxpool_floor_pad1", 1, Rounding::Floor);
+    maxpool_3_2_ceil_pad1: maxpool_case("maxpool_ceil_pad1", 1, Rounding::Ceil);
 }
 
 // ---------------------------------------------------------------- adaptive average pool
@@ -305,32 +245,18 @@ fn avgpool_case(case: &str) {
     let (x, dy, y_want) = (load(case, "x"), load(case, "dy"), load(case, "y"));
     let [n, c, h, w] = shape4(&x);
     let [_, _, oh, ow] = shape4(&y_want);
-    let spec = AvgPoolSpec {
-        name: case.into(),
-        out: [oh, ow],
-    };
-    let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
+    let g = AvgPoolGeom::new(&avgpool_spec([oh, ow]), n, c, h, w).unwrap();
     let (mut y, mut dx) = (vec![0.0; y_want.len()], vec![0.0; x.len()]);
     reference::adaptive_avgpool_forward(&g, &x.data, &mut y).unwrap();
     check(&format!("{case} y"), &y, &y_want, TOL_POOL_SOFTMAX);
     reference::adaptive_avgpool_backward(&g, &dy.data, &mut dx).unwrap();
-    check(
-        &format!("{case} dx"),
-        &dx,
-        &load(case, "dx"),
-        TOL_POOL_SOFTMAX,
-    );
+    check_golden(case, "dx", &dx, TOL_POOL_SOFTMAX);
 }
 
-/// Overlapping windows (13 is not a multiple of 6).
-#[test]
-fn adaptive_avgpool_13x13_to_6x6() {
-    avgpool_case("avgpool_13x13_to_6x6");
-}
-
-#[test]
-fn adaptive_avgpool_5x7_to_3x3() {
-    avgpool_case("avgpool_5x7_to_3x3");
+golden_tests! {
+    /// Overlapping windows (13 is not a multiple of 6).
+    adaptive_avgpool_13x13_to_6x6: avgpool_case("avgpool_13x13_to_6x6");
+    adaptive_avgpool_5x7_to_3x3: avgpool_case("avgpool_5x7_to_3x3");
 }
 
 // ---------------------------------------------------------------- linear
@@ -345,12 +271,7 @@ fn linear_3x7_to_5() {
         load(case, "b"),
         load(case, "dy"),
     );
-    let spec = LinearSpec {
-        name: case.into(),
-        in_features: x.shape[1],
-        out_features: w.shape[0],
-    };
-    let g = LinearGeom::new(&spec, x.shape[0]);
+    let g = LinearGeom::new(&linear_spec(x.shape[1], w.shape[0]), x.shape[0]);
     let mut y = vec![0.0; g.n * g.out_features];
     reference::linear_forward(&g, &x.data, &w.data, &b.data, &mut y).unwrap();
     check("linear y", &y, &load(case, "y"), TOL_F64_ACCUM);

@@ -13,95 +13,44 @@ use alexnet::augment::{Augment, Pca};
 use alexnet::data::Images;
 use alexnet::error::Error;
 use alexnet::io::safetensors::{load_checkpoint, save_checkpoint};
-use alexnet::model::{
-    self, Arch, ConvSpec, DropoutSpec, Family, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec,
-};
+use alexnet::model::{self, Arch, Family, Layer, Pads};
 use alexnet::model::{Model, Params};
 use alexnet::reference::Sgd;
-use alexnet::shape::Rounding;
 use alexnet::tensor::{Rng, Tensor};
 use alexnet::train::{self, Data, Engine, EpochLog, Hooks, Init, Progress, Recipe, Sitting, State};
 
-fn conv(name: &str, cin: usize, cout: usize, k: usize, s: usize, p: usize, groups: usize) -> Layer {
-    Layer::Conv(ConvSpec {
-        name: name.into(),
-        in_channels: cin,
-        out_channels: cout,
-        kernel: [k, k],
-        stride: [s, s],
-        pads: Pads::same(p),
-        groups,
-    })
-}
-fn relu(name: &str) -> Layer {
-    Layer::Relu { name: name.into() }
-}
-fn pool(name: &str) -> Layer {
-    Layer::MaxPool(PoolSpec {
-        name: name.into(),
-        kernel: [3, 3],
-        stride: [2, 2],
-        pads: Pads::same(0),
-        rounding: Rounding::Floor,
-    })
-}
-fn fc(name: &str, i: usize, o: usize) -> Layer {
-    Layer::Linear(LinearSpec {
-        name: name.into(),
-        in_features: i,
-        out_features: o,
-    })
-}
-fn dropout(name: &str) -> Layer {
-    Layer::Dropout(DropoutSpec {
-        name: name.into(),
-        p: 0.5,
-    })
-}
-
-/// 3x32x32 -> conv1 8x16x16 -> LRN -> pool 8x7x7 -> conv2 (groups 2) 16x7x7 -> conv3 -> pool
-/// 16x3x3 -> fc6 32 -> fc7 32 -> fc8 10, with dropout on fc6 and fc7.
+/// `model::mini()` narrowed, without norm2 and pool2, conv1 at stride 2 and conv2 3x3:
+/// 3x32x32 -> conv1 8x16x16 -> LRN -> pool 8x7x7 -> conv2 (groups 2) 16x7x7 -> conv3 ->
+/// conv4 (groups 2) -> conv5 (groups 2) -> pool 16x3x3 -> fc6 32 -> fc7 32 -> fc8 10, with
+/// dropout on fc6 and fc7 (mini's LRN, pools, groups, dropout and preprocessing).
 fn tiny() -> Arch {
-    let layers = vec![
-        conv("conv1", 3, 8, 5, 2, 2, 1),
-        relu("relu1"),
-        Layer::Lrn(LrnSpec {
-            name: "norm1".into(),
-            size: 5,
-            alpha: 1e-4,
-            beta: 0.75,
-            k: 2.0,
-            alpha_mode: LrnAlpha::OverN,
-        }),
-        pool("pool1"),
-        conv("conv2", 8, 16, 3, 1, 1, 2),
-        relu("relu2"),
-        conv("conv3", 16, 16, 3, 1, 1, 1),
-        relu("relu3"),
-        conv("conv4", 16, 16, 3, 1, 1, 2),
-        relu("relu4"),
-        conv("conv5", 16, 16, 3, 1, 1, 2),
-        relu("relu5"),
-        pool("pool5"),
-        Layer::Flatten {
-            name: "flatten".into(),
-        },
-        fc("fc6", 144, 32),
-        relu("relu6"),
-        dropout("drop6"),
-        fc("fc7", 32, 32),
-        relu("relu7"),
-        dropout("drop7"),
-        fc("fc8", 32, 10),
+    // (name, in, out, kernel, stride), padded kernel / 2
+    let convs = [
+        ("conv1", 3, 8, 5, 2),
+        ("conv2", 8, 16, 3, 1),
+        ("conv3", 16, 16, 3, 1),
+        ("conv4", 16, 16, 3, 1),
+        ("conv5", 16, 16, 3, 1),
     ];
-    let mini = model::mini();
-    let arch = Arch {
-        family: Family::Custom,
-        input: [3, 32, 32],
-        layers,
-        preprocess: mini.preprocess,
-        labels: mini.labels,
-    };
+    let fcs = [("fc6", 144, 32), ("fc7", 32, 32), ("fc8", 32, 10)];
+    let mut arch = model::mini();
+    arch.family = Family::Custom;
+    arch.layers
+        .retain(|l| !matches!(l.name(), "norm2" | "pool2"));
+    for layer in &mut arch.layers {
+        match layer {
+            Layer::Conv(c) => {
+                let &(_, cin, cout, k, s) = convs.iter().find(|t| t.0 == c.name).unwrap();
+                (c.in_channels, c.out_channels) = (cin, cout);
+                (c.kernel, c.stride, c.pads) = ([k, k], [s, s], Pads::same(k / 2));
+            }
+            Layer::Linear(l) => {
+                let &(_, i, o) = fcs.iter().find(|t| t.0 == l.name).unwrap();
+                (l.in_features, l.out_features) = (i, o);
+            }
+            _ => {}
+        }
+    }
     arch.validate().unwrap();
     arch
 }
@@ -283,6 +232,32 @@ fn fresh_run(
     (engine, state, result)
 }
 
+/// `train::run` of `engine` from `state` to the end of its recipe in one sitting, quietly.
+fn run_to_end(engine: &mut Engine, arch: &Arch, data: &Data, state: &mut State) {
+    block_on(train::run(
+        engine,
+        arch,
+        data,
+        state,
+        &Sitting::whole(),
+        &mut quiet(),
+    ))
+    .unwrap();
+}
+
+/// Batch 16 at lr 0.02 from He initialisation, no augmentation and no plateau: a recipe
+/// that learns the synthetic images by heart.
+fn learn_by_heart() -> Recipe {
+    Recipe {
+        batch: 16,
+        lr: 0.02,
+        init: Init::He,
+        augment: Augment::none(),
+        patience: 1000,
+        ..Recipe::default()
+    }
+}
+
 fn no_pca() -> Pca {
     Pca {
         values: [0.0; 3],
@@ -300,12 +275,7 @@ fn the_loss_falls_until_a_small_batch_is_learned_by_heart() {
     };
     let recipe = Recipe {
         epochs: 400,
-        batch: 16,
-        lr: 0.02,
-        init: Init::He,
-        augment: Augment::none(),
-        patience: 1000,
-        ..Recipe::default()
+        ..learn_by_heart()
     };
     let mut hooks = quiet();
     fresh_run(&arch, &data, recipe, 1, &Sitting::whole(), &mut hooks)
@@ -339,6 +309,15 @@ fn resume_recipe() -> Recipe {
         init: Init::He,
         ..Recipe::default()
     }
+}
+
+/// `fresh_run` of `r` on `tiny()` and `resume_data()`, weights from seed 7.
+fn short_run(
+    r: Recipe,
+    sitting: &Sitting,
+    hooks: &mut Quiet,
+) -> (Engine, State, alexnet::error::Result<()>) {
+    fresh_run(&tiny(), &resume_data(), r, 7, sitting, hooks)
 }
 
 fn resume_data() -> Data {
@@ -376,15 +355,7 @@ fn a_resumed_run_takes_exactly_the_uninterrupted_runs_steps() {
     let mut state: State = serde_json::from_str(&json).unwrap();
     assert_eq!((state.epoch, state.batch_in_epoch, state.step), (1, 2, 7));
     let mut engine = Engine::cpu(m, Some(momentum), state.sgd(), 1).unwrap();
-    block_on(train::run(
-        &mut engine,
-        &arch,
-        &data,
-        &mut state,
-        &Sitting::whole(),
-        &mut quiet(),
-    ))
-    .unwrap();
+    run_to_end(&mut engine, &arch, &data, &mut state);
     let got = block_on(engine.model()).unwrap();
     for (k, t) in &want.params {
         assert_eq!(got.params[k].data, t.data, "{k} differs after resuming");
@@ -393,8 +364,6 @@ fn a_resumed_run_takes_exactly_the_uninterrupted_runs_steps() {
 
 #[test]
 fn a_plateau_divides_the_learning_rate_and_the_last_one_ends_the_run() {
-    let arch = tiny();
-    let data = resume_data();
     // lr 0: the weights never change, so the validation error never improves
     let r = Recipe {
         epochs: 20,
@@ -403,7 +372,7 @@ fn a_plateau_divides_the_learning_rate_and_the_last_one_ends_the_run() {
         max_drops: 1,
         ..resume_recipe()
     };
-    let (_, state, result) = fresh_run(&arch, &data, r, 7, &Sitting::whole(), &mut quiet());
+    let (_, state, result) = short_run(r, &Sitting::whole(), &mut quiet());
     result.unwrap();
     assert!(state.finished);
     assert_eq!(state.drops, 1);
@@ -413,8 +382,6 @@ fn a_plateau_divides_the_learning_rate_and_the_last_one_ends_the_run() {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_error() {
-    let arch = tiny();
-    let data = resume_data();
     let r = Recipe {
         lr: 1e12,
         epochs: 5,
@@ -425,9 +392,7 @@ fn a_diverging_run_stops_with_a_clear_error() {
         checkpoint_every: 1,
         ..Sitting::whole()
     };
-    let err = fresh_run(&arch, &data, r, 7, &every_step, &mut hooks)
-        .2
-        .unwrap_err();
+    let err = short_run(r, &every_step, &mut hooks).2.unwrap_err();
     assert!(matches!(err, Error::Training(_)), "{err}");
     assert!(
         err.to_string().contains("diverged") || err.to_string().contains("the loss became"),
@@ -452,12 +417,7 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
     // the body: a short run on all ten classes
     let pre = Recipe {
         epochs: 10,
-        batch: 16,
-        lr: 0.02,
-        init: Init::He,
-        augment: Augment::none(),
-        patience: 1000,
-        ..Recipe::default()
+        ..learn_by_heart()
     };
     let pre_data = Data {
         train: synthetic(160, 6),
@@ -503,15 +463,7 @@ fn fine_tuning_the_head_keeps_the_body_and_learns_new_classes() {
     let mut state = State::new(r);
     let mut engine = Engine::cpu(model.clone(), None, state.sgd(), 1).unwrap();
     engine.set_frozen(&Depth::Head.frozen(&model)).unwrap();
-    block_on(train::run(
-        &mut engine,
-        &model.arch,
-        &data,
-        &mut state,
-        &Sitting::whole(),
-        &mut quiet(),
-    ))
-    .unwrap();
+    run_to_end(&mut engine, &model.arch, &data, &mut state);
     let after = block_on(engine.model()).unwrap();
     for (k, t) in &model.params {
         assert_eq!(after.params[k].data == t.data, !k.starts_with("fc8"), "{k}");

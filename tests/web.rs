@@ -10,6 +10,8 @@
 mod common;
 mod gpu_cases;
 
+use common::{assert_close, assert_close_of_max, max_abs, random_input};
+
 use alexnet::gpu::GpuContext;
 use alexnet::model;
 use alexnet::model::Model;
@@ -79,8 +81,7 @@ gpu_cases::backward_cases!(browser_tests);
 #[wasm_bindgen_test]
 fn mini_forward_in_the_browser() {
     let m = Model::random(model::mini(), 7).unwrap();
-    let mut x = Tensor::zeros(&[2, 3, 32, 32]);
-    alexnet::tensor::Rng::new(3).fill_normal(&mut x.data, 1.0);
+    let x = random_input(&m.arch, 2, 3);
     let y = m.forward(&x).unwrap();
     assert_eq!(y.shape, vec![2, 10]);
     assert!(y.data.iter().all(|v| v.is_finite()));
@@ -115,27 +116,11 @@ fn npy(bytes: &[u8]) -> Tensor {
 /// differences only, relative to the reference's largest magnitude.
 const REF_RTOL: f32 = 1e-4;
 
-fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
+/// `got` against onnxruntime's `want`: the same shape, and every element within `REF_RTOL` of
+/// the largest magnitude of `want`.
+fn assert_matches_ort(what: &str, got: &Tensor, want: &Tensor) {
     assert_eq!(got.shape, want.shape, "{what}: shape");
-    let max_abs = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let (mut worst, mut at) = (0f32, 0);
-    for (i, (g, w)) in got.data.iter().zip(&want.data).enumerate() {
-        let e = if (g - w).is_nan() {
-            f32::INFINITY
-        } else {
-            (g - w).abs()
-        };
-        if e > worst {
-            worst = e;
-            at = i;
-        }
-    }
-    assert!(
-        worst <= REF_RTOL * max_abs,
-        "{what}: worst |ours - ORT| = {worst:e} at flat index {at} (ours {}, ORT {}), max|ORT| {max_abs}",
-        got.data[at],
-        want.data[at]
-    );
+    assert_close_of_max(what, &got.data, &want.data, REF_RTOL);
 }
 
 /// The committed mini bvlc-topology ONNX model (grouped conv, LRN, ceil pooling, Gemm,
@@ -144,17 +129,17 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
 fn onnx_fixture_matches_onnxruntime_in_the_browser() {
     let m = alexnet::io::load_bytes(include_bytes!("../fixtures/onnx/mini-bvlc.onnx")).unwrap();
     let x = npy(include_bytes!("../fixtures/onnx/mini-bvlc-input.npy"));
-    assert_close(
+    assert_matches_ort(
         "prob",
         &m.forward(&x).unwrap(),
         &npy(include_bytes!("../fixtures/onnx/mini-bvlc-prob.npy")),
     );
-    assert_close(
+    assert_matches_ort(
         "norm2",
         &m.forward_to(&x, "norm2").unwrap(),
         &npy(include_bytes!("../fixtures/onnx/mini-bvlc-norm2.npy")),
     );
-    assert_close(
+    assert_matches_ort(
         "fc7",
         &m.forward_to(&x, "fc7").unwrap(),
         &npy(include_bytes!("../fixtures/onnx/mini-bvlc-fc7.npy")),
@@ -172,33 +157,18 @@ async fn webgpu_forward_matches_reference_in_the_browser() {
     const NET_RTOL: f32 = 1e-3;
     let ctx = webgpu().await;
     let m = Model::random(model::mini(), 5).unwrap();
-    let mut x = Tensor::zeros(&[3, 3, 32, 32]);
-    alexnet::tensor::Rng::new(9).fill_normal(&mut x.data, 1.0);
+    let x = random_input(&m.arch, 3, 9);
     let plan = alexnet::gpu::GpuPlan::new(ctx, &m, 3).await.unwrap();
     let got = plan
         .forward_all(ctx, &x, alexnet::model::Mode::Eval)
         .await
         .unwrap();
     let want = m.forward_all(&x, alexnet::model::Mode::Eval).unwrap();
+    assert_eq!(got.len(), want.len(), "number of layers");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        let max_abs = w.data.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let (mut worst, mut at) = (0f32, 0);
-        for (j, (a, b)) in g.data.iter().zip(&w.data).enumerate() {
-            let e = if (a - b).is_nan() {
-                f32::INFINITY
-            } else {
-                (a - b).abs()
-            };
-            if e > worst {
-                worst = e;
-                at = j;
-            }
-        }
-        assert!(
-            g.shape == w.shape && worst <= NET_RTOL * max_abs.max(1e-6),
-            "layer {} ({}): worst {worst:e} at {at}, max|ref| {max_abs}",
-            i,
-            m.arch.layers[i].name()
-        );
+        let what = format!("layer {i} ({})", m.arch.layers[i].name());
+        assert_eq!(g.shape, w.shape, "{what}: shape");
+        let atol = NET_RTOL * max_abs(&w.data).max(1e-6);
+        assert_close(&what, &g.data, &w.data, 0.0, atol);
     }
 }

@@ -3,7 +3,10 @@
 //! (tests/web.rs and the shared GPU cases in tests/gpu_cases use it there): nothing here
 //! touches files, the environment, threads or clocks.
 
-use alexnet::model::{self, ConvSpec, Pads};
+use alexnet::model::Params;
+use alexnet::model::{self, AvgPoolSpec, ConvSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::reference;
+use alexnet::shape::Rounding;
 use alexnet::tensor::{Rng, Tensor};
 
 // ---------------------------------------------------------------- comparisons
@@ -100,6 +103,30 @@ pub fn print_max_diff(name: &str, got: &[f32], want: &[f32]) -> f32 {
     max_diff
 }
 
+/// Every tensor of `got` against `want` (the same names, in the same order, and shapes): each
+/// within `atol_of_max` of its largest magnitude plus `rtol` of each element, a NaN failing;
+/// prints each tensor's largest difference (a diagnostic) as it goes.
+pub fn assert_params_close(what: &str, got: &Params, want: &Params, rtol: f32, atol_of_max: f32) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{what}: tensor names"
+    );
+    for (name, w) in want {
+        let g = &got[name];
+        assert_eq!(g.shape, w.shape, "{what}: {name} shape");
+        let name = format!("{what}: {name}");
+        assert_close(
+            &name,
+            &g.data,
+            &w.data,
+            rtol,
+            atol_of_max * max_abs(&w.data),
+        );
+        print_max_diff(&name, &g.data, &w.data);
+    }
+}
+
 /// Multi-index of flat (C-order) index `i` in `shape`.
 pub fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     let mut idx = vec![0; shape.len()];
@@ -130,7 +157,80 @@ pub fn random_input(arch: &model::Arch, n: usize, seed: u64) -> Tensor {
     Tensor::new(&[n, c, h, w], random(n * c * h * w, seed, 1.0)).unwrap()
 }
 
+// ---------------------------------------------------------------- the loss
+
+/// `(N, K)` gradient of the mean cross-entropy of `labels` at `logits`, as the reference
+/// computes it (softmax + cross-entropy forward, then its backward).
+pub fn dlogits(logits: &Tensor, labels: &[usize]) -> Tensor {
+    let (n, k) = (logits.shape[0], logits.shape[1]);
+    let (mut probs, mut losses) = (vec![0.0; n * k], vec![0.0; n]);
+    reference::softmax_xent_forward(n, k, &logits.data, labels, &mut probs, &mut losses).unwrap();
+    let mut d = Tensor::zeros(&[n, k]);
+    reference::softmax_xent_backward(n, k, &probs, labels, &mut d.data).unwrap();
+    d
+}
+
 // ---------------------------------------------------------------- layer specs
+
+/// `model::mini()` ending in a softmax layer `prob` (as `bvlc` and `paper` do).
+pub fn mini_with_softmax() -> model::Arch {
+    let mut arch = model::mini();
+    let name = "prob".into();
+    arch.layers.push(model::Layer::Softmax { name });
+    arch
+}
+
+/// `Pads` in ONNX order: top, left, bottom, right.
+pub fn pads(top: usize, left: usize, bottom: usize, right: usize) -> Pads {
+    Pads {
+        top,
+        left,
+        bottom,
+        right,
+    }
+}
+
+pub fn linear_spec(in_features: usize, out_features: usize) -> LinearSpec {
+    let name = "fc".into();
+    LinearSpec {
+        name,
+        in_features,
+        out_features,
+    }
+}
+
+pub fn lrn_spec(size: usize, alpha: f32, beta: f32, k: f32, alpha_mode: LrnAlpha) -> LrnSpec {
+    let name = "lrn".into();
+    LrnSpec {
+        name,
+        size,
+        alpha,
+        beta,
+        k,
+        alpha_mode,
+    }
+}
+
+pub fn pool_spec(
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pads: Pads,
+    rounding: Rounding,
+) -> PoolSpec {
+    let name = "pool".into();
+    PoolSpec {
+        name,
+        kernel,
+        stride,
+        pads,
+        rounding,
+    }
+}
+
+pub fn avgpool_spec(out: [usize; 2]) -> AvgPoolSpec {
+    let name = "avgpool".into();
+    AvgPoolSpec { name, out }
+}
 
 pub fn conv_spec(
     cin: usize,

@@ -94,3 +94,27 @@ pub fn gpu() -> Option<&'static GpuContext> {
 pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     pollster::block_on(f)
 }
+
+// ---------------------------------------------------------------- timing
+
+/// Wall times of `runs` calls of `f`, in milliseconds.
+fn wall_ms(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    (0..runs).map(|_| time(&mut f)).collect()
+}
+
+/// Median wall time of `runs` calls of `f`, in milliseconds.
+pub fn median_ms(runs: usize, f: impl FnMut()) -> f64 {
+    let mut ms = wall_ms(runs, f);
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
+
+/// Wall time of the fastest of `runs` calls of `f`, in milliseconds.
+pub fn best_ms(runs: usize, f: impl FnMut()) -> f64 {
+    wall_ms(runs, f).into_iter().fold(f64::INFINITY, f64::min)
+}

@@ -9,58 +9,27 @@
 //! stderr goes nowhere on wasm32); a failure prints the worst element, the count of
 //! violations and the first values.
 
-use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LRN_ALGOS};
-use crate::common::{
-    assert_close_nan_eq, conv_spec, max_abs, print_max_diff, random, random_input,
-};
-use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
+use super::{avgpool_geoms, conv_cases, lrn_input, option_variants, pool_geoms, run_read};
+use super::{dropout_cases, RowBlocks};
+use super::{AVGPOOL_ATOL, AVGPOOL_RTOL, DOT_ATOL_OF_MAX, DOT_RTOL, EXACT};
+use super::{CONV_ALGOS, LRN_ALGOS, LRN_CASES, NET_ATOL_OF_MAX, NET_RTOL};
+use crate::common::{assert_close_nan_eq, assert_params_close, linear_spec, max_abs};
+use crate::common::{print_max_diff, random, random_input};
+use alexnet::model::{ConvGeom, LinearGeom, Params};
 
 use std::sync::OnceLock;
 
-use alexnet::gpu::ops::{self, Sgd, WeightBlock};
+use alexnet::gpu::ops::{self, Sgd};
 use alexnet::gpu::{GpuContext, GpuTrainer};
-use alexnet::model::{self, AvgPoolSpec, Layer, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::model::{self, Layer};
 use alexnet::model::{Model, Saved, Trace};
 use alexnet::reference;
-use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 
-// ---- tolerances ----
-
-/// Same operations in the same order on both sides (ReLU and dropout masks, max-pool routing
-/// of at most a few dout values summed in the CPU's order): bit-identical.
-pub const EXACT: f32 = 0.0;
-/// Adaptive average pool backward: the same f32 divisions and sums in the same order; an ulp
-/// of slack in case the shader compiler fuses or reorders.
-pub const AVGPOOL_RTOL: f32 = 1e-6;
-pub const AVGPOOL_ATOL: f32 = 1e-7;
-/// LRN backward: the same f32 sums as the CPU, but WGSL's `pow` (exp2(log2), a few ulp) and
-/// division differ from Rust's, and the two terms of `dx` can cancel: 1e-5 relative plus 1e-5
-/// of the gradient's largest magnitude.
-pub const LRN_RTOL: f32 = 1e-5;
-pub const LRN_ATOL_OF_MAX: f32 = 1e-5;
-/// Convolution and fully connected gradients: f32 sums (in a different order, with
-/// row-wise partials) against the CPU's f64 sums rounded once; as the forward's dot
-/// products: 1e-4 relative plus 1e-4 of the gradient's largest magnitude, which still catches
-/// one missing or extra term (>= ~1e-3 of the sum for the sizes here).
-pub const DOT_RTOL: f32 = 1e-4;
-pub const DOT_ATOL_OF_MAX: f32 = 1e-4;
-/// Softmax cross-entropy: f32 exp and workgroup-tree sums on the GPU, f64 on the CPU, K up to
-/// 1000 terms.
-pub const XENT_RTOL: f32 = 1e-5;
-pub const XENT_ATOL: f32 = 1e-6;
-/// SGD: three f32 multiply-adds per step against f64: after 3 steps a few ulp of w and v
-/// (measured: 2.4e-7 on |w| ~ 3, 3.7e-9 on |v| ~ 0.05).
-pub const SGD_RTOL: f32 = 1e-6;
-pub const SGD_ATOL: f32 = 1e-7;
-/// Whole-network gradients (`mini`, batch 3, on an input where the GPU takes every ReLU and
-/// max-pool branch the CPU takes: `mini_batch`): every layer's f32-vs-f64 error compounded
-/// through 8 layers backward and forward: 1e-3 relative plus 1e-3 of the tensor's largest
-/// magnitude (as the forward's whole-network tolerance).
-pub const NET_RTOL: f32 = 1e-3;
-pub const NET_ATOL_OF_MAX: f32 = 1e-3;
-
 // ---- helpers ----
+//
+// Tolerances: EXACT, AVGPOOL_*, DOT_* and NET_* in gpu_cases/mod.rs, the others beside their
+// cases.
 
 /// `common::assert_close_nan_eq`, then prints the largest absolute difference, where it is
 /// and the largest magnitude of `want` (the measurements quoted above come from these).
@@ -128,11 +97,7 @@ pub async fn conv_backward_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
 // ---- fully connected ----
 
 pub async fn linear_backward_matches_cpu_with_and_without_split(ctx: &GpuContext) {
-    let spec = LinearSpec {
-        name: "fc".into(),
-        in_features: 301,
-        out_features: 130,
-    };
+    let spec = linear_spec(301, 130);
     for n in [1, 3] {
         let g = LinearGeom::new(&spec, n);
         let (ni, no) = (spec.in_features, spec.out_features);
@@ -143,20 +108,11 @@ pub async fn linear_backward_matches_cpu_with_and_without_split(ctx: &GpuContext
         reference::linear_backward(&g, &dy, &x, &wt, &mut dx, &mut dw, &mut db).unwrap();
         // one block, and blocks of 50 rows (50 + 50 + 30) as a small device would split it
         for max_bytes in [u64::MAX, 50 * ni as u64 * 4] {
-            let blocks = ops::row_blocks(no, ni, max_bytes).unwrap();
-            let wbufs: Vec<_> = blocks
-                .iter()
-                .map(|&(r0, rows)| ctx.upload("w", &wt[r0 * ni..(r0 + rows) * ni]).unwrap())
-                .collect();
-            let dwbufs: Vec<_> = blocks
-                .iter()
-                .map(|&(_, rows)| ctx.upload("dw", &vec![7.0; rows * ni]).unwrap())
-                .collect();
-            let wb: Vec<WeightBlock> = blocks
-                .iter()
-                .zip(&wbufs)
-                .map(|(&(row0, rows), buf)| WeightBlock { buf, row0, rows })
-                .collect();
+            let w_blocks = RowBlocks::upload(ctx, "w", &wt, ni, max_bytes);
+            let wb = w_blocks.weight_blocks();
+            // garbage in the outputs: the kernels must overwrite, not accumulate
+            let dw_blocks = RowBlocks::upload(ctx, "dw", &vec![7.0; no * ni], ni, max_bytes);
+            let (dwbufs, blocks) = (&dw_blocks.bufs, &dw_blocks.blocks);
             let dwrefs: Vec<&wgpu::Buffer> = dwbufs.iter().collect();
             let xb = ctx.upload("x", &x).unwrap();
             let dyb = ctx.upload("dy", &dy).unwrap();
@@ -168,7 +124,7 @@ pub async fn linear_backward_matches_cpu_with_and_without_split(ctx: &GpuContext
             outs.extend(
                 dwbufs
                     .iter()
-                    .zip(&blocks)
+                    .zip(blocks)
                     .map(|(b, &(_, rows))| (b, rows * ni)),
             );
             let got = ctx.run(&refs, &outs).await.unwrap();
@@ -199,28 +155,24 @@ pub async fn relu_and_dropout_backward_match_cpu(ctx: &GpuContext) {
     let dout = random(len, 51, 1.0);
     let xb = ctx.upload("x", &x).unwrap();
     let db = ctx.upload("dout", &dout).unwrap();
-    let dxb = ctx.upload("dx", &vec![7.0; len]).unwrap();
     let mut want = vec![0.0; len];
+    let dxb = ctx.upload("dx", &vec![7.0; len]).unwrap();
     reference::relu_backward(&dout, &x, &mut want).unwrap();
     let d = ops::relu_backward(ctx, len, &db, &xb, &dxb).unwrap();
-    let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
+    let got = run_read(ctx, &[&d], &dxb, len).await;
     assert_close("relu backward", &got, &want, EXACT, EXACT);
 
-    for (p, seed) in [(0.5, 7u32), (0.1, reference::dropout_layer_seed(99, 18))] {
+    for (p, seed) in dropout_cases() {
+        ctx.write(&dxb, &vec![7.0; len]); // the kernel must overwrite the last one's output
         reference::dropout_backward(p, seed, &dout, &mut want).unwrap();
         let d = ops::dropout_backward(ctx, len, p, seed, &db, &dxb).unwrap();
-        let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
-        assert_close(
-            &format!("dropout backward p {p} seed {seed}"),
-            &got,
-            &want,
-            EXACT,
-            EXACT,
-        );
+        let got = run_read(ctx, &[&d], &dxb, len).await;
+        let name = format!("dropout backward p {p} seed {seed}");
+        assert_close(&name, &got, &want, EXACT, EXACT);
     }
 
     let d = ops::fill(ctx, len - 5, 0.0, &dxb).unwrap();
-    let got = ctx.run(&[&d], &[(&dxb, len)]).await.unwrap().remove(0);
+    let got = run_read(ctx, &[&d], &dxb, len).await;
     assert!(
         got[..len - 5].iter().all(|&v| v == 0.0),
         "fill: not all zero"
@@ -228,27 +180,15 @@ pub async fn relu_and_dropout_backward_match_cpu(ctx: &GpuContext) {
     assert_eq!(got[len - 5..], want[len - 5..], "fill wrote past its count");
 }
 
+/// LRN backward: the same f32 sums as the CPU, but WGSL's `pow` (exp2(log2), a few ulp) and
+/// division differ from Rust's, and the two terms of `dx` can cancel: 1e-5 relative plus 1e-5
+/// of the gradient's largest magnitude.
+pub const LRN_RTOL: f32 = 1e-5;
+pub const LRN_ATOL_OF_MAX: f32 = 1e-5;
 pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
-    for (size, mode, k, n, c, h, w) in [
-        (5, LrnAlpha::OverN, 1.0, 3, 7, 5, 3),
-        (5, LrnAlpha::Raw, 2.0, 1, 9, 4, 4),
-        (4, LrnAlpha::OverN, 2.0, 2, 6, 3, 5), // even window: reverse window differs
-        // 70 channels over three 32-channel blocks, 100 pixels over two 64-pixel blocks
-        (5, LrnAlpha::OverN, 2.0, 2, 70, 10, 10),
-        (8, LrnAlpha::Raw, 1.0, 1, 40, 9, 9), // even window wider than AlexNet's
-        (35, LrnAlpha::OverN, 2.0, 1, 40, 3, 3), // over 33: a tiled request runs naive
-    ] {
-        let spec = LrnSpec {
-            name: "lrn".into(),
-            size,
-            alpha: 1e-2,
-            beta: 0.75,
-            k,
-            alpha_mode: mode,
-        };
-        let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
-        let len = n * c * h * w;
-        let x = random(len, 60 + size as u64, 3.0);
+    for case in LRN_CASES {
+        let (g, x, what) = lrn_input(case);
+        let len = x.len();
         let dout = random(len, 61, 1.0);
         let (mut out, mut scale) = (vec![0.0; len], vec![0.0; len]);
         reference::lrn_forward(&g, &x, &mut out, &mut scale).unwrap();
@@ -263,9 +203,9 @@ pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
                 ctx, &g, algo, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4],
             )
             .unwrap();
-            let got = ctx.run(&[&d], &[(&bufs[4], len)]).await.unwrap().remove(0);
+            let got = run_read(ctx, &[&d], &bufs[4], len).await;
             assert_close(
-                &format!("lrn backward {algo:?} n{size} c{c} {mode:?} batch {n}"),
+                &format!("lrn backward {algo:?} {what}"),
                 &got,
                 &want,
                 LRN_RTOL,
@@ -279,17 +219,8 @@ pub async fn lrn_backward_matches_cpu_both_conventions(ctx: &GpuContext) {
 // ---- pooling ----
 
 pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
-    let pools = pool_cases();
-    for (i, (what, kernel, stride, pads, rounding, n, c, h, w)) in pools.into_iter().enumerate() {
-        let spec = PoolSpec {
-            name: "pool".into(),
-            kernel,
-            stride,
-            pads,
-            rounding,
-        };
-        let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
-        let in_len = n * c * h * w;
+    for (i, (what, g)) in pool_geoms().into_iter().enumerate() {
+        let in_len = g.n * g.c * g.h * g.w;
         // values rounded to a coarse grid: many ties, so the argmax tie rule matters
         let x: Vec<f32> = random(in_len, 70 + i as u64, 2.0)
             .iter()
@@ -324,7 +255,7 @@ pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
         // and with the CPU's argmax uploaded
         let ab = upload_u32(ctx, "argmax", &arg);
         let bwd = ops::maxpool_backward(ctx, &g, &doutb, &ab, &dxb).unwrap();
-        let got = ctx.run(&[&bwd], &[(&dxb, in_len)]).await.unwrap().remove(0);
+        let got = run_read(ctx, &[&bwd], &dxb, in_len).await;
         assert_close(
             &format!("maxpool backward {what} (cpu argmax)"),
             &got,
@@ -333,18 +264,8 @@ pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
             EXACT,
         );
     }
-    for (oh, ow, n, c, h, w) in [
-        (6, 6, 1, 3, 13, 13),
-        (3, 2, 3, 2, 5, 7),
-        (6, 6, 1, 2, 6, 6),
-        (4, 4, 2, 2, 3, 2),
-    ] {
-        let spec = AvgPoolSpec {
-            name: "avg".into(),
-            out: [oh, ow],
-        };
-        let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
-        let in_len = n * c * h * w;
+    for (what, g) in avgpool_geoms() {
+        let in_len = g.n * g.c * g.h * g.w;
         let out_len: usize = g.out_shape().iter().product();
         let dout = random(out_len, 80, 1.0);
         let mut want = vec![0.0; in_len];
@@ -352,19 +273,18 @@ pub async fn maxpool_and_avgpool_backward_match_cpu(ctx: &GpuContext) {
         let doutb = ctx.upload("dout", &dout).unwrap();
         let dxb = ctx.upload("dx", &vec![7.0; in_len]).unwrap();
         let d = ops::avgpool_backward(ctx, &g, &doutb, &dxb).unwrap();
-        let got = ctx.run(&[&d], &[(&dxb, in_len)]).await.unwrap().remove(0);
-        assert_close(
-            &format!("avgpool backward {h}x{w} -> {oh}x{ow}"),
-            &got,
-            &want,
-            AVGPOOL_RTOL,
-            AVGPOOL_ATOL,
-        );
+        let got = run_read(ctx, &[&d], &dxb, in_len).await;
+        let name = format!("avgpool backward {what}");
+        assert_close(&name, &got, &want, AVGPOOL_RTOL, AVGPOOL_ATOL);
     }
 }
 
 // ---- loss and optimiser ----
 
+/// Softmax cross-entropy: f32 exp and workgroup-tree sums on the GPU, f64 on the CPU, K up to
+/// 1000 terms.
+pub const XENT_RTOL: f32 = 1e-5;
+pub const XENT_ATOL: f32 = 1e-6;
 pub async fn softmax_xent_matches_cpu(ctx: &GpuContext) {
     for (n, k) in [(3, 1000), (1, 10), (3, 7), (2, 1)] {
         let z = random(n * k, 90 + k as u64, 3.0);
@@ -403,6 +323,11 @@ pub async fn softmax_xent_matches_cpu(ctx: &GpuContext) {
         "label 10 of 10 accepted"
     );
 }
+
+/// SGD: three f32 multiply-adds per step against f64: after 3 steps a few ulp of w and v
+/// (measured: 2.4e-7 on |w| ~ 3, 3.7e-9 on |v| ~ 0.05).
+pub const SGD_RTOL: f32 = 1e-6;
+pub const SGD_ATOL: f32 = 1e-7;
 
 pub async fn sgd_matches_the_papers_formula_in_f64(ctx: &GpuContext) {
     let len = 1000 + 37;
@@ -565,41 +490,45 @@ async fn mini_batch(ctx: &GpuContext) -> (Model, Tensor, [usize; 3], u64) {
     );
 }
 
+/// `tr`'s loss and every parameter's gradient on `(x, labels, seed)` against the CPU's `want`
+/// (`Model::loss_and_grads` on the same batch).
+async fn assert_trainer_matches_cpu(
+    ctx: &GpuContext,
+    what: &str,
+    tr: &GpuTrainer,
+    (x, labels, seed): (&Tensor, &[usize], u64),
+    (want_loss, want): &(f32, Params),
+) {
+    let loss = tr.loss_and_grads(ctx, x, labels, seed).await.unwrap();
+    assert_close(
+        &format!("{what}: loss"),
+        &[loss],
+        &[*want_loss],
+        NET_RTOL,
+        0.0,
+    );
+    let got = tr.grads(ctx).await.unwrap();
+    assert_params_close(
+        &format!("{what}: grad"),
+        &got,
+        want,
+        NET_RTOL,
+        NET_ATOL_OF_MAX,
+    );
+}
+
 /// `GpuTrainer`'s loss and every parameter's gradient on `mini` (batch 3, training mode)
 /// against `Model::loss_and_grads`, under every kernel choice (`option_variants`; fc6 in 3
 /// blocks for the split).
 pub async fn trainer_matches_cpu_gradients_every_option_on_mini(ctx: &GpuContext) {
     let (model, x, labels, seed) = mini_batch(ctx).await;
-    let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
+    let want = model.loss_and_grads(&x, &labels, seed).unwrap();
     for (opt, opts) in option_variants(1 << 20) {
         let tr = GpuTrainer::with_options(ctx, &model, labels.len(), Sgd::default(), &opts)
             .await
             .unwrap();
-        let loss = tr.loss_and_grads(ctx, &x, &labels, seed).await.unwrap();
-        assert_close(
-            &format!("mini {opt}: loss"),
-            &[loss],
-            &[want_loss],
-            NET_RTOL,
-            0.0,
-        );
-        let got = tr.grads(ctx).await.unwrap();
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "mini {opt}: gradient keys"
-        );
-        for (name, g) in &got {
-            let w = &want[name];
-            assert_eq!(g.shape, w.shape, "mini {opt}: {name}: shape");
-            assert_close(
-                &format!("mini {opt}: grad {name}"),
-                &g.data,
-                &w.data,
-                NET_RTOL,
-                NET_ATOL_OF_MAX * max_abs(&w.data),
-            );
-        }
+        let batch = (&x, &labels[..], seed);
+        assert_trainer_matches_cpu(ctx, &format!("mini {opt}"), &tr, batch, &want).await;
     }
 }
 
@@ -614,35 +543,11 @@ pub async fn trainer_matches_cpu_gradients_on_bvlc_and_torchvision(ctx: &GpuCont
         let model = Model::random(arch, 9).unwrap();
         let x = random_input(&model.arch, 1, 91);
         let (labels, seed) = ([417], 5);
-        let (want_loss, want) = model.loss_and_grads(&x, &labels, seed).unwrap();
+        let want = model.loss_and_grads(&x, &labels, seed).unwrap();
         let tr = GpuTrainer::new(ctx, &model, 1, Sgd::default())
             .await
             .unwrap();
-        let loss = tr.loss_and_grads(ctx, &x, &labels, seed).await.unwrap();
-        assert_close(
-            &format!("{name}: loss"),
-            &[loss],
-            &[want_loss],
-            NET_RTOL,
-            0.0,
-        );
-        let got = tr.grads(ctx).await.unwrap();
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "{name}: gradient keys"
-        );
-        for (key, g) in &got {
-            let w = &want[key];
-            assert_eq!(g.shape, w.shape, "{name}: {key}: shape");
-            assert_close(
-                &format!("{name}: grad {key}"),
-                &g.data,
-                &w.data,
-                NET_RTOL,
-                NET_ATOL_OF_MAX * max_abs(&w.data),
-            );
-        }
+        assert_trainer_matches_cpu(ctx, name, &tr, (&x, &labels, seed), &want).await;
     }
 }
 

@@ -5,28 +5,23 @@
 //! split, and whole networks (`mini` at batch 1 and 3 with every kernel choice, `bvlc` and
 //! `torchvision` at batch 1, whose fc6 is split on a 128 MiB-binding device).
 
-use super::{conv_cases, option_variants, pool_cases, CONV_ALGOS, LINEAR_ALGOS, LRN_ALGOS};
-use crate::common::{assert_close_nan_eq, conv_spec, max_abs, random, random_input};
-use alexnet::model::{AvgPoolGeom, ConvGeom, LinearGeom, LrnGeom, PoolGeom};
+use super::{avgpool_geoms, conv_cases, lrn_input, option_variants, pool_geoms, run_read};
+use super::{dropout_cases, RowBlocks};
+use super::{AVGPOOL_ATOL, AVGPOOL_RTOL, DOT_ATOL_OF_MAX, DOT_RTOL, EXACT};
+use super::{CONV_ALGOS, LINEAR_ALGOS, LRN_ALGOS, LRN_CASES, NET_ATOL_OF_MAX, NET_RTOL};
+use crate::common::{assert_close_nan_eq, linear_spec, max_abs, random, random_input};
+use alexnet::model::{ConvGeom, LinearGeom};
 
-use alexnet::gpu::ops::{self, ConvAlgo, WeightBlock};
+use alexnet::gpu::ops::{self, ConvAlgo};
 use alexnet::gpu::plan::GpuOptions;
 use alexnet::gpu::{GpuContext, GpuPlan};
-use alexnet::model::{self, AvgPoolSpec, LinearSpec, LrnAlpha, LrnSpec, Pads, PoolSpec};
+use alexnet::model;
 use alexnet::model::{Mode, Model};
 use alexnet::reference;
-use alexnet::shape::Rounding;
 use alexnet::tensor::Tensor;
 
-// ---- tolerances ----
+// ---- tolerances (and EXACT, AVGPOOL_*, DOT_*, NET_* in gpu_cases/mod.rs) ----
 
-/// Same operations in the same order on both sides (ReLU, max-pool values and argmax,
-/// dropout's integer mask and one multiply, Flatten): bit-identical.
-pub const EXACT: f32 = 0.0;
-/// Adaptive average pool: the same f32 sum in the same order and one division; allow an ulp
-/// in case the shader compiler fuses or reorders.
-pub const AVGPOOL_RTOL: f32 = 1e-6;
-pub const AVGPOOL_ATOL: f32 = 1e-7;
 /// LRN: the sum of 5 squares matches, but WGSL's `pow` (exp2(log2) with a few ulp of error)
 /// differs from Rust's `powf`.
 pub const LRN_RTOL: f32 = 1e-5;
@@ -34,18 +29,6 @@ pub const LRN_ATOL: f32 = 1e-6;
 /// Softmax: f32 exp and sums on the GPU, f64 on the CPU; K up to 1000 terms.
 pub const SOFTMAX_RTOL: f32 = 1e-5;
 pub const SOFTMAX_ATOL: f32 = 1e-7;
-/// Convolution and fully connected: f32 accumulation in a different order (tiles, split-K
-/// trees) against the CPU's f64 sum rounded once. The error of a K-term f32 dot product is
-/// about sqrt(K) * 2^-24 * sum|w x|; with K <= 1200 here and outputs of order 1, 1e-4
-/// relative plus 1e-4 of the tensor's largest magnitude is loose enough for any order and
-/// still catches a single wrong tap (a tap is ~1/K of the sum, >= 1e-3).
-pub const DOT_RTOL: f32 = 1e-4;
-pub const DOT_ATOL_OF_MAX: f32 = 1e-4;
-/// Whole networks: the per-layer dot-product error above, compounded over up to 8 weight
-/// layers and 2 LRNs, with ReLU and max-pool switches that can flip on near-ties; 1e-3
-/// relative plus 1e-3 of the layer's largest magnitude.
-pub const NET_RTOL: f32 = 1e-3;
-pub const NET_ATOL_OF_MAX: f32 = 1e-3;
 
 // ---- convolution ----
 
@@ -66,7 +49,7 @@ async fn gpu_conv(
     let bb = ctx.upload("b", b).unwrap();
     let ob = ctx.storage("out", out_len).unwrap();
     let d = ops::conv2d(ctx, g, algo, relu, &xb, &wb, &bb, &ob).unwrap();
-    ctx.run(&[&d], &[(&ob, out_len)]).await.unwrap().remove(0)
+    run_read(ctx, &[&d], &ob, out_len).await
 }
 
 /// Every conv kernel, with and without the fused ReLU, against the CPU; and each against the
@@ -121,11 +104,7 @@ pub async fn conv_every_algo_matches_cpu_on_odd_shapes(ctx: &GpuContext) {
 /// Every fc kernel, with and without ReLU, at batch 1, 3 and 70, with the weight whole and
 /// in 37-row blocks (fc6's split on a small device).
 pub async fn linear_every_algo_matches_cpu_with_and_without_split(ctx: &GpuContext) {
-    let spec = LinearSpec {
-        name: "fc".into(),
-        in_features: 301,
-        out_features: 130,
-    };
+    let spec = linear_spec(301, 130);
     for n in [1, 3, 70] {
         let g = LinearGeom::new(&spec, n);
         let x = random(n * 301, 40 + n as u64, 1.0);
@@ -139,21 +118,13 @@ pub async fn linear_every_algo_matches_cpu_with_and_without_split(ctx: &GpuConte
         let yb = ctx.storage("y", n * 130).unwrap();
         // whole matrix, and 37-row blocks (4 blocks, the last one short): fc6's split
         for max_bytes in [u64::MAX, 37 * 301 * 4] {
-            let blocks = ops::row_blocks(130, 301, max_bytes).unwrap();
-            let bufs: Vec<_> = blocks
-                .iter()
-                .map(|&(r0, rows)| ctx.upload("w", &w[r0 * 301..(r0 + rows) * 301]).unwrap())
-                .collect();
-            let wb: Vec<WeightBlock> = blocks
-                .iter()
-                .zip(&bufs)
-                .map(|(&(row0, rows), buf)| WeightBlock { buf, row0, rows })
-                .collect();
+            let w_blocks = RowBlocks::upload(ctx, "w", &w, 301, max_bytes);
+            let wb = w_blocks.weight_blocks();
             for algo in LINEAR_ALGOS {
                 for relu in [false, true] {
                     let ds = ops::linear(ctx, &g, algo, relu, &xb, &wb, &bb, &yb).unwrap();
                     let refs: Vec<_> = ds.iter().collect();
-                    let got = ctx.run(&refs, &[(&yb, n * 130)]).await.unwrap().remove(0);
+                    let got = run_read(ctx, &refs, &yb, n * 130).await;
                     let want_r: Vec<f32> = if relu {
                         want.iter().map(|v| v.max(0.0)).collect()
                     } else {
@@ -162,7 +133,7 @@ pub async fn linear_every_algo_matches_cpu_with_and_without_split(ctx: &GpuConte
                     assert_close_nan_eq(
                         &format!(
                             "linear {algo:?} batch {n}, {} blocks, relu {relu}",
-                            blocks.len()
+                            wb.len()
                         ),
                         &got,
                         &want_r,
@@ -190,24 +161,15 @@ pub async fn relu_dropout_softmax_match_cpu(ctx: &GpuContext) {
     let mut want = vec![0.0; len];
     reference::relu_forward(&x, &mut want).unwrap();
     let d = ops::relu(ctx, len, &xb, &yb).unwrap();
-    let got = ctx.run(&[&d], &[(&yb, len)]).await.unwrap().remove(0);
+    let got = run_read(ctx, &[&d], &yb, len).await;
     assert_close_nan_eq("relu", &got, &want, EXACT, EXACT);
 
-    for (p, seed) in [
-        (0.5, 7u32),
-        (0.1, reference::dropout_layer_seed(99, 18)),
-        (0.0, 3),
-    ] {
+    for (p, seed) in dropout_cases() {
         reference::dropout_forward(p, seed, &x, &mut want).unwrap();
         let d = ops::dropout(ctx, len, p, seed, &xb, &yb).unwrap();
-        let got = ctx.run(&[&d], &[(&yb, len)]).await.unwrap().remove(0);
-        assert_close_nan_eq(
-            &format!("dropout p {p} seed {seed}"),
-            &got,
-            &want,
-            EXACT,
-            EXACT,
-        );
+        let got = run_read(ctx, &[&d], &yb, len).await;
+        let name = format!("dropout p {p} seed {seed}");
+        assert_close_nan_eq(&name, &got, &want, EXACT, EXACT);
     }
 
     for (n, k) in [(3, 1000), (1, 5), (2, 1)] {
@@ -217,7 +179,7 @@ pub async fn relu_dropout_softmax_match_cpu(ctx: &GpuContext) {
         let mut want = vec![0.0; n * k];
         reference::softmax_forward(n, k, &x, &mut want).unwrap();
         let d = ops::softmax(ctx, n, k, &xb, &yb).unwrap();
-        let got = ctx.run(&[&d], &[(&yb, n * k)]).await.unwrap().remove(0);
+        let got = run_read(ctx, &[&d], &yb, n * k).await;
         assert_close_nan_eq(
             &format!("softmax {n}x{k}"),
             &got,
@@ -242,32 +204,15 @@ pub async fn elementwise_grid_folds_past_65535_workgroups(ctx: &GpuContext) {
         "expected a 2-D dispatch, got {:?}",
         d.workgroups
     );
-    let got = ctx.run(&[&d], &[(&yb, len)]).await.unwrap().remove(0);
+    let got = run_read(ctx, &[&d], &yb, len).await;
     let want: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
     assert_close_nan_eq("relu over 65535 workgroups", &got, &want, EXACT, EXACT);
 }
 
 pub async fn lrn_matches_cpu_both_conventions(ctx: &GpuContext) {
-    for (size, mode, k, n, c, h, w) in [
-        (5, LrnAlpha::OverN, 1.0, 3, 7, 5, 3),
-        (5, LrnAlpha::Raw, 2.0, 1, 9, 4, 4),
-        (4, LrnAlpha::OverN, 2.0, 2, 6, 3, 5), // even window: asymmetric
-        // 70 channels over three 32-channel blocks, 100 pixels over two 64-pixel blocks
-        (5, LrnAlpha::OverN, 2.0, 2, 70, 10, 10),
-        (8, LrnAlpha::Raw, 1.0, 1, 40, 9, 9), // even window wider than AlexNet's
-        (35, LrnAlpha::OverN, 2.0, 1, 40, 3, 3), // over 33: a tiled request runs naive
-    ] {
-        let spec = LrnSpec {
-            name: "lrn".into(),
-            size,
-            alpha: 1e-2,
-            beta: 0.75,
-            k,
-            alpha_mode: mode,
-        };
-        let g = LrnGeom::new(&spec, n, c, h, w).unwrap();
-        let len = n * c * h * w;
-        let x = random(len, 60 + size as u64, 3.0);
+    for case in LRN_CASES {
+        let (g, x, what) = lrn_input(case);
+        let len = x.len();
         let (mut want, mut want_scale) = (vec![0.0; len], vec![0.0; len]);
         reference::lrn_forward(&g, &x, &mut want, &mut want_scale).unwrap();
         let xb = ctx.upload("x", &x).unwrap();
@@ -276,36 +221,17 @@ pub async fn lrn_matches_cpu_both_conventions(ctx: &GpuContext) {
         for algo in LRN_ALGOS {
             let d = ops::lrn(ctx, &g, algo, &xb, &ob, &sb).unwrap();
             let got = ctx.run(&[&d], &[(&ob, len), (&sb, len)]).await.unwrap();
-            assert_close_nan_eq(
-                &format!("lrn {algo:?} n{size} c{c} {mode:?} out"),
-                &got[0],
-                &want,
-                LRN_RTOL,
-                LRN_ATOL,
-            );
-            assert_close_nan_eq(
-                &format!("lrn {algo:?} n{size} c{c} {mode:?} scale"),
-                &got[1],
-                &want_scale,
-                LRN_RTOL,
-                LRN_ATOL,
-            );
+            for (part, got, want) in [("out", &got[0], &want), ("scale", &got[1], &want_scale)] {
+                let name = format!("lrn {algo:?} {what} {part}");
+                assert_close_nan_eq(&name, got, want, LRN_RTOL, LRN_ATOL);
+            }
         }
     }
 }
 
 pub async fn maxpool_and_avgpool_match_cpu(ctx: &GpuContext) {
-    let pools = pool_cases();
-    for (what, kernel, stride, pads, rounding, n, c, h, w) in pools {
-        let spec = PoolSpec {
-            name: "pool".into(),
-            kernel,
-            stride,
-            pads,
-            rounding,
-        };
-        let g = PoolGeom::new(&spec, n, c, h, w).unwrap();
-        let x = random(n * c * h * w, 70, 1.0);
+    for (what, g) in pool_geoms() {
+        let x = random(g.n * g.c * g.h * g.w, 70, 1.0);
         let out_len: usize = g.out_shape().iter().product();
         let (mut want, mut want_arg) = (vec![0.0; out_len], vec![0u32; out_len]);
         reference::maxpool_forward(&g, &x, &mut want, &mut want_arg).unwrap();
@@ -313,37 +239,22 @@ pub async fn maxpool_and_avgpool_match_cpu(ctx: &GpuContext) {
         let ob = ctx.storage("out", out_len).unwrap();
         let ab = ctx.storage("argmax", out_len).unwrap();
         let d = ops::maxpool(ctx, &g, &xb, &ob, &ab).unwrap();
-        let got = ctx.run(&[&d], &[(&ob, out_len)]).await.unwrap().remove(0);
+        let got = run_read(ctx, &[&d], &ob, out_len).await;
         assert_close_nan_eq(&format!("maxpool {what}"), &got, &want, EXACT, EXACT);
         let arg = ctx.read_u32(&ab, out_len).await.unwrap();
         assert_eq!(arg, want_arg, "maxpool {what}: argmax");
     }
-    for (oh, ow, n, c, h, w) in [
-        (6, 6, 1, 3, 13, 13),
-        (3, 2, 3, 2, 5, 7),
-        (6, 6, 1, 2, 6, 6),
-        (4, 4, 2, 2, 3, 2),
-    ] {
-        let spec = AvgPoolSpec {
-            name: "avg".into(),
-            out: [oh, ow],
-        };
-        let g = AvgPoolGeom::new(&spec, n, c, h, w).unwrap();
-        let x = random(n * c * h * w, 80, 1.0);
+    for (what, g) in avgpool_geoms() {
+        let x = random(g.n * g.c * g.h * g.w, 80, 1.0);
         let out_len: usize = g.out_shape().iter().product();
         let mut want = vec![0.0; out_len];
         reference::adaptive_avgpool_forward(&g, &x, &mut want).unwrap();
         let xb = ctx.upload("x", &x).unwrap();
         let ob = ctx.storage("out", out_len).unwrap();
         let d = ops::avgpool(ctx, &g, &xb, &ob).unwrap();
-        let got = ctx.run(&[&d], &[(&ob, out_len)]).await.unwrap().remove(0);
-        assert_close_nan_eq(
-            &format!("avgpool {h}x{w} -> {oh}x{ow}"),
-            &got,
-            &want,
-            AVGPOOL_RTOL,
-            AVGPOOL_ATOL,
-        );
+        let got = run_read(ctx, &[&d], &ob, out_len).await;
+        let name = format!("avgpool {what}");
+        assert_close_nan_eq(&name, &got, &want, AVGPOOL_RTOL, AVGPOOL_ATOL);
     }
 }
 

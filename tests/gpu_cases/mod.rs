@@ -25,11 +25,39 @@
 pub mod backward;
 pub mod forward;
 
-use crate::common::conv_spec;
-use alexnet::gpu::ops::{ConvAlgo, LinearAlgo, LrnAlgo};
+use crate::common::{avgpool_spec, conv_spec, lrn_spec, pads, pool_spec, random};
+use alexnet::gpu::ops::{self, ConvAlgo, LinearAlgo, LrnAlgo, WeightBlock};
 use alexnet::gpu::plan::GpuOptions;
-use alexnet::model::{ConvSpec, Pads};
+use alexnet::gpu::{Dispatch, GpuContext};
+use alexnet::model::{AvgPoolGeom, ConvSpec, LrnAlpha, LrnGeom, Pads, PoolGeom};
 use alexnet::shape::Rounding;
+
+// ---- tolerances shared by the forward and the backward cases ----
+
+/// Same operations in the same order on both sides (ReLU, dropout's integer mask and one
+/// multiply, Flatten, max-pool values and argmax, and its routing of at most a few dout values
+/// summed in the CPU's order): bit-identical.
+pub const EXACT: f32 = 0.0;
+/// Adaptive average pool, both directions: the same f32 sums in the same order and one
+/// division; an ulp of slack in case the shader compiler fuses or reorders.
+pub const AVGPOOL_RTOL: f32 = 1e-6;
+pub const AVGPOOL_ATOL: f32 = 1e-7;
+/// Convolution and fully connected, outputs and gradients: f32 accumulation in a different
+/// order (tiles, split-K trees, row-wise partials) against the CPU's f64 sum rounded once. The
+/// error of a K-term f32 dot product is about sqrt(K) * 2^-24 * sum|w x|; with K <= 1200 here
+/// and outputs of order 1, 1e-4 relative plus 1e-4 of the tensor's largest magnitude is loose
+/// enough for any order and still catches a single wrong, missing or extra term (a term is
+/// ~1/K of the sum, >= 1e-3).
+pub const DOT_RTOL: f32 = 1e-4;
+pub const DOT_ATOL_OF_MAX: f32 = 1e-4;
+/// Whole networks, outputs and gradients: the per-layer dot-product error above, compounded
+/// over up to 8 weight layers and 2 LRNs, forward and then backward; 1e-3 relative plus 1e-3
+/// of the tensor's largest magnitude. ReLU and max-pool switches that flip on near-ties would
+/// move more: the forward cases' whole networks have none at these seeds, and the training
+/// cases run on an input where the GPU takes every branch the CPU takes (`mini_batch` in
+/// [`backward`]).
+pub const NET_RTOL: f32 = 1e-3;
+pub const NET_ATOL_OF_MAX: f32 = 1e-3;
 
 /// Every convolution kernel.
 pub const CONV_ALGOS: [ConvAlgo; 2] = [ConvAlgo::Naive, ConvAlgo::Tiled];
@@ -102,18 +130,8 @@ pub type ConvCase = (&'static str, ConvSpec, usize, usize, usize);
 /// are not tile multiples, several channel tiles, and reductions long enough for the weight
 /// gradient's split and chunked sums; batch 1 to 9.
 pub fn conv_cases() -> Vec<ConvCase> {
-    let asym = Pads {
-        top: 1,
-        left: 2,
-        bottom: 0,
-        right: 3,
-    };
-    let asym4 = Pads {
-        top: 2,
-        left: 0,
-        bottom: 1,
-        right: 3,
-    };
+    let asym = pads(1, 2, 0, 3);
+    let asym4 = pads(2, 0, 1, 3);
     vec![
         (
                 "11x11 stride 4 pad 2, 3->5, batch 3",
@@ -174,74 +192,115 @@ pub fn conv_cases() -> Vec<ConvCase> {
     ]
 }
 
-/// A pooling case: (what, kernel, stride, pads, rounding, n, c, h, w).
-pub type PoolCase = (
-    &'static str,
-    [usize; 2],
-    [usize; 2],
-    Pads,
-    Rounding,
-    usize,
-    usize,
-    usize,
-    usize,
-);
+/// The max-pool geometries both directions are checked on, with what each is: overlapping
+/// windows with ceil rounding, floor rounding, asymmetric pads, and a stride larger than the
+/// window (inputs no window reads).
+#[rustfmt::skip]
+pub fn pool_geoms() -> Vec<(&'static str, PoolGeom)> {
+    // (what, kernel, stride, pads, rounding, n, c, h, w)
+    let cases = [
+        ("3/2 ceil (overlapping)", [3, 3], [2, 2], Pads::default(), Rounding::Ceil,
+            3, 4, 13, 13),
+        ("3/2 floor", [3, 3], [2, 2], Pads::default(), Rounding::Floor, 1, 3, 15, 14),
+        ("3x2/2x1 pads t1 l1 b2 r0 ceil", [3, 2], [2, 1], pads(1, 1, 2, 0), Rounding::Ceil,
+            2, 5, 8, 7),
+        ("3/4 pad 2 (gaps)", [3, 3], [4, 4], Pads::same(2), Rounding::Floor, 3, 2, 17, 19),
+    ];
+    cases
+        .into_iter()
+        .map(|(what, kernel, stride, pads, rounding, n, c, h, w)| {
+            let spec = pool_spec(kernel, stride, pads, rounding);
+            (what, PoolGeom::new(&spec, n, c, h, w).unwrap())
+        })
+        .collect()
+}
 
-/// The max-pool shapes both directions are checked on: overlapping windows with ceil
-/// rounding, floor rounding, asymmetric pads, and a stride larger than the window (inputs no
-/// window reads).
-pub fn pool_cases() -> [PoolCase; 4] {
-    [
-        (
-            "3/2 ceil (overlapping)",
-            [3, 3],
-            [2, 2],
-            Pads::default(),
-            Rounding::Ceil,
-            3,
-            4,
-            13,
-            13,
-        ),
-        (
-            "3/2 floor",
-            [3, 3],
-            [2, 2],
-            Pads::default(),
-            Rounding::Floor,
-            1,
-            3,
-            15,
-            14,
-        ),
-        (
-            "3x2/2x1 pads t1 l1 b2 r0 ceil",
-            [3, 2],
-            [2, 1],
-            Pads {
-                top: 1,
-                left: 1,
-                bottom: 2,
-                right: 0,
-            },
-            Rounding::Ceil,
-            2,
-            5,
-            8,
-            7,
-        ),
-        (
-            "3/4 pad 2 (gaps)",
-            [3, 3],
-            [4, 4],
-            Pads::same(2),
-            Rounding::Floor,
-            3,
-            2,
-            17,
-            19,
-        ),
-    ]
+/// The adaptive average pool geometries both directions are checked on, with what each is:
+/// 13 -> 6 (overlapping windows), 5x7 -> 3x2, the identity, and upsampling.
+pub fn avgpool_geoms() -> Vec<(String, AvgPoolGeom)> {
+    // (oh, ow, n, c, h, w)
+    let cases = [
+        (6, 6, 1, 3, 13, 13),
+        (3, 2, 3, 2, 5, 7),
+        (6, 6, 1, 2, 6, 6),
+        (4, 4, 2, 2, 3, 2),
+    ];
+    cases
+        .into_iter()
+        .map(|(oh, ow, n, c, h, w)| {
+            let g = AvgPoolGeom::new(&avgpool_spec([oh, ow]), n, c, h, w).unwrap();
+            (format!("{h}x{w} -> {oh}x{ow}"), g)
+        })
+        .collect()
+}
+
+/// Runs `dispatches` and reads back the first `len` values of `out`.
+pub async fn run_read(
+    ctx: &GpuContext,
+    dispatches: &[&Dispatch],
+    out: &wgpu::Buffer,
+    len: usize,
+) -> Vec<f32> {
+    ctx.run(dispatches, &[(out, len)]).await.unwrap().remove(0)
+}
+
+/// A `rows x cols` row-major matrix uploaded in the row blocks of at most `max_bytes` that
+/// `ops::row_blocks` makes (as a device with a small storage binding limit splits fc6): the
+/// buffers and each block's `(row0, rows)`.
+pub struct RowBlocks {
+    pub bufs: Vec<wgpu::Buffer>,
+    pub blocks: Vec<(usize, usize)>,
+}
+
+impl RowBlocks {
+    pub fn upload(ctx: &GpuContext, label: &str, m: &[f32], cols: usize, max_bytes: u64) -> Self {
+        let blocks = ops::row_blocks(m.len() / cols, cols, max_bytes).unwrap();
+        let bufs = blocks
+            .iter()
+            .map(|&(r0, rows)| {
+                ctx.upload(label, &m[r0 * cols..(r0 + rows) * cols])
+                    .unwrap()
+            })
+            .collect();
+        RowBlocks { bufs, blocks }
+    }
+
+    /// The blocks as the fc kernels take them.
+    pub fn weight_blocks(&self) -> Vec<WeightBlock<'_>> {
+        let blocks = self.blocks.iter().zip(&self.bufs);
+        blocks
+            .map(|(&(row0, rows), buf)| WeightBlock { buf, row0, rows })
+            .collect()
+    }
+}
+
+/// Dropout `(p, seed)` cases, both directions: the paper's 0.5, a layer seed as a training
+/// step derives it, and p 0 (the identity).
+pub fn dropout_cases() -> [(f32, u32); 3] {
+    let layer_seed = alexnet::reference::dropout_layer_seed(99, 18);
+    [(0.5, 7), (0.1, layer_seed), (0.0, 3)]
+}
+
+/// An LRN case: (window size, alpha convention, k, n, c, h, w); alpha 1e-2, beta 0.75.
+pub type LrnCase = (usize, LrnAlpha, f32, usize, usize, usize, usize);
+
+/// The LRN shapes both directions are checked on, with both alpha conventions.
+pub const LRN_CASES: [LrnCase; 6] = [
+    (5, LrnAlpha::OverN, 1.0, 3, 7, 5, 3),
+    (5, LrnAlpha::Raw, 2.0, 1, 9, 4, 4),
+    // even window: asymmetric, so the backward's reverse window differs
+    (4, LrnAlpha::OverN, 2.0, 2, 6, 3, 5),
+    // 70 channels over three 32-channel blocks, 100 pixels over two 64-pixel blocks
+    (5, LrnAlpha::OverN, 2.0, 2, 70, 10, 10),
+    (8, LrnAlpha::Raw, 1.0, 1, 40, 9, 9), // even window wider than AlexNet's
+    (35, LrnAlpha::OverN, 2.0, 1, 40, 3, 3), // over 33: a tiled request runs naive
+];
+
+/// An LRN case's geometry, its input (N(0, 9) from seed `60 + size`) and a name for it.
+pub fn lrn_input((size, mode, k, n, c, h, w): LrnCase) -> (LrnGeom, Vec<f32>, String) {
+    let g = LrnGeom::new(&lrn_spec(size, 1e-2, 0.75, k, mode), n, c, h, w).unwrap();
+    let x = random(n * c * h * w, 60 + size as u64, 3.0);
+    (g, x, format!("n{size} c{c} {mode:?} batch {n}"))
 }
 
 /// The forward cases. `$wrap!(forward; case, ...)` must define one test per case.
