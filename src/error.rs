@@ -89,6 +89,13 @@ pub enum Error {
     /// A command-line argument or option value that cannot be used as given.
     #[error("{0}")]
     Usage(String),
+    /// What went wrong with one of the files a command was given.
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// Some of a batch of images failed (each with its own error already reported).
     #[error("{failed} of {total} images failed")]
     Failed { failed: usize, total: usize },

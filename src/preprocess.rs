@@ -91,7 +91,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
 fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
     let truncated = || {
         Error::Image(format!(
-            "the JPEG data is truncated: the file ends ({} bytes) before the image does;              the rest of the picture is missing",
+            "the JPEG data is truncated: the file ends ({} bytes) before the image does",
             bytes.len()
         ))
     };

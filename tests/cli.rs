@@ -243,6 +243,14 @@ fn errors_are_one_line() {
         "safetensors",
     );
 
+    // A truncated JPEG is not classified from the grey its decoder would fill in.
+    let jpg = std::fs::read(photo("rocket.jpg")).unwrap();
+    let cut = dir.join("cut.jpg");
+    std::fs::write(&cut, &jpg[..jpg.len() * 4 / 5]).unwrap();
+    let o = alexnet_mini("classify", "1", &[&cut.display().to_string()]);
+    assert_one_line_error(&o, "cut.jpg: image: the JPEG data is truncated");
+    assert!(!stdout(&o).contains("cut.jpg"), "{}", stdout(&o));
+
     // A bad image among good ones: the good ones are still classified, the status is 1.
     let not_image = dir.join("not-an-image.png");
     std::fs::write(&not_image, b"hello").unwrap();

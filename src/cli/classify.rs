@@ -46,8 +46,16 @@ pub(super) fn run(a: Args) -> Result<()> {
                 }
             }
             Err(e) => {
-                // One bad image does not stop the others.
-                eprintln!("alexnet: error: {}: {e}", path.display());
+                let e = Error::InFile {
+                    path: path.display().to_string(),
+                    source: Box::new(e),
+                };
+                // A lone image's error is the command's one line; one bad image among
+                // several does not stop the others.
+                if a.images.len() == 1 {
+                    return Err(e);
+                }
+                eprintln!("alexnet: error: {e}");
                 failed += 1;
             }
         }
