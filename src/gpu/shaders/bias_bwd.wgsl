@@ -22,18 +22,22 @@ struct BiasBwdParams {
 }
 
 @compute @workgroup_size(WG)
-fn main(grid: Grid) {
-    let c = workgroup_index(grid);
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = workgroup_index(wid, nwg);
     if c >= p.c { return; }
     let total = p.n * p.inner;
     var acc = 0.0;
-    for (var e = grid.lid; e < total; e += WG) {
+    for (var e = lid; e < total; e += WG) {
         let n = e / p.inner;
         let j = e - n * p.inner;
         acc += dout[(n * p.c + c) * p.inner + j];
     }
-    let sum = workgroup_sum(acc, grid.lid);
-    if grid.lid == 0u {
+    let sum = workgroup_sum(acc, lid);
+    if lid == 0u {
         db[c] = sum;
     }
 }

@@ -27,9 +27,12 @@
 const CHUNK_STEPS: u32 = 64u;
 
 @compute @workgroup_size(16, 16)
-fn main(t: Tile) {
-    let wid = t.wid;
-    let li = t.li;
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let t = Tile(wid, lid3, li);
     let g = wid.z % p.groups;
     let s = wid.z / p.groups;
     let m0 = wid.y * TILE;

@@ -19,9 +19,12 @@
 // #include lib/gemm_tile.wgsl
 
 @compute @workgroup_size(16, 16)
-fn main(t: Tile) {
-    let wid = t.wid;
-    let li = t.li;
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let t = Tile(wid, lid3, li);
     let g = wid.z;
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;

@@ -15,19 +15,23 @@
 // #include lib/reduce.wgsl
 
 @compute @workgroup_size(WG)
-fn main(grid: Grid) {
-    let m = workgroup_index(grid);
-    let n = grid.wid.z;
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m = workgroup_index(wid, nwg);
+    let n = wid.z;
     // m and n are uniform across the workgroup, so every barrier below is reached by all.
     if m >= p.rows { return; }
     let w_row = m * p.in_f;
     let x_row = n * p.in_f;
     var acc = 0.0;
-    for (var k = grid.lid; k < p.in_f; k += WG) {
+    for (var k = lid; k < p.in_f; k += WG) {
         acc += x[x_row + k] * wt[w_row + k];
     }
-    let sum = workgroup_sum(acc, grid.lid);
-    if grid.lid == 0u {
+    let sum = workgroup_sum(acc, lid);
+    if lid == 0u {
         let o = p.row0 + m;
         var v = sum + bias[o];
         if p.relu != 0u {

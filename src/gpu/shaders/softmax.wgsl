@@ -11,12 +11,16 @@
 // #include lib/softmax.wgsl
 
 @compute @workgroup_size(WG)
-fn main(grid: Grid) {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
     // r is uniform across the workgroup: every invocation returns or none does.
-    let r = workgroup_index(grid);
+    let r = workgroup_index(wid, nwg);
     if r >= p.rows { return; }
-    let row = softmax_row(r, grid.lid);
-    for (var k = grid.lid; k < p.k; k += WG) {
+    let row = softmax_row(r, lid);
+    for (var k = lid; k < p.k; k += WG) {
         y[row.base + k] = softmax_prob(row, k);
     }
 }

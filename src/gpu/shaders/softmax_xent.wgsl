@@ -15,16 +15,20 @@
 // #include lib/softmax.wgsl
 
 @compute @workgroup_size(WG)
-fn main(grid: Grid) {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
     // r is uniform across the workgroup: every invocation returns or none does.
-    let r = workgroup_index(grid);
+    let r = workgroup_index(wid, nwg);
     if r >= p.rows { return; }
-    let row = softmax_row(r, grid.lid);
+    let row = softmax_row(r, lid);
     let label = labels[r];
-    for (var k = grid.lid; k < p.k; k += WG) {
+    for (var k = lid; k < p.k; k += WG) {
         dz[row.base + k] = (softmax_prob(row, k) - select(0.0, 1.0, k == label)) * p.inv_n;
     }
-    if grid.lid == 0u {
+    if lid == 0u {
         losses[r] = row.m + log(row.s) - logits[row.base + label];
     }
 }

@@ -7,11 +7,14 @@
 // `fn store_c(z: u32, m: u32, col: u32, v: f32)` (z = wid.z: the kernel's group, or split
 // and group), which adds what the kernel adds (bias, ReLU) and writes it.
 
-// The builtins every tiled kernel's entry point takes.
+// The ids every tiled kernel hands to the core. Its entry point takes them as separate
+// builtins and builds a Tile: to Tint's uniformity analysis an entry point's struct that
+// holds invocation ids is non-uniform as a whole, and the loops around the barriers run on
+// the (uniform) workgroup id.
 struct Tile {
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_id) lid3: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
+    wid: vec3<u32>,
+    lid3: vec3<u32>,
+    li: u32,
 }
 
 // a_tile[k * TILE + row], b_tile[k * TILE + col]

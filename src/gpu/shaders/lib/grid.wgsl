@@ -13,13 +13,16 @@ struct Grid {
 }
 
 // The workgroup's index in the folded grid: the row, channel or output a kernel that
-// gives each workgroup one of them (softmax, bias_bwd, linear_gemv) works on.
-fn workgroup_index(g: Grid) -> u32 {
-    return g.wid.y * g.nwg.x + g.wid.x;
+// gives each workgroup one of them (softmax, bias_bwd, linear_gemv) works on. Those kernels
+// take the builtins one by one, not as a Grid: to Tint's uniformity analysis a struct that
+// holds the invocation index is non-uniform as a whole, and their early return must be
+// uniform for the barriers after it.
+fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
 }
 
 fn flat_index(g: Grid) -> u32 {
-    return workgroup_index(g) * WG + g.lid;
+    return workgroup_index(g.wid, g.nwg) * WG + g.lid;
 }
 
 // (x, y, plane) of flat index i in planes of h rows of w: the coordinates of an element of
