@@ -236,14 +236,17 @@ pub(crate) fn window(img: &RgbImage, x: i64, y: i64, size: u32) -> RgbImage {
 /// side shorter than `size` is padded with black on both sides, as torchvision pads.
 pub fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
     let (w, h) = img.dimensions();
-    let start = |len: u32| -> i64 {
-        if len >= size {
-            centre_offset(len, size) as i64
-        } else {
-            -(((size - len) / 2) as i64)
-        }
-    };
-    window(img, start(w), start(h), size)
+    window(img, centred_start(w, size), centred_start(h, size), size)
+}
+
+/// Where a centred window of `size` starts in `len`: [`centre_offset`], or negative (black
+/// on both sides) where `len` is the shorter.
+fn centred_start(len: u32, size: u32) -> i64 {
+    if len >= size {
+        centre_offset(len, size) as i64
+    } else {
+        -(((size - len) / 2) as i64)
+    }
 }
 
 /// The network's input for one image, `(C, H, W)` flattened, `C` in `pp.channel_order`:
@@ -310,11 +313,7 @@ pub fn crops_as_images(img: &RgbImage, pp: &Preprocess) -> Result<Vec<RgbImage>>
     let square = center_crop(&resize_short(img, resize)?, resize);
     // Window offsets into the square: negative where the square is the smaller.
     let far = resize as i64 - crop as i64;
-    let mid = if resize >= crop {
-        centre_offset(resize, crop) as i64
-    } else {
-        -(((crop - resize) / 2) as i64)
-    };
+    let mid = centred_start(resize, crop);
     let mut crops: Vec<RgbImage> = [(0, 0), (far, 0), (0, far), (far, far), (mid, mid)]
         .iter()
         .map(|&(x, y)| window(&square, x, y, crop))
